@@ -1,0 +1,42 @@
+"""Chalice wiring: thin handlers that hand Kinesis batches to the pipeline.
+
+The pipeline (rules source, stores, sinks) is built once per warm Lambda container.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from chalice import Chalice
+from chalice.app import KinesisEvent
+
+from chalicelib.pipeline import Pipeline, build_pipeline
+from chalicelib.settings import Settings
+
+STREAM_NAME = os.environ.get("KINESIS_STREAM_NAME", "fraud-transactions")
+
+app = Chalice(app_name="fraud-rules")
+app.log.setLevel(logging.INFO)
+_pipeline: Pipeline | None = None
+
+
+def get_pipeline() -> Pipeline:
+    global _pipeline
+    if _pipeline is None:
+        settings = Settings.from_env()
+        logging.getLogger("chalicelib").setLevel(settings.log_level)
+        _pipeline = build_pipeline(settings)
+    return _pipeline
+
+
+@app.on_kinesis_record(stream=STREAM_NAME, batch_size=100, starting_position="TRIM_HORIZON")
+def on_transactions(event: KinesisEvent) -> dict[str, Any]:
+    return get_pipeline().process_kinesis_event(event.to_dict())
+
+
+@app.route("/health")
+def health() -> dict[str, Any]:
+    ruleset = get_pipeline().rules.current()
+    return {"status": "ok", "ruleset_version": ruleset.version, "rules": [r.id for r in ruleset.rules]}

@@ -1,0 +1,300 @@
+"""Transactions and the decoders that turn raw Kinesis record bytes into them.
+
+Two payload formats are understood, detected per record:
+
+* **native** - a JSON object with the `Transaction` field names (`ts` as ISO-8601 or epoch ms);
+* **seed** - the string-typed records of the original AWS reference producer
+  (`account`, `accountemail`, `phone`, `merchant`, `transaction_amount`, `time`).
+
+Anything that cannot become a valid `Transaction` is a `PoisonRecord`: the caller sends it to the
+dead-letter sink with its reason and raw bytes; it never stops the rest of the batch.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+MAX_RECORD_BYTES = 32 * 1024
+MAX_TEXT = 256
+MAX_ATTRIBUTES = 32
+MAX_ABS_AMOUNT = Decimal("1e12")
+MIN_TS_MS = 0  # 1970-01-01
+MAX_TS_MS = 4_102_444_800_000  # 2100-01-01
+
+SEED_TIME_FORMAT = "%b %d, %Y, %H:%M:%S.%f"
+
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
+Scalar = str | int | float | bool | None
+
+#: Event fields that hold identifiers (what rules key on and the graph links through).
+IDENTITY_FIELDS = ("account_id", "merchant_id", "ip", "device_id", "email", "phone", "card_id")
+
+
+class Transaction(BaseModel):
+    """One card or account transaction. Immutable; `ts` is UTC with millisecond precision."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: Text
+    ts: datetime
+    account_id: Text
+    amount: Decimal = Field(allow_inf_nan=False)
+    currency: Text | None = None
+    merchant_id: Text | None = None
+    ip: Text | None = None
+    device_id: Text | None = None
+    email: Text | None = None
+    phone: Text | None = None
+    card_id: Text | None = None
+    lat: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False)
+    lon: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False)
+    attributes: dict[Text, Scalar] = Field(default_factory=dict, max_length=MAX_ATTRIBUTES)
+
+    @field_validator("ts", mode="before")
+    @classmethod
+    def _parse_ts(cls, value: Any) -> datetime:
+        return parse_timestamp(value)
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _exact_amount(cls, value: Any) -> Any:
+        # A JSON float like 0.1 must become Decimal("0.1"), not the binary expansion of 0.1.
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise ValueError("amount must be a finite number")
+            return Decimal(repr(value))
+        if isinstance(value, bool):
+            raise ValueError("amount must be a number, not a boolean")
+        return value
+
+    @field_validator("amount")
+    @classmethod
+    def _sane_amount(cls, value: Decimal) -> Decimal:
+        if abs(value) > MAX_ABS_AMOUNT:
+            raise ValueError(f"amount {value} is beyond +/-{MAX_ABS_AMOUNT:,.0f}")
+        return value
+
+    @field_validator("attributes")
+    @classmethod
+    def _attribute_text(cls, value: dict[str, Scalar]) -> dict[str, Scalar]:
+        for name, item in value.items():
+            if isinstance(item, str) and len(item) > MAX_TEXT:
+                raise ValueError(f"attribute {name!r} is longer than {MAX_TEXT} characters")
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ValueError(f"attribute {name!r} is not a finite number")
+        return value
+
+    @property
+    def ts_ms(self) -> int:
+        return to_epoch_ms(self.ts)
+
+    def get(self, field: str) -> Any:
+        """The value of an event field, or `attributes.NAME`; None when absent."""
+        if field.startswith("attributes."):
+            return self.attributes.get(field[len("attributes.") :])
+        return getattr(self, field, None)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+ONE_MS = timedelta(milliseconds=1)
+
+
+def to_epoch_ms(ts: datetime) -> int:
+    return (ts - EPOCH) // ONE_MS
+
+
+def from_epoch_ms(ms: int) -> datetime:
+    return EPOCH + ms * ONE_MS
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """ISO-8601 text (naive means UTC) or epoch milliseconds -> aware UTC datetime, ms precision."""
+    if isinstance(value, bool):
+        raise ValueError("ts must be ISO-8601 text or epoch milliseconds, not a boolean")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError("ts is not a finite number")
+        ms = int(value)
+    elif isinstance(value, datetime):
+        ms = to_epoch_ms(value if value.tzinfo else value.replace(tzinfo=timezone.utc))
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("-").isdigit():
+            ms = int(text)
+        else:
+            try:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError(f"ts {value!r} is neither ISO-8601 nor epoch milliseconds") from None
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=timezone.utc)
+            ms = to_epoch_ms(parsed)
+    else:
+        raise ValueError(f"ts must be ISO-8601 text or epoch milliseconds, got {type(value).__name__}")
+    if not MIN_TS_MS <= ms < MAX_TS_MS:
+        raise ValueError(f"ts {value!r} is outside 1970..2100")
+    return from_epoch_ms(ms)
+
+
+# --------------------------------------------------------------------------- raw records
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One Kinesis record as the handler receives it: identity plus the undecoded payload."""
+
+    record_id: str  # the Kinesis eventID (shard + sequence number): stable across redelivery
+    sequence_number: str
+    partition_key: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PoisonRecord:
+    """A record that could not become a `Transaction`, with the reason and the raw bytes."""
+
+    record: RawRecord
+    reason: str
+
+    def to_dead_letter(self) -> dict[str, Any]:
+        try:
+            text: str | None = self.record.data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        return {
+            "record_id": self.record.record_id,
+            "sequence_number": self.record.sequence_number,
+            "partition_key": self.record.partition_key,
+            "reason": self.reason,
+            "data_base64": base64.b64encode(self.record.data).decode("ascii"),
+            "data_text": text,
+        }
+
+
+def records_from_kinesis_event(event: Mapping[str, Any]) -> list[RawRecord | PoisonRecord]:
+    """The records of a Lambda Kinesis event (`{"Records": [...]}`) in stream order."""
+    out: list[RawRecord | PoisonRecord] = []
+    for index, item in enumerate(event.get("Records") or ()):
+        kinesis = item.get("kinesis") or {}
+        sequence_number = str(kinesis.get("sequenceNumber", ""))
+        record_id = str(item.get("eventID") or f"record-{sequence_number or index}")
+        raw = RawRecord(record_id, sequence_number, str(kinesis.get("partitionKey", "")), b"")
+        try:
+            data = base64.b64decode(kinesis.get("data", ""), validate=True)
+        except (ValueError, TypeError) as exc:
+            out.append(PoisonRecord(raw, f"kinesis data is not base64: {exc}"))
+            continue
+        out.append(RawRecord(raw.record_id, raw.sequence_number, raw.partition_key, data))
+    return out
+
+
+# --------------------------------------------------------------------------- decoders
+
+Format = Literal["native", "seed"]
+
+
+def detect_format(payload: Mapping[str, Any]) -> Format | None:
+    if "account_id" in payload:
+        return "native"
+    if "account" in payload and "transaction_amount" in payload:
+        return "seed"
+    return None
+
+
+def seed_to_native(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Map a reference-producer record onto the native field names (values stay as sent)."""
+    object_type = payload.get("object_type", "transaction")
+    if object_type != "transaction":
+        raise ValueError(f"seed record has object_type {object_type!r}, only 'transaction' is known")
+    time_text = payload.get("time")
+    if not isinstance(time_text, str):
+        raise ValueError("seed record has no 'time' text")
+    try:
+        ts = datetime.strptime(time_text, SEED_TIME_FORMAT).replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise ValueError(
+            f"seed time {time_text!r} does not match 'Mon DD, YYYY, HH:MM:SS.mmm'"
+        ) from None
+    amount = payload.get("transaction_amount")
+    if isinstance(amount, str):
+        try:
+            amount = Decimal(amount.strip())
+        except InvalidOperation:
+            raise ValueError(f"transaction_amount {amount!r} is not a number") from None
+    native: dict[str, Any] = {
+        "account_id": payload.get("account"),
+        "amount": amount,
+        "ts": ts,
+        "email": payload.get("accountemail") or None,
+        "phone": payload.get("phone") or None,
+        "merchant_id": payload.get("merchant") or None,
+    }
+    if "event_id" in payload:
+        native["event_id"] = payload["event_id"]
+    known = {"object_type", "account", "accountemail", "phone", "merchant", "transaction_amount",
+             "time", "event_id"}
+    extra = {k: v for k, v in payload.items() if k not in known}
+    if extra:
+        native["attributes"] = extra
+    return native
+
+
+def decode_record(record: RawRecord, *, max_bytes: int = MAX_RECORD_BYTES) -> Transaction | PoisonRecord:
+    """Decode one raw record into a Transaction, or say why it is poison."""
+    if len(record.data) > max_bytes:
+        return PoisonRecord(record, f"record is {len(record.data)} bytes, above the {max_bytes}-byte limit")
+    try:
+        record.data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return PoisonRecord(record, f"record is not UTF-8: {exc}")
+    try:
+        payload = orjson.loads(record.data)
+    except orjson.JSONDecodeError as exc:
+        return PoisonRecord(record, f"record is not JSON: {exc}")
+    if not isinstance(payload, dict):
+        return PoisonRecord(record, f"record is JSON {type(payload).__name__}, expected an object")
+    fmt = detect_format(payload)
+    if fmt is None:
+        return PoisonRecord(
+            record, "unknown record format: expected 'account_id' (native) or 'account' and "
+            "'transaction_amount' (reference producer)"
+        )
+    try:
+        fields = dict(payload) if fmt == "native" else seed_to_native(payload)
+    except ValueError as exc:
+        return PoisonRecord(record, f"{fmt} record: {exc}")
+    fields.setdefault("event_id", record.record_id)
+    try:
+        return Transaction.model_validate(fields)
+    except ValidationError as exc:
+        return PoisonRecord(record, f"{fmt} record invalid: {_summarise(exc)}")
+
+
+def decode_records(records: Iterable[RawRecord | PoisonRecord]) -> list[Transaction | PoisonRecord]:
+    return [r if isinstance(r, PoisonRecord) else decode_record(r) for r in records]
+
+
+def _summarise(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"]) or "record"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A transaction as the time-series store holds it: `seq` is its arrival order (1, 2, ...)."""
+
+    seq: int
+    event: Transaction
+    ts_ms: int

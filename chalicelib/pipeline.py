@@ -1,0 +1,151 @@
+"""Process one Kinesis batch: decode, dedup, store, evaluate, write hits, report.
+
+Per batch the stores see: one dead-letter write, one bulk time-series write, one history read per
+key field, one hit write and one "judged" mark - never a query per event.
+
+Exactly-once effects under at-least-once delivery: the time-series write is idempotent by
+event_id, hits by hit_id, dead letters by record id; events are marked judged only after their
+hits are written, so a batch that dies half-way is judged again on redelivery, with the same
+arrival order and therefore the same hits.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalicelib.events import PoisonRecord, RawRecord, Transaction, decode_record, records_from_kinesis_event
+from chalicelib.hits import Hit
+from chalicelib.rules import FileRulesSource, RulesSource
+from chalicelib.rules.engine import evaluate, history_requests
+from chalicelib.settings import Settings
+from chalicelib.stores import (
+    DeadLetterSink,
+    HitSink,
+    JsonLinesDeadLetterSink,
+    JsonLinesHitSink,
+    TimeSeriesStore,
+    TransientStoreError,
+    build_timeseries_store,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchReport:
+    records: int = 0
+    accepted: int = 0  # stored for the first time by this batch
+    duplicates: int = 0  # already stored (redelivery) or repeated within the batch
+    rejudged: int = 0  # stored by an earlier delivery that did not finish judging them
+    poison: int = 0
+    hits: Counter[str] = field(default_factory=Counter)
+    shadow_hits: Counter[str] = field(default_factory=Counter)
+    ruleset_version: str = ""
+    failed_from: str | None = None  # sequence number Lambda should redeliver from
+    error: str | None = None
+    new_hits: list[Hit] = field(default_factory=list)  # hits written for the first time
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "records": self.records,
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejudged": self.rejudged,
+            "poison": self.poison,
+            "hits": dict(self.hits),
+            "shadow_hits": dict(self.shadow_hits),
+            "ruleset_version": self.ruleset_version,
+            "error": self.error,
+            "batchItemFailures": [{"itemIdentifier": self.failed_from}] if self.failed_from else [],
+        }
+
+
+class Pipeline:
+    def __init__(self, rules: RulesSource, timeseries: TimeSeriesStore, hits: HitSink,
+                 dead_letters: DeadLetterSink, *, max_record_bytes: int = 32 * 1024) -> None:
+        self.rules = rules
+        self.timeseries = timeseries
+        self.hits = hits
+        self.dead_letters = dead_letters
+        self.max_record_bytes = max_record_bytes
+        self._prepared_version: str | None = None
+
+    def process_kinesis_event(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """The Lambda entry: a Kinesis event dict in, the report (with `batchItemFailures`) out."""
+        return self.process(records_from_kinesis_event(event)).to_dict()
+
+    def process(self, records: Sequence[RawRecord | PoisonRecord]) -> BatchReport:
+        ruleset = self.rules.current()
+        report = BatchReport(records=len(records), ruleset_version=ruleset.version)
+        if self._prepared_version != ruleset.version:
+            self.timeseries.prepare({r.key_field for r in ruleset.rules if r.window is not None})
+            self._prepared_version = ruleset.version
+
+        decoded: list[tuple[RawRecord, Transaction]] = []
+        poison: list[PoisonRecord] = []
+        for record in records:
+            result = record if isinstance(record, PoisonRecord) else decode_record(record, max_bytes=self.max_record_bytes)
+            if isinstance(result, PoisonRecord):
+                poison.append(result)
+            else:
+                assert isinstance(record, RawRecord)
+                decoded.append((record, result))
+        report.poison = len(poison)
+
+        try:
+            if poison:
+                self.dead_letters.write(poison)
+                for p in poison:
+                    log.warning("dead-lettered record %s: %s", p.record.record_id, p.reason)
+        except TransientStoreError as exc:
+            return self._failed(report, records[0], exc)
+        if not decoded:
+            return report
+
+        try:
+            written = self.timeseries.write([tx for _, tx in decoded])
+            report.accepted = len(written.new_ids)
+            report.duplicates = len(decoded) - report.accepted
+            report.rejudged = sum(1 for p in written.pending if p.event.event_id not in written.new_ids)
+            pending = list(written.pending)
+            history = {
+                request.key_field: self.timeseries.history(
+                    request.key_field, request.keys, request.start_ms, request.end_ms, request.max_seq)
+                for request in history_requests(ruleset, pending)
+            }
+            hits = evaluate(ruleset, pending, history)
+            new_hit_ids = set(self.hits.write(hits))
+            self.timeseries.mark_judged([p.event.event_id for p in pending])
+        except TransientStoreError as exc:
+            return self._failed(report, decoded[0][0], exc)
+
+        report.new_hits = [h for h in hits if h.hit_id in new_hit_ids]
+        for hit in report.new_hits:
+            (report.shadow_hits if hit.mode == "shadow" else report.hits)[hit.rule_id] += 1
+        return report
+
+    @staticmethod
+    def _failed(report: BatchReport, first_unfinished: RawRecord | PoisonRecord, exc: Exception) -> BatchReport:
+        record = first_unfinished.record if isinstance(first_unfinished, PoisonRecord) else first_unfinished
+        log.error("batch stopped at record %s (will be redelivered): %s", record.record_id, exc)
+        report.failed_from = record.sequence_number
+        report.error = str(exc)
+        return report
+
+    def close(self) -> None:
+        self.timeseries.close()
+
+
+def build_pipeline(settings: Settings) -> Pipeline:
+    """The embedded pipeline: rules file, SQLite time series, JSON-lines hit and dead-letter sinks."""
+    return Pipeline(
+        FileRulesSource(settings.rules_file, settings.rules_reload_seconds),
+        build_timeseries_store(settings),
+        JsonLinesHitSink(settings.hits_path),
+        JsonLinesDeadLetterSink(settings.dead_letter_path),
+        max_record_bytes=settings.max_record_bytes,
+    )

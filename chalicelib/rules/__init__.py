@@ -1,0 +1,39 @@
+"""Declarative rules: kinds, the registry, the rules.yaml loader and hot-reloading sources."""
+
+from __future__ import annotations
+
+# Importing the built-in kinds registers them.
+from chalicelib.rules import (  # noqa: F401
+    amount_spike,
+    fan_out,
+    first_seen,
+    geo_velocity,
+    list_match,
+    sum_over,
+    velocity,
+)
+from chalicelib.rules.base import Duration, Finding, Rule, RuleConfig, RuleContext, WindowedConfig
+from chalicelib.rules.exceptions import RuleIssue, RuleKindError, RulesError, RulesFileError
+from chalicelib.rules.loader import RuleSet, load_rules_file, load_rules_text
+from chalicelib.rules.registry import register_rule_kind
+from chalicelib.rules.sources import FileRulesSource, RulesSource, StaticRulesSource
+
+__all__ = [
+    "Duration",
+    "FileRulesSource",
+    "Finding",
+    "Rule",
+    "RuleConfig",
+    "RuleContext",
+    "RuleIssue",
+    "RuleKindError",
+    "RuleSet",
+    "RulesError",
+    "RulesFileError",
+    "RulesSource",
+    "StaticRulesSource",
+    "WindowedConfig",
+    "load_rules_file",
+    "load_rules_text",
+    "register_rule_kind",
+]

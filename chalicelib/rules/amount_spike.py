@@ -1,0 +1,78 @@
+"""`amount_spike`: the event's `field` stands out against the key's own recent baseline.
+
+The baseline is the rule's window *without the event itself*; the rule judges only when the
+baseline holds at least `min_history` numeric values. Exactly one of:
+
+* `factor`: fires when value > factor x mean(baseline);
+* `zscore`: fires when (value - mean) / stddev > zscore (population stddev; a constant baseline,
+  stddev 0, is not judged - use `factor` for that).
+
+Comparisons are done exactly in Decimal by cross-multiplying, never through a rounded mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal, localcontext
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from chalicelib.events import Transaction
+from chalicelib.rules.base import Finding, Rule, WindowedConfig, check_field_name, window_evidence
+from chalicelib.rules.numbers import as_decimal, plain
+from chalicelib.rules.registry import register_rule_kind
+
+
+class AmountSpikeConfig(WindowedConfig):
+    kind: Literal["amount_spike"] = "amount_spike"
+    field: str = "amount"
+    factor: Decimal | None = Field(default=None, gt=0)
+    zscore: Decimal | None = Field(default=None, gt=0)
+    min_history: int = Field(default=5, ge=1)
+
+    _check_field = field_validator("field")(check_field_name)
+
+    @model_validator(mode="after")
+    def _one_test(self) -> AmountSpikeConfig:
+        if (self.factor is None) == (self.zscore is None):
+            raise ValueError("give exactly one of 'factor' or 'zscore'")
+        return self
+
+
+@register_rule_kind
+class AmountSpikeRule(Rule[AmountSpikeConfig]):
+    config_model = AmountSpikeConfig
+    default_edge_to = "merchant_id"
+
+    def judge(self, event: Transaction, window: Sequence[Transaction]) -> Finding | None:
+        cfg = self.config
+        value = as_decimal(event.get(cfg.field))
+        if value is None:
+            return None
+        baseline = [
+            v for x in window if x.event_id != event.event_id
+            if (v := as_decimal(x.get(cfg.field))) is not None
+        ]
+        n = len(baseline)
+        if n < cfg.min_history:
+            return None
+        with localcontext() as ctx:
+            ctx.prec = 80  # products of sums of amounts stay exact
+            total = sum(baseline, Decimal(0))
+            mean = total / n
+            evidence = window_evidence(event, [x for x in window if x.event_id != event.event_id],
+                                       cfg.window)
+            evidence.update(baseline_count=n, baseline_mean=float(mean))
+            if cfg.factor is not None:
+                if value * n <= cfg.factor * total:
+                    return None
+                return Finding(plain(value), float(cfg.factor * mean), evidence)
+            assert cfg.zscore is not None
+            excess = value * n - total  # n * (value - mean)
+            spread = n * sum(v * v for v in baseline) - total * total  # n^2 * variance
+            if excess <= 0 or spread <= 0 or excess * excess <= cfg.zscore**2 * spread:
+                return None
+            stddev = spread.sqrt() / n
+            evidence["baseline_stddev"] = float(stddev)
+            return Finding(float((value - mean) / stddev), float(cfg.zscore), evidence)

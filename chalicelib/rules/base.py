@@ -1,0 +1,291 @@
+"""What every rule kind shares: its config base, `where` filters, durations, and the rule contract.
+
+A rule kind is two classes: a pydantic config (`VelocityConfig`, discriminated by `kind`) and a
+behaviour (`VelocityRule`) whose `judge` is pure: it receives the event and the events of its
+window and returns a `Finding` or None. Choosing the window (key, time bounds, arrival order,
+`where` filter) is the engine's job, so every kind gets the normative semantics for free.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, model_validator
+from pydantic_core import core_schema
+
+from chalicelib.events import IDENTITY_FIELDS, Transaction
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+#: Fields a rule may name: the Transaction's own fields or `attributes.NAME`.
+EVENT_FIELDS = frozenset(Transaction.model_fields) - {"attributes"}
+
+
+class Duration(timedelta):
+    """A window length written as `<number><s|m|h|d>` in YAML (`10m`, `24h`); always positive."""
+
+    @classmethod
+    def parse(cls, value: Any) -> Duration:
+        if isinstance(value, timedelta):
+            seconds = value.total_seconds()
+        else:
+            match = _DURATION.match(str(value)) if isinstance(value, str) else None
+            if match is None:
+                raise ValueError(
+                    f"invalid duration {value!r}: use a whole number followed by s, m, h or d (e.g. 10m)"
+                )
+            seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        if seconds <= 0:
+            raise ValueError(f"duration {value!r} must be longer than zero")
+        return cls(seconds=seconds)
+
+    def __str__(self) -> str:
+        seconds = int(self.total_seconds())
+        for unit in ("d", "h", "m"):
+            if seconds % _UNIT_SECONDS[unit] == 0:
+                return f"{seconds // _UNIT_SECONDS[unit]}{unit}"
+        return f"{seconds}s"
+
+    @property
+    def ms(self) -> int:
+        return int(self.total_seconds() * 1000)
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> Any:
+        return core_schema.no_info_plain_validator_function(
+            cls.parse, serialization=core_schema.plain_serializer_function_ser_schema(str)
+        )
+
+
+_ATTRIBUTE_FIELD = re.compile(r"^attributes\.[A-Za-z0-9_]{1,64}$")
+
+
+def check_field_name(name: str) -> str:
+    if name in EVENT_FIELDS or _ATTRIBUTE_FIELD.match(name):
+        return name
+    known = ", ".join(sorted(EVENT_FIELDS))
+    raise ValueError(
+        f"unknown event field {name!r}: use one of {known}, or attributes.NAME (letters, digits, _)"
+    )
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+Op = Literal["eq", "ne", "gt", "ge", "lt", "le", "in", "not_in", "exists"]
+
+
+class Condition(_Frozen):
+    """One `where` condition. A null field fails every op except `exists: false`."""
+
+    field: str
+    op: Op
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Condition:
+        check_field_name(self.field)
+        if self.op in ("in", "not_in") and not isinstance(self.value, list):
+            raise ValueError(f"op {self.op!r} needs a list value")
+        if self.op == "exists" and not isinstance(self.value, bool):
+            raise ValueError("op 'exists' needs value true or false")
+        if self.op not in ("in", "not_in", "exists") and (
+            self.value is None or isinstance(self.value, list | dict)
+        ):
+            raise ValueError(f"op {self.op!r} needs a single value")
+        return self
+
+    def holds(self, event: Transaction) -> bool:
+        actual = event.get(self.field)
+        if self.op == "exists":
+            return (actual is not None) is self.value
+        if actual is None:
+            return False
+        if self.op in ("in", "not_in"):
+            inside = any(_equal(actual, v) for v in self.value)
+            return inside if self.op == "in" else not inside
+        if self.op == "eq":
+            return _equal(actual, self.value)
+        if self.op == "ne":
+            return not _equal(actual, self.value)
+        try:
+            left, right = _comparable(actual, self.value)
+            return bool(_ORDER[self.op](left, right))
+        except (TypeError, ArithmeticError):
+            return False
+
+
+_ORDER = {
+    "gt": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "le": lambda a, b: a <= b,
+}
+
+
+def _comparable(actual: Any, wanted: Any) -> tuple[Any, Any]:
+    if isinstance(actual, Decimal) and isinstance(wanted, int | float | str) and not isinstance(wanted, bool):
+        return actual, Decimal(str(wanted))
+    return actual, wanted
+
+
+def _equal(actual: Any, wanted: Any) -> bool:
+    try:
+        left, right = _comparable(actual, wanted)
+    except ArithmeticError:
+        return False
+    return bool(left == right)
+
+
+class EdgeSpec(_Frozen):
+    """How a hit appears in the graph: `from` entity -[label]-> `to` entity (event field names)."""
+
+    label: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9_]*$")
+    from_: str | None = Field(default=None, alias="from")
+    to: str | None = None
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _check(self) -> EdgeSpec:
+        for name in (self.from_, self.to):
+            if name is not None:
+                check_field_name(name)
+        return self
+
+
+Severity = Literal["low", "medium", "high", "critical"]
+Mode = Literal["enforce", "shadow"]
+
+
+class RuleConfig(_Frozen):
+    """Fields every rule has. Subclasses add `kind: Literal[...]` and their own parameters."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)
+    description: str | None = None
+    severity: Severity = "medium"
+    mode: Mode = "enforce"
+    enabled: bool = True
+    where: tuple[Condition, ...] = ()
+    edge: EdgeSpec = EdgeSpec()
+
+
+class WindowedConfig(RuleConfig):
+    """A rule over the events of one key within a trailing time window."""
+
+    key: str = "account_id"
+    window: Duration
+
+    @model_validator(mode="after")
+    def _check_key(self) -> WindowedConfig:
+        check_field_name(self.key)
+        return self
+
+
+# --------------------------------------------------------------------------- behaviour
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What a rule reports when it fires: the aggregate, the threshold it beat, the evidence."""
+
+    value: float | int | Decimal
+    threshold: float | int | Decimal
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleContext:
+    """What a rule may need beyond its config: named lists (for `list_match`)."""
+
+    lists: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+
+C = TypeVar("C", bound=RuleConfig)
+
+#: Contributing event ids carried in a hit's evidence, at most.
+EVIDENCE_IDS_CAP = 20
+
+
+class Rule(ABC, Generic[C]):
+    """Behaviour of one configured rule. Subclasses implement `judge`; it must not do I/O."""
+
+    #: Default `edge.to` when the rule's key is the account itself (e.g. velocity -> merchant).
+    default_edge_to: ClassVar[str | None] = None
+
+    def __init__(self, config: C, context: RuleContext) -> None:
+        self.config = config
+        self.context = context
+
+    @property
+    def id(self) -> str:
+        return self.config.id
+
+    @property
+    def kind(self) -> str:
+        return str(getattr(self.config, "kind"))
+
+    @property
+    def key_field(self) -> str:
+        """The field the rule groups by; events with a null key are not judged."""
+        return str(getattr(self.config, "key", "account_id"))
+
+    @property
+    def window(self) -> Duration | None:
+        """How far back the rule looks; None means it needs no history (only the event)."""
+        return getattr(self.config, "window", None)
+
+    def applies_to(self, event: Transaction) -> bool:
+        return all(cond.holds(event) for cond in self.config.where)
+
+    @abstractmethod
+    def judge(self, event: Transaction, window: Sequence[Transaction]) -> Finding | None:
+        """Judge `event` given its window.
+
+        `window` holds the events of the event's key that arrived no later than it, passed the
+        rule's `where`, and have `event.ts - window < ts <= event.ts`, sorted by (ts, arrival);
+        the event itself is in it. For rules without a window it is `(event,)`.
+        """
+
+    def edge_ends(self) -> tuple[str, str]:
+        """(from field, to field) of the hit edge: config first, then the kind's defaults."""
+        spec = self.config.edge
+        src = spec.from_ or "account_id"
+        dst = spec.to or (self.key_field if self.key_field != src else self.default_edge_to or src)
+        return src, dst
+
+    def edge_label(self) -> str:
+        return self.config.edge.label or self.id.upper().replace("-", "_")
+
+
+def window_evidence(event: Transaction, window: Sequence[Transaction], length: timedelta) -> dict[str, Any]:
+    """Window bounds and contributing event ids (capped): the evidence most kinds carry."""
+    return {
+        "window_start": (event.ts - length).isoformat(),
+        "window_end": event.ts.isoformat(),
+        "count": len(window),
+        "event_ids": [x.event_id for x in window[-EVIDENCE_IDS_CAP:]],
+    }
+
+
+__all__ = [
+    "Condition",
+    "Duration",
+    "EdgeSpec",
+    "Finding",
+    "IDENTITY_FIELDS",
+    "Rule",
+    "RuleConfig",
+    "RuleContext",
+    "WindowedConfig",
+    "check_field_name",
+    "window_evidence",
+]

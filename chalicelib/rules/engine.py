@@ -1,0 +1,154 @@
+"""Exact evaluation of a ruleset over a batch, in memory, from history the store read once.
+
+Pure: no I/O. The pipeline hands over the events to judge (with their arrival order `seq`) and,
+per key field, every stored event of the batch's keys in the time range the windows need; the
+engine reproduces the normative semantics of DESIGN.md for each event:
+
+    window(e) = [x visible at e | x.key == e.key, where(x), e.ts - W < x.ts <= e.ts]
+
+where "visible at e" is "arrived no later than e" (seq <= e.seq).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from chalicelib.events import StoredEvent, Transaction
+from chalicelib.hits import EdgeEnd, Hit, HitEdge, hit_id
+from chalicelib.rules.base import Finding, Rule
+from chalicelib.rules.loader import RuleSet
+from chalicelib.rules.numbers import plain
+
+_AFTER_ALL = 1 << 62  # larger than any seq: (ts, _AFTER_ALL) sorts after every event at ts
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRequest:
+    """One store read: events whose `key_field` is in `keys`, `start_ms < ts <= end_ms`,
+    `seq <= max_seq`."""
+
+    key_field: str
+    keys: frozenset[str]
+    start_ms: int
+    end_ms: int
+    max_seq: int
+
+
+def history_requests(ruleset: RuleSet, judged: Sequence[StoredEvent]) -> list[HistoryRequest]:
+    """The reads a batch needs: one per key field used by a windowed rule."""
+    if not judged:
+        return []
+    longest: dict[str, int] = {}
+    for rule in ruleset.rules:
+        if rule.window is not None:
+            longest[rule.key_field] = max(longest.get(rule.key_field, 0), rule.window.ms)
+    max_seq = max(e.seq for e in judged)
+    requests = []
+    for key_field, window_ms in sorted(longest.items()):
+        keyed = [e for e in judged if e.event.get(key_field) is not None]
+        if not keyed:
+            continue
+        requests.append(HistoryRequest(
+            key_field,
+            frozenset(str(e.event.get(key_field)) for e in keyed),
+            min(e.ts_ms for e in keyed) - window_ms,
+            max(e.ts_ms for e in keyed),
+            max_seq,
+        ))
+    return requests
+
+
+def evaluate(ruleset: RuleSet, judged: Sequence[StoredEvent],
+             history: Mapping[str, Iterable[StoredEvent]]) -> list[Hit]:
+    """Every hit of `ruleset` on the `judged` events, ordered by arrival then rule order."""
+    by_key_field: dict[str, dict[str, list[StoredEvent]]] = {}
+    found: list[tuple[int, int, Hit]] = []
+    for rule_index, rule in enumerate(ruleset.rules):
+        targets = [e for e in judged if e.event.get(rule.key_field) is not None and rule.applies_to(e.event)]
+        if not targets:
+            continue
+        if rule.window is None:
+            findings = ((e, rule.judge(e.event, (e.event,))) for e in targets)
+        else:
+            if rule.key_field not in by_key_field:
+                by_key_field[rule.key_field] = _group(rule.key_field, history.get(rule.key_field, ()), judged)
+            findings = _judge_windowed(rule, targets, by_key_field[rule.key_field])
+        for stored, finding in findings:
+            if finding is not None:
+                found.append((stored.seq, rule_index, make_hit(rule, stored.event, finding, ruleset.version)))
+    found.sort(key=lambda item: (item[0], item[1]))
+    return [hit for _, _, hit in found]
+
+
+def _group(key_field: str, history: Iterable[StoredEvent],
+           judged: Sequence[StoredEvent]) -> dict[str, list[StoredEvent]]:
+    """History (plus the judged events, in case the store did not return them) by key, in seq order."""
+    unique: dict[int, StoredEvent] = {}
+    for stored in (*history, *judged):
+        unique.setdefault(stored.seq, stored)
+    groups: dict[str, list[StoredEvent]] = defaultdict(list)
+    for seq in sorted(unique):
+        stored = unique[seq]
+        key = stored.event.get(key_field)
+        if key is not None:
+            groups[str(key)].append(stored)
+    return groups
+
+
+def _judge_windowed(rule: Rule[Any], targets: Sequence[StoredEvent],
+                    groups: Mapping[str, list[StoredEvent]]) -> Iterable[tuple[StoredEvent, Finding | None]]:
+    assert rule.window is not None
+    window_ms = rule.window.ms
+    target_seqs: dict[str, set[int]] = defaultdict(set)
+    for t in targets:
+        target_seqs[str(t.event.get(rule.key_field))].add(t.seq)
+    for key, seqs in target_seqs.items():
+        last = max(seqs)
+        order: list[tuple[int, int]] = []  # (ts_ms, seq) of visible, matching events, sorted
+        events: list[Transaction] = []  # parallel to `order`
+        for stored in groups.get(key, ()):
+            if stored.seq > last:
+                break
+            if not rule.applies_to(stored.event):
+                continue
+            position = bisect.bisect_right(order, (stored.ts_ms, stored.seq))
+            order.insert(position, (stored.ts_ms, stored.seq))
+            events.insert(position, stored.event)
+            if stored.seq in seqs:
+                lo = bisect.bisect_right(order, (stored.ts_ms - window_ms, _AFTER_ALL))
+                hi = bisect.bisect_right(order, (stored.ts_ms, _AFTER_ALL))
+                yield stored, rule.judge(stored.event, events[lo:hi])
+
+
+def make_hit(rule: Rule[Any], event: Transaction, finding: Finding, ruleset_version: str) -> Hit:
+    src, dst = rule.edge_ends()
+    src_value = event.get(src)
+    dst_value = event.get(dst)
+    source = EdgeEnd(src, str(src_value)) if src_value is not None else EdgeEnd("account_id", event.account_id)
+    target = EdgeEnd(dst, str(dst_value)) if dst_value is not None else source
+    return Hit(
+        hit_id=hit_id(rule.id, event.event_id),
+        rule_id=rule.id,
+        kind=rule.kind,
+        mode=rule.config.mode,
+        severity=rule.config.severity,
+        event_id=event.event_id,
+        ts=event.ts.isoformat().replace("+00:00", "Z"),
+        account_id=event.account_id,
+        key=rule.key_field,
+        key_value=str(event.get(rule.key_field)),
+        value=_number(finding.value),
+        threshold=_number(finding.threshold),
+        ruleset_version=ruleset_version,
+        edge=HitEdge(rule.edge_label(), source, target),
+        evidence=dict(finding.evidence),
+    )
+
+
+def _number(value: float | int | Decimal) -> float | int:
+    return plain(value) if isinstance(value, Decimal) else value

@@ -1,0 +1,58 @@
+"""`first_seen`: a value of `field` this key has not used within the window (a new device, IP...).
+
+Judged only when the event has a value for `field` and the key has at least `min_history` earlier
+events in the window, so a brand-new account is not flagged for everything it does first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from chalicelib.events import Transaction
+from chalicelib.rules.base import (
+    EVIDENCE_IDS_CAP,
+    Finding,
+    Rule,
+    WindowedConfig,
+    check_field_name,
+    window_evidence,
+)
+from chalicelib.rules.registry import register_rule_kind
+
+
+class FirstSeenConfig(WindowedConfig):
+    kind: Literal["first_seen"] = "first_seen"
+    field: str
+    min_history: int = Field(default=1, ge=1)
+
+    _check_field = field_validator("field")(check_field_name)
+
+
+@register_rule_kind
+class FirstSeenRule(Rule[FirstSeenConfig]):
+    config_model = FirstSeenConfig
+
+    def judge(self, event: Transaction, window: Sequence[Transaction]) -> Finding | None:
+        value = event.get(self.config.field)
+        if value is None:
+            return None
+        earlier = [x for x in window if x.event_id != event.event_id]
+        if len(earlier) < self.config.min_history:
+            return None
+        known: dict[object, None] = {}
+        for x in earlier:
+            seen = x.get(self.config.field)
+            if seen == value:
+                return None
+            if seen is not None:
+                known[seen] = None
+        evidence = window_evidence(event, earlier, self.config.window)
+        evidence.update(new_value=str(value), known_values=[str(v) for v in list(known)[:EVIDENCE_IDS_CAP]])
+        return Finding(1, 0, evidence)
+
+    def edge_ends(self) -> tuple[str, str]:
+        spec = self.config.edge
+        return spec.from_ or "account_id", spec.to or self.config.field

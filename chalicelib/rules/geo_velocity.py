@@ -1,0 +1,65 @@
+"""`geo_velocity`: impossible travel - the implied speed since the key's previous located event.
+
+The previous event is the latest (by ts, then arrival) earlier event of the key in the window that
+has coordinates. Speed is great-circle distance over elapsed time, with elapsed time floored at
+one second so simultaneous events far apart read as very fast rather than divide by zero. Moves of
+at most `min_distance_km` (GPS jitter, geo-IP noise) are ignored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import Field
+
+from chalicelib.events import Transaction
+from chalicelib.rules.base import Finding, Rule, WindowedConfig
+from chalicelib.rules.registry import register_rule_kind
+
+EARTH_RADIUS_KM = 6371.0088
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+
+
+class GeoVelocityConfig(WindowedConfig):
+    kind: Literal["geo_velocity"] = "geo_velocity"
+    threshold: float = Field(gt=0, description="km/h")
+    min_distance_km: float = Field(default=0.0, ge=0)
+
+
+@register_rule_kind
+class GeoVelocityRule(Rule[GeoVelocityConfig]):
+    config_model = GeoVelocityConfig
+    default_edge_to = "ip"
+
+    def judge(self, event: Transaction, window: Sequence[Transaction]) -> Finding | None:
+        if event.lat is None or event.lon is None:
+            return None
+        previous = next(
+            (x for x in reversed(window)
+             if x.event_id != event.event_id and x.lat is not None and x.lon is not None),
+            None,
+        )
+        if previous is None:
+            return None
+        assert previous.lat is not None and previous.lon is not None
+        distance = haversine_km(previous.lat, previous.lon, event.lat, event.lon)
+        if distance <= self.config.min_distance_km:
+            return None
+        hours = max((event.ts - previous.ts).total_seconds(), 1.0) / 3600
+        speed = distance / hours
+        if speed <= self.config.threshold:
+            return None
+        return Finding(round(speed, 3), self.config.threshold, {
+            "previous_event_id": previous.event_id,
+            "previous_ts": previous.ts.isoformat(),
+            "distance_km": round(distance, 3),
+            "elapsed_s": (event.ts - previous.ts).total_seconds(),
+        })

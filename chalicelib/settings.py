@@ -1,0 +1,92 @@
+"""Configuration, read once from the environment into a frozen object.
+
+| variable              | default                          | meaning                                   |
+|-----------------------|----------------------------------|-------------------------------------------|
+| DATA_DIR              | .data                            | where the embedded stores and sinks live  |
+| RULES_FILE            | rules.yaml beside app.py         | the rules file (hot-reloaded)             |
+| RULES_RELOAD_SECONDS  | 30                               | check the rules source at most this often |
+| TIMESERIES_BACKEND    | sqlite                           | sqlite (embedded)                         |
+| MAX_RECORD_BYTES      | 32768                            | larger records are dead-lettered          |
+| LOG_LEVEL             | INFO                             | logging level                             |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = PACKAGE_DIR.parent
+
+TimeSeriesBackend = Literal["sqlite"]
+TIMESERIES_BACKENDS: tuple[TimeSeriesBackend, ...] = ("sqlite",)
+
+
+class SettingsError(ValueError):
+    """An environment variable has a value the engine cannot use."""
+
+
+def default_rules_file() -> Path:
+    """The project's rules.yaml; in a deployed package, the copy packaged inside chalicelib/."""
+    for candidate in (PROJECT_DIR / "rules.yaml", PACKAGE_DIR / "rules.yaml"):
+        if candidate.exists():
+            return candidate
+    return PROJECT_DIR / "rules.yaml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path(".data")
+    rules_file: Path = PROJECT_DIR / "rules.yaml"
+    rules_reload_seconds: float = 30.0
+    timeseries_backend: TimeSeriesBackend = "sqlite"
+    max_record_bytes: int = 32 * 1024
+    log_level: str = "INFO"
+
+    @property
+    def timeseries_path(self) -> Path:
+        return self.data_dir / "timeseries.sqlite"
+
+    @property
+    def hits_path(self) -> Path:
+        return self.data_dir / "hits.jsonl"
+
+    @property
+    def dead_letter_path(self) -> Path:
+        return self.data_dir / "dead-letters.jsonl"
+
+    def with_data_dir(self, data_dir: Path) -> Settings:
+        return replace(self, data_dir=data_dir)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        backend = env.get("TIMESERIES_BACKEND", "sqlite")
+        if backend not in TIMESERIES_BACKENDS:
+            raise SettingsError(
+                f"TIMESERIES_BACKEND={backend!r} is not known: use one of {', '.join(TIMESERIES_BACKENDS)}"
+            )
+        return cls(
+            data_dir=Path(env.get("DATA_DIR", ".data")),
+            rules_file=Path(env["RULES_FILE"]) if env.get("RULES_FILE") else default_rules_file(),
+            rules_reload_seconds=_number(env, "RULES_RELOAD_SECONDS", 30.0),
+            timeseries_backend=backend,  # type: ignore[arg-type]
+            max_record_bytes=int(_number(env, "MAX_RECORD_BYTES", 32 * 1024)),
+            log_level=env.get("LOG_LEVEL", "INFO").upper(),
+        )
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise SettingsError(f"{name}={text!r} is not a number: set it to e.g. {default:g}") from None
+    if value < 0:
+        raise SettingsError(f"{name}={text!r} must not be negative")
+    return value

@@ -31,6 +31,14 @@ def get_pipeline() -> Pipeline:
     return _pipeline
 
 
+def reset_pipeline() -> None:
+    """Close the container's pipeline so the next call builds it anew from the environment."""
+    global _pipeline
+    if _pipeline is not None:
+        _pipeline.close()
+    _pipeline = None
+
+
 @app.on_kinesis_record(stream=STREAM_NAME, batch_size=100, starting_position="TRIM_HORIZON")
 def on_transactions(event: KinesisEvent) -> dict[str, Any]:
     return get_pipeline().process_kinesis_event(event.to_dict())

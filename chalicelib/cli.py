@@ -18,7 +18,7 @@ from typing import Any
 
 from chalicelib.kinesis import LINE_FORMATS, StreamRecord, batched, kinesis_event, records_from_lines
 from chalicelib.pipeline import Pipeline
-from chalicelib.rules import RuleSet, RulesError, StaticRulesSource, load_rules_file
+from chalicelib.rules import RulesError, RuleSet, StaticRulesSource, load_rules_file
 from chalicelib.stores import JsonLinesDeadLetterSink, JsonLinesHitSink, SQLiteTimeSeriesStore
 
 MAX_REDELIVERIES = 5
@@ -193,10 +193,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     console.print(table)
     caught = {stream.labels[h["event_id"]] for h in hits if h["event_id"] in stream.labels}
     scenarios = sorted(set(stream.labels.values()))
+    missed = [s for s in scenarios if s not in caught]
     console.print(f"{totals.events} events in {totals.batches} batches, {totals.seconds:.1f}s "
                   f"({totals.events / max(totals.seconds, 1e-9):,.0f} events/s); "
                   f"{len(hits)} hits; scenarios caught: {len(caught)}/{len(scenarios)}"
-                  + (f" (missed: {', '.join(s for s in scenarios if s not in caught)})" if len(caught) < len(scenarios) else ""))
+                  + (f" (missed: {', '.join(missed)})" if missed else ""))
     console.print(f"stores and hits in {args.data_dir}/")
     print(json.dumps(totals.summary()))
     return 0

@@ -16,7 +16,7 @@ import base64
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
@@ -104,7 +104,7 @@ class Transaction(BaseModel):
         return getattr(self, field, None)
 
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_MS = timedelta(milliseconds=1)
 
 
@@ -125,7 +125,7 @@ def parse_timestamp(value: Any) -> datetime:
             raise ValueError("ts is not a finite number")
         ms = int(value)
     elif isinstance(value, datetime):
-        ms = to_epoch_ms(value if value.tzinfo else value.replace(tzinfo=timezone.utc))
+        ms = to_epoch_ms(value if value.tzinfo else value.replace(tzinfo=UTC))
     elif isinstance(value, str):
         text = value.strip()
         if text.lstrip("-").isdigit():
@@ -136,7 +136,7 @@ def parse_timestamp(value: Any) -> datetime:
             except ValueError:
                 raise ValueError(f"ts {value!r} is neither ISO-8601 nor epoch milliseconds") from None
             if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=timezone.utc)
+                parsed = parsed.replace(tzinfo=UTC)
             ms = to_epoch_ms(parsed)
     else:
         raise ValueError(f"ts must be ISO-8601 text or epoch milliseconds, got {type(value).__name__}")
@@ -219,7 +219,7 @@ def seed_to_native(payload: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(time_text, str):
         raise ValueError("seed record has no 'time' text")
     try:
-        ts = datetime.strptime(time_text, SEED_TIME_FORMAT).replace(tzinfo=timezone.utc)
+        ts = datetime.strptime(time_text, SEED_TIME_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         raise ValueError(
             f"seed time {time_text!r} does not match 'Mon DD, YYYY, HH:MM:SS.mmm'"

@@ -87,8 +87,9 @@ class Pipeline:
 
         decoded: list[tuple[RawRecord, Transaction]] = []
         poison: list[PoisonRecord] = []
+        limit = self.max_record_bytes
         for record in records:
-            result = record if isinstance(record, PoisonRecord) else decode_record(record, max_bytes=self.max_record_bytes)
+            result = record if isinstance(record, PoisonRecord) else decode_record(record, max_bytes=limit)
             if isinstance(result, PoisonRecord):
                 poison.append(result)
             else:

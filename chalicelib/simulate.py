@@ -9,11 +9,11 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-START = datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 
 
 @dataclass
@@ -30,6 +30,8 @@ class SimulatedStream:
 
 def simulate(*, seed: int = 7, accounts: int = 200, hours: float = 6.0) -> SimulatedStream:
     """Events in arrival order (mostly time order, with a little network jitter)."""
+    if accounts < 10:
+        raise ValueError("simulate needs at least 10 accounts")
     rng = random.Random(seed)
     stream = SimulatedStream()
     timeline: list[tuple[datetime, str | None, dict[str, Any]]] = []
@@ -57,22 +59,24 @@ def simulate(*, seed: int = 7, accounts: int = 200, hours: float = 6.0) -> Simul
         burst("shared_ring", START + timedelta(minutes=30 + k), 3, 40.0, account_id=account,
               amount="20000", merchant_id="m-900", email="shared@example.com", phone="10001000",
               ip=f"172.16.0.{k}", device_id=f"ring-dev-{k}")
+    names = sorted(homes)
+    tester, structurer, traveller = rng.sample(names, 3)
     # IP fan-out: one IP, many accounts in minutes.
-    for k in range(8):
+    for k, account in enumerate(rng.sample(names, 8)):
         burst("ip_fanout", START + timedelta(hours=2, seconds=45 * k), 1, 1.0,
-              account_id=f"acct-{(k * 17) % accounts:05d}", amount="49.99", merchant_id="m-901",
-              ip="203.0.113.7", device_id=f"dev-{(k * 17) % accounts:05d}")
+              account_id=account, amount="49.99", merchant_id="m-901",
+              ip="203.0.113.7", device_id=homes[account][1])
     # Card testing: many tiny amounts on one card.
-    burst("card_testing", START + timedelta(hours=3), 15, 20.0, account_id="acct-00042",
+    burst("card_testing", START + timedelta(hours=3), 15, 20.0, account_id=tester,
           amount="1.00", merchant_id="m-902", card_id="card-stolen-1", ip="198.18.0.9")
     # Structuring: amounts just under 10,000 over a day's worth of hours.
-    burst("structuring", START + timedelta(hours=1), 5, 2400.0, account_id="acct-00077",
-          amount="9850", merchant_id="m-903", ip=homes["acct-00077"][0])
+    burst("structuring", START + timedelta(hours=1), 5, 2400.0, account_id=structurer,
+          amount="9850", merchant_id="m-903", ip=homes[structurer][0])
     # Impossible travel: home, then across the world 20 minutes later.
-    lat, lon = homes["acct-00123"][3]
-    burst("impossible_travel", START + timedelta(hours=4), 1, 1.0, account_id="acct-00123",
+    lat, lon = homes[traveller][3]
+    burst("impossible_travel", START + timedelta(hours=4), 1, 1.0, account_id=traveller,
           amount="80", merchant_id="m-904", lat=lat, lon=lon)
-    burst("impossible_travel", START + timedelta(hours=4, minutes=20), 1, 1.0, account_id="acct-00123",
+    burst("impossible_travel", START + timedelta(hours=4, minutes=20), 1, 1.0, account_id=traveller,
           amount="80", merchant_id="m-904", lat=-33.87, lon=151.21)
 
     # Arrival order: time order with up to 2 s of jitter (a little out-of-order, like real streams).

@@ -16,7 +16,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, model_validator
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, field_validator, model_validator
 from pydantic_core import core_schema
 
 from chalicelib.events import IDENTITY_FIELDS, Transaction
@@ -184,10 +184,7 @@ class WindowedConfig(RuleConfig):
     key: str = "account_id"
     window: Duration
 
-    @model_validator(mode="after")
-    def _check_key(self) -> WindowedConfig:
-        check_field_name(self.key)
-        return self
+    _check_key = field_validator("key")(check_field_name)
 
 
 # --------------------------------------------------------------------------- behaviour
@@ -231,7 +228,7 @@ class Rule(ABC, Generic[C]):
 
     @property
     def kind(self) -> str:
-        return str(getattr(self.config, "kind"))
+        return str(self.config.kind)
 
     @property
     def key_field(self) -> str:
@@ -277,11 +274,11 @@ def window_evidence(event: Transaction, window: Sequence[Transaction], length: t
 
 
 __all__ = [
+    "IDENTITY_FIELDS",
     "Condition",
     "Duration",
     "EdgeSpec",
     "Finding",
-    "IDENTITY_FIELDS",
     "Rule",
     "RuleConfig",
     "RuleContext",

@@ -6,6 +6,7 @@ errors too (PyYAML would silently keep the last one).
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from collections.abc import Mapping
@@ -135,7 +136,7 @@ def load_rules_text(text: str, *, name: str = "<rules>", base_dir: Path | None =
     try:
         document = RulesDocument.model_validate(data)
     except ValidationError as exc:
-        raise RulesFileError([issue(tuple(e["loc"]), e["msg"], _field(e["loc"])) for e in exc.errors()]) from None
+        raise RulesFileError([issue(tuple(e["loc"]), _message(e), _field(e["loc"])) for e in exc.errors()]) from None
 
     problems: list[RuleIssue] = []
     for index, plugin in enumerate(document.plugins):
@@ -152,7 +153,7 @@ def load_rules_text(text: str, *, name: str = "<rules>", base_dir: Path | None =
         for err in exc.errors():
             loc = ("rules", *err["loc"])
             problems.append(issue(loc, _message(err), _field(err["loc"][2:] or None)))
-        raise RulesFileError(problems) from None
+        raise RulesFileError(sorted(problems, key=lambda i: i.line or 0)) from None
 
     lists = _read_lists(document.lists, base_dir, name, issue, problems)
     seen: dict[str, int] = {}
@@ -223,5 +224,14 @@ def _message(err: ErrorDetails) -> str:
     if err["type"] == "union_tag_not_found":
         return "missing 'kind'"
     if err["type"] == "extra_forbidden":
-        return "unknown key (check the spelling against the rules.yaml reference)"
-    return err["msg"]
+        return _unknown_key(err)
+    return err["msg"].removeprefix("Value error, ")
+
+
+def _unknown_key(err: ErrorDetails) -> str:
+    loc = err["loc"]
+    kind = loc[1] if len(loc) > 2 and isinstance(loc[1], str) else None
+    allowed = list(kinds()[kind][0].model_fields) if kind in kinds() else []
+    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(allowed)}"
+    return f"unknown key ({hint})"

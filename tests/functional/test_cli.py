@@ -1,0 +1,101 @@
+"""The CLI as a user runs it: `python -m chalicelib ...` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT, SEED_SAMPLE
+
+
+def cli(*args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "chalicelib", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+def summary(result: subprocess.CompletedProcess[str]) -> dict:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_replay_accepts_every_record_of_the_reference_producer(tmp_path: Path) -> None:
+    out = tmp_path / "hits.jsonl"
+    result = summary(cli("replay", "--rules", "rules.yaml", "--events", str(SEED_SAMPLE), "--out", str(out)))
+    assert result["events"] == result["accepted"] == 550
+    assert result["poison"] == 0 and result["duplicates"] == 0
+    hits = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(hits) == sum(result["hits"].values())
+    # The producer's high-value records come only from ring accounts 20, 27, 28 and 29.
+    flagged = {h["account_id"] for h in hits if h["rule_id"] == "high-value-5m"}
+    assert flagged and flagged <= {"1234-5678-20", "1234-5678-27", "1234-5678-28", "1234-5678-29"}
+    assert all(h["ruleset_version"] == hits[0]["ruleset_version"] for h in hits)
+
+
+def test_replay_is_the_same_for_any_batch_size_and_format(tmp_path: Path) -> None:
+    data_lines = [json.loads(line)["data"] for line in SEED_SAMPLE.read_text().splitlines()]
+    seed_only = tmp_path / "seed.jsonl"
+    seed_only.write_text("\n".join(data_lines) + "\n")
+    runs = {}
+    for name, events, fmt, batch in [("kinesis-100", SEED_SAMPLE, "kinesis", "100"),
+                                     ("kinesis-7", SEED_SAMPLE, "auto", "7"),
+                                     ("seed-1", seed_only, "seed", "1")]:
+        out = tmp_path / f"{name}.jsonl"
+        result = summary(cli("replay", "--rules", "rules.yaml", "--events", str(events), "--format", fmt,
+                             "--batch-size", batch, "--out", str(out)))
+        hits = [json.loads(line) for line in out.read_text().splitlines()]
+        runs[name] = (result["hits"], sorted((h["rule_id"], h["ts"]) for h in hits))
+    assert runs["kinesis-100"] == runs["kinesis-7"] == runs["seed-1"]
+
+
+def test_replay_twice_into_the_same_data_dir_counts_duplicates(tmp_path: Path) -> None:
+    args = ("replay", "--rules", "rules.yaml", "--events", str(SEED_SAMPLE), "--data-dir", str(tmp_path / "d"))
+    first = summary(cli(*args, "--out", str(tmp_path / "a.jsonl")))
+    second = summary(cli(*args, "--out", str(tmp_path / "b.jsonl")))
+    assert first["accepted"] == 550 and sum(first["hits"].values()) > 0
+    assert second == {"events": 550, "accepted": 0, "duplicates": 550, "poison": 0, "hits": {}}
+
+
+def test_replay_dead_letters_poison_lines(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"account_id": "a", "amount": 5, "ts": 0}\nnot json at all\n'
+                      '{"account_id": "b", "amount": "many", "ts": 0}\n')
+    data = tmp_path / "d"
+    result = summary(cli("replay", "--rules", "rules.yaml", "--events", str(events), "--data-dir", str(data),
+                         "--out", str(tmp_path / "h.jsonl")))
+    assert (result["events"], result["accepted"], result["poison"]) == (3, 1, 2)
+    reasons = [json.loads(line)["reason"] for line in (data / "dead-letters.jsonl").read_text().splitlines()]
+    assert "not JSON" in reasons[0] and "amount" in reasons[1]
+
+
+def test_rules_check(tmp_path: Path) -> None:
+    ok = cli("rules", "check", "rules.yaml")
+    assert ok.returncode == 0 and "ok, version" in ok.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nrules:\n  - {id: r, kind: velocity, window: 5 min, threshold: 1}\n")
+    failed = cli("rules", "check", str(bad))
+    assert failed.returncode == 1
+    assert f"{bad}:3 rule 'r' field 'window': invalid duration" in failed.stderr
+
+
+def test_replay_with_invalid_rules_exits_1(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nrules: [{id: r, kind: nope}]\n")
+    result = cli("replay", "--rules", str(bad), "--events", str(SEED_SAMPLE), "--out", str(tmp_path / "h"))
+    assert result.returncode == 1 and "unknown kind 'nope'" in result.stderr
+
+
+@pytest.mark.parametrize("command", [[], ["replay"], ["rules"], ["rules", "check"], ["demo"]])
+def test_every_command_has_help(command: list[str]) -> None:
+    result = cli(*command, "--help")
+    assert result.returncode == 0 and "usage:" in result.stdout
+
+
+def test_demo_runs_and_catches_its_scenarios(tmp_path: Path) -> None:
+    result = cli("demo", "--accounts", "60", "--hours", "4", "--data-dir", str(tmp_path))
+    totals = summary(result)
+    assert totals["accepted"] == totals["events"] > 0
+    assert "scenarios caught: 5/5" in result.stdout

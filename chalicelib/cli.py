@@ -19,7 +19,13 @@ from typing import Any
 from chalicelib.kinesis import LINE_FORMATS, StreamRecord, batched, kinesis_event, records_from_lines
 from chalicelib.pipeline import Pipeline
 from chalicelib.rules import RulesError, RuleSet, StaticRulesSource, load_rules_file
-from chalicelib.stores import JsonLinesDeadLetterSink, JsonLinesHitSink, SQLiteTimeSeriesStore
+from chalicelib.stores import (
+    GraphStore,
+    GremliteConnection,
+    JsonLinesDeadLetterSink,
+    JsonLinesHitSink,
+    SQLiteTimeSeriesStore,
+)
 
 MAX_REDELIVERIES = 5
 
@@ -46,6 +52,7 @@ def embedded_pipeline(ruleset: RuleSet, data_dir: Path, hits_path: Path) -> Pipe
         SQLiteTimeSeriesStore(data_dir / "timeseries.sqlite"),
         JsonLinesHitSink(hits_path),
         JsonLinesDeadLetterSink(data_dir / "dead-letters.jsonl"),
+        graph=GraphStore(GremliteConnection(data_dir / "graph.sqlite")),
     )
 
 

@@ -17,10 +17,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.events import PoisonRecord, RawRecord, Transaction, decode_record, records_from_kinesis_event
+from chalicelib.entities import GraphView, HitRef
+from chalicelib.events import (
+    PoisonRecord,
+    RawRecord,
+    StoredEvent,
+    Transaction,
+    decode_record,
+    records_from_kinesis_event,
+)
 from chalicelib.hits import Hit
-from chalicelib.rules import FileRulesSource, RulesSource
-from chalicelib.rules.engine import evaluate, history_requests
+from chalicelib.rules import FileRulesSource, RuleSet, RulesSource
+from chalicelib.rules.engine import GraphRequest, evaluate, evaluate_graph, graph_request, history_requests
 from chalicelib.settings import Settings
 from chalicelib.stores import (
     DeadLetterSink,
@@ -29,8 +37,10 @@ from chalicelib.stores import (
     JsonLinesHitSink,
     TimeSeriesStore,
     TransientStoreError,
+    build_graph_store,
     build_timeseries_store,
 )
+from chalicelib.stores.graph import GraphStore
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +76,11 @@ class BatchReport:
 
 class Pipeline:
     def __init__(self, rules: RulesSource, timeseries: TimeSeriesStore, hits: HitSink,
-                 dead_letters: DeadLetterSink, *, max_record_bytes: int = 32 * 1024) -> None:
+                 dead_letters: DeadLetterSink, *, graph: GraphStore | None = None,
+                 max_record_bytes: int = 32 * 1024) -> None:
         self.rules = rules
         self.timeseries = timeseries
+        self.graph = graph
         self.hits = hits
         self.dead_letters = dead_letters
         self.max_record_bytes = max_record_bytes
@@ -119,15 +131,51 @@ class Pipeline:
                 for request in history_requests(ruleset, pending)
             }
             hits = evaluate(ruleset, pending, history)
+            if self.graph is not None:
+                hits = self._graph_phase(ruleset, pending, hits)
             new_hit_ids = set(self.hits.write(hits))
             self.timeseries.mark_judged([p.event.event_id for p in pending])
         except TransientStoreError as exc:
+            if self.graph is not None:
+                self.graph.rollback()
             return self._failed(report, decoded[0][0], exc)
 
         report.new_hits = [h for h in hits if h.hit_id in new_hit_ids]
         for hit in report.new_hits:
             (report.shadow_hits if hit.mode == "shadow" else report.hits)[hit.rule_id] += 1
         return report
+
+    def _graph_phase(self, ruleset: RuleSet, pending: list[StoredEvent], micro_hits: list[Hit]) -> list[Hit]:
+        """Write the batch's entities, judge the macro rules on the graph, write every hit as an
+        edge, commit. Returns all hits of the batch in arrival order, then rule order."""
+        assert self.graph is not None
+        self.graph.write_entities(p.event for p in pending)
+        hits = list(micro_hits)
+        request = graph_request(ruleset, pending)
+        if request is not None:
+            view = self._graph_view(request, micro_hits)
+            phase_one = evaluate_graph(ruleset, pending, view, 1)
+            view = view.with_hits(HitRef.of(h) for h in phase_one)
+            hits += phase_one + evaluate_graph(ruleset, pending, view, 2)
+            seq = {p.event.event_id: p.seq for p in pending}
+            order = {r.id: i for i, r in enumerate(ruleset.rules)}
+            hits.sort(key=lambda h: (seq[h.event_id], order[h.rule_id]))
+        self.graph.write_hits(hits)
+        self.graph.commit()
+        return hits
+
+    def _graph_view(self, request: GraphRequest, micro_hits: list[Hit]) -> GraphView:
+        assert self.graph is not None
+        reach = {q: self.graph.reach(request.accounts, q.via, q.max_hops, q.max_accounts_per_identifier)
+                 for q in request.reach}
+        found: list[HitRef] = []
+        if request.hits_since is not None:
+            involved = set(request.accounts)
+            for per_seed in reach.values():
+                for seed_reach in per_seed.values():
+                    involved.update(seed_reach.hops)
+            found = self.graph.hits_for_accounts(involved, request.hits_since)
+        return GraphView(reach, found).with_hits(HitRef.of(h) for h in micro_hits)
 
     @staticmethod
     def _failed(report: BatchReport, first_unfinished: RawRecord | PoisonRecord, exc: Exception) -> BatchReport:
@@ -139,14 +187,18 @@ class Pipeline:
 
     def close(self) -> None:
         self.timeseries.close()
+        if self.graph is not None:
+            self.graph.close()
 
 
 def build_pipeline(settings: Settings) -> Pipeline:
-    """The embedded pipeline: rules file, SQLite time series, JSON-lines hit and dead-letter sinks."""
+    """The pipeline the settings describe (embedded by default: rules file, SQLite time series,
+    gremlite graph, JSON-lines hit and dead-letter sinks)."""
     return Pipeline(
         FileRulesSource(settings.rules_file, settings.rules_reload_seconds),
         build_timeseries_store(settings),
         JsonLinesHitSink(settings.hits_path),
         JsonLinesDeadLetterSink(settings.dead_letter_path),
+        graph=build_graph_store(settings),
         max_record_bytes=settings.max_record_bytes,
     )

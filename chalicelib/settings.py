@@ -6,6 +6,10 @@
 | RULES_FILE            | rules.yaml beside app.py         | the rules file (hot-reloaded)             |
 | RULES_RELOAD_SECONDS  | 30                               | check the rules source at most this often |
 | TIMESERIES_BACKEND    | sqlite                           | sqlite (embedded)                         |
+| GRAPH_BACKEND         | gremlite                         | gremlite (embedded), neptune, none        |
+| NEPTUNE_ENDPOINT      |                                  | Neptune cluster endpoint host name        |
+| NEPTUNE_PORT          | 8182                             |                                           |
+| NEPTUNE_IAM_AUTH      | true                             | sign the connection with SigV4            |
 | MAX_RECORD_BYTES      | 32768                            | larger records are dead-lettered          |
 | LOG_LEVEL             | INFO                             | logging level                             |
 """
@@ -23,6 +27,8 @@ PROJECT_DIR = PACKAGE_DIR.parent
 
 TimeSeriesBackend = Literal["sqlite"]
 TIMESERIES_BACKENDS: tuple[TimeSeriesBackend, ...] = ("sqlite",)
+GraphBackend = Literal["gremlite", "neptune", "none"]
+GRAPH_BACKENDS: tuple[GraphBackend, ...] = ("gremlite", "neptune", "none")
 
 
 class SettingsError(ValueError):
@@ -45,6 +51,15 @@ class Settings:
     timeseries_backend: TimeSeriesBackend = "sqlite"
     max_record_bytes: int = 32 * 1024
     log_level: str = "INFO"
+    graph_backend: GraphBackend = "gremlite"
+    neptune_endpoint: str = ""
+    neptune_port: int = 8182
+    neptune_iam_auth: bool = True
+    aws_region: str = "us-east-1"
+
+    @property
+    def graph_path(self) -> Path:
+        return self.data_dir / "graph.sqlite"
 
     @property
     def timeseries_path(self) -> Path:
@@ -69,7 +84,15 @@ class Settings:
             raise SettingsError(
                 f"TIMESERIES_BACKEND={backend!r} is not known: use one of {', '.join(TIMESERIES_BACKENDS)}"
             )
+        graph = env.get("GRAPH_BACKEND", "gremlite")
+        if graph not in GRAPH_BACKENDS:
+            raise SettingsError(f"GRAPH_BACKEND={graph!r} is not known: use one of {', '.join(GRAPH_BACKENDS)}")
         return cls(
+            graph_backend=graph,  # type: ignore[arg-type]
+            neptune_endpoint=env.get("NEPTUNE_ENDPOINT", ""),
+            neptune_port=int(_number(env, "NEPTUNE_PORT", 8182)),
+            neptune_iam_auth=env.get("NEPTUNE_IAM_AUTH", "true").lower() not in ("0", "false", "no"),
+            aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             data_dir=Path(env.get("DATA_DIR", ".data")),
             rules_file=Path(env["RULES_FILE"]) if env.get("RULES_FILE") else default_rules_file(),
             rules_reload_seconds=_number(env, "RULES_RELOAD_SECONDS", 30.0),

@@ -5,14 +5,17 @@ from __future__ import annotations
 # Importing the built-in kinds registers them.
 from chalicelib.rules import (  # noqa: F401
     amount_spike,
+    composite,
     fan_out,
     first_seen,
     geo_velocity,
     list_match,
+    near_flagged,
+    shared_identifier,
     sum_over,
     velocity,
 )
-from chalicelib.rules.base import Duration, Finding, Rule, RuleConfig, RuleContext, WindowedConfig
+from chalicelib.rules.base import Duration, Finding, GraphRule, Rule, RuleConfig, RuleContext, WindowedConfig
 from chalicelib.rules.exceptions import RuleIssue, RuleKindError, RulesError, RulesFileError
 from chalicelib.rules.loader import RuleSet, load_rules_file, load_rules_text
 from chalicelib.rules.registry import register_rule_kind
@@ -22,6 +25,7 @@ __all__ = [
     "Duration",
     "FileRulesSource",
     "Finding",
+    "GraphRule",
     "Rule",
     "RuleConfig",
     "RuleContext",

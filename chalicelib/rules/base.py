@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, field_validator, model_validator
 from pydantic_core import core_schema
 
+from chalicelib.entities import VERTEX_LABELS, GraphView, ReachQuery, iso_ms
 from chalicelib.events import IDENTITY_FIELDS, Transaction
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
@@ -157,8 +158,8 @@ class EdgeSpec(_Frozen):
     @model_validator(mode="after")
     def _check(self) -> EdgeSpec:
         for name in (self.from_, self.to):
-            if name is not None:
-                check_field_name(name)
+            if name is not None and name not in VERTEX_LABELS:
+                raise ValueError(f"edge end {name!r} is not an entity field: use one of {', '.join(VERTEX_LABELS)}")
         return self
 
 
@@ -197,6 +198,9 @@ class Finding:
     value: float | int | Decimal
     threshold: float | int | Decimal
     evidence: Mapping[str, Any] = field(default_factory=dict)
+    #: (field, value) of the entity the hit edge should point to, when the rule found one
+    #: (the shared e-mail of a ring, the flagged neighbour); rules.yaml `edge.to` still wins.
+    edge_to: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,11 +267,44 @@ class Rule(ABC, Generic[C]):
         return self.config.edge.label or self.id.upper().replace("-", "_")
 
 
+class GraphRule(Rule[C]):
+    """A macro rule: judged per event on the event's account (`key_value` = the account id),
+    after the batch's entity writes, from a `GraphView` the pipeline read for the whole batch.
+
+    Phase 1 rules see the batch's micro hits; phase 2 (composite) also sees phase 1's."""
+
+    phase: ClassVar[int] = 1
+
+    @property
+    def key_field(self) -> str:
+        return "account_id"
+
+    @property
+    def window(self) -> Duration | None:
+        return None  # not evaluated over time-series windows
+
+    @property
+    def hits_lookback(self) -> Duration | None:
+        """How far back this rule looks at earlier hits (None: it does not use hits)."""
+        return None
+
+    def reach_query(self) -> ReachQuery | None:
+        """The shared-identifier neighbourhood this rule needs for each batch account."""
+        return None
+
+    def judge(self, event: Transaction, window: Sequence[Transaction]) -> Finding | None:
+        raise TypeError(f"{type(self).__name__} is a graph rule: the engine calls judge_graph")
+
+    @abstractmethod
+    def judge_graph(self, event: Transaction, view: GraphView) -> Finding | None:
+        """Judge `event` from the graph view; pure, like `judge`."""
+
+
 def window_evidence(event: Transaction, window: Sequence[Transaction], length: timedelta) -> dict[str, Any]:
     """Window bounds and contributing event ids (capped): the evidence most kinds carry."""
     return {
-        "window_start": (event.ts - length).isoformat(),
-        "window_end": event.ts.isoformat(),
+        "window_start": iso_ms(event.ts - length),
+        "window_end": iso_ms(event.ts),
         "count": len(window),
         "event_ids": [x.event_id for x in window[-EVIDENCE_IDS_CAP:]],
     }

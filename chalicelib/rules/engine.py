@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from chalicelib.entities import GraphView, ReachQuery, iso_ms
 from chalicelib.events import StoredEvent, Transaction
 from chalicelib.hits import EdgeEnd, Hit, HitEdge, hit_id
-from chalicelib.rules.base import Finding, Rule
+from chalicelib.rules.base import Finding, GraphRule, Rule
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.numbers import plain
 
@@ -44,7 +45,7 @@ def history_requests(ruleset: RuleSet, judged: Sequence[StoredEvent]) -> list[Hi
     if not judged:
         return []
     longest: dict[str, int] = {}
-    for rule in ruleset.rules:
+    for rule in ruleset.micro_rules:
         if rule.window is not None:
             longest[rule.key_field] = max(longest.get(rule.key_field, 0), rule.window.ms)
     max_seq = max(e.seq for e in judged)
@@ -69,6 +70,8 @@ def evaluate(ruleset: RuleSet, judged: Sequence[StoredEvent],
     by_key_field: dict[str, dict[str, list[StoredEvent]]] = {}
     found: list[tuple[int, int, Hit]] = []
     for rule_index, rule in enumerate(ruleset.rules):
+        if isinstance(rule, GraphRule):
+            continue
         targets = [e for e in judged if e.event.get(rule.key_field) is not None and rule.applies_to(e.event)]
         if not targets:
             continue
@@ -131,6 +134,8 @@ def make_hit(rule: Rule[Any], event: Transaction, finding: Finding, ruleset_vers
     dst_value = event.get(dst)
     source = EdgeEnd(src, str(src_value)) if src_value is not None else EdgeEnd("account_id", event.account_id)
     target = EdgeEnd(dst, str(dst_value)) if dst_value is not None else source
+    if finding.edge_to is not None and rule.config.edge.to is None:
+        target = EdgeEnd(*finding.edge_to)
     return Hit(
         hit_id=hit_id(rule.id, event.event_id),
         rule_id=rule.id,
@@ -138,7 +143,7 @@ def make_hit(rule: Rule[Any], event: Transaction, finding: Finding, ruleset_vers
         mode=rule.config.mode,
         severity=rule.config.severity,
         event_id=event.event_id,
-        ts=event.ts.isoformat().replace("+00:00", "Z"),
+        ts=iso_ms(event.ts),
         account_id=event.account_id,
         key=rule.key_field,
         key_value=str(event.get(rule.key_field)),
@@ -152,3 +157,40 @@ def make_hit(rule: Rule[Any], event: Transaction, finding: Finding, ruleset_vers
 
 def _number(value: float | int | Decimal) -> float | int:
     return plain(value) if isinstance(value, Decimal) else value
+
+
+# --------------------------------------------------------------------------- macro (graph) rules
+
+
+@dataclass(frozen=True, slots=True)
+class GraphRequest:
+    """What the graph must answer for a batch: reach per query for the batch's accounts, and
+    the hits of the accounts involved since `hits_since` (iso_ms; None: no hits needed)."""
+
+    accounts: frozenset[str]
+    reach: tuple[ReachQuery, ...]
+    hits_since: str | None
+
+
+def graph_request(ruleset: RuleSet, judged: Sequence[StoredEvent]) -> GraphRequest | None:
+    rules = [*ruleset.graph_rules(1), *ruleset.graph_rules(2)]
+    if not rules or not judged:
+        return None
+    queries = tuple(dict.fromkeys(q for r in rules if (q := r.reach_query()) is not None))
+    lookbacks = [lb for r in rules if (lb := r.hits_lookback) is not None]
+    earliest = min(e.event.ts for e in judged)
+    since = iso_ms(earliest - max(lookbacks)) if lookbacks else None
+    return GraphRequest(frozenset(e.event.account_id for e in judged), queries, since)
+
+
+def evaluate_graph(ruleset: RuleSet, judged: Sequence[StoredEvent], view: GraphView, phase: int) -> list[Hit]:
+    """Hits of the graph rules of one phase, per judged event (in arrival order)."""
+    found = []
+    for stored in sorted(judged, key=lambda s: s.seq):
+        for rule in ruleset.graph_rules(phase):
+            if not rule.applies_to(stored.event):
+                continue
+            finding = rule.judge_graph(stored.event, view)
+            if finding is not None:
+                found.append(make_hit(rule, stored.event, finding, ruleset.version))
+    return found

@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
-from chalicelib.rules.base import Rule, RuleConfig, RuleContext
+from chalicelib.rules.base import GraphRule, Rule, RuleConfig, RuleContext
 from chalicelib.rules.exceptions import RuleIssue, RuleKindError, RulesFileError
 from chalicelib.rules.registry import import_plugin, kinds, rule_class_for, rules_adapter
 
@@ -37,6 +37,13 @@ class RuleSet:
 
     def rule(self, rule_id: str) -> Rule[Any]:
         return next(r for r in self.rules if r.id == rule_id)
+
+    @property
+    def micro_rules(self) -> tuple[Rule[Any], ...]:
+        return tuple(r for r in self.rules if not isinstance(r, GraphRule))
+
+    def graph_rules(self, phase: int) -> tuple[GraphRule[Any], ...]:
+        return tuple(r for r in self.rules if isinstance(r, GraphRule) and r.phase == phase)
 
 
 class ListSource(BaseModel):
@@ -166,6 +173,17 @@ def load_rules_text(text: str, *, name: str = "<rules>", base_dir: Path | None =
         if isinstance(wanted, str) and wanted not in document.lists:
             problems.append(issue(("rules", index, "list"),
                                   f"unknown list {wanted!r}: declare it under 'lists:'", "list"))
+    kinds_by_id = {c.id: getattr(c, "kind", "") for c in configs}
+    for index, config in enumerate(configs):
+        referenced = getattr(config, "rules", None) or ()
+        for rule_id in referenced:
+            if rule_id not in kinds_by_id:
+                problems.append(issue(("rules", index, "rules"), f"refers to unknown rule {rule_id!r}", "rules"))
+            elif rule_id == config.id:
+                problems.append(issue(("rules", index, "rules"), "a rule cannot refer to itself", "rules"))
+            elif kinds_by_id[config.id] == "composite" and kinds_by_id[rule_id] == "composite":
+                problems.append(issue(("rules", index, "rules"),
+                                      f"composite rules cannot combine other composite rules ({rule_id!r})", "rules"))
     if problems:
         raise RulesFileError(problems)
 

@@ -5,8 +5,22 @@ from __future__ import annotations
 from chalicelib.settings import Settings
 from chalicelib.stores.base import DeadLetterSink, HitSink, TimeSeriesStore, WriteResult
 from chalicelib.stores.exceptions import StoreError, TransientStoreError
+from chalicelib.stores.graph import GraphStore
+from chalicelib.stores.gremlin import GremliteConnection, NeptuneConnection, NeptuneSettings
 from chalicelib.stores.jsonl import JsonLinesDeadLetterSink, JsonLinesHitSink
 from chalicelib.stores.sqlite import SQLiteTimeSeriesStore
+
+
+def build_graph_store(settings: Settings) -> GraphStore | None:
+    """The graph the settings name: gremlite under the data directory, Neptune, or none."""
+    if settings.graph_backend == "none":
+        return None
+    if settings.graph_backend == "neptune":
+        if not settings.neptune_endpoint:
+            raise StoreError("GRAPH_BACKEND=neptune needs NEPTUNE_ENDPOINT (the cluster endpoint host name)")
+        return GraphStore(NeptuneConnection(NeptuneSettings(
+            settings.neptune_endpoint, settings.neptune_port, settings.aws_region, settings.neptune_iam_auth)))
+    return GraphStore(GremliteConnection(settings.graph_path))
 
 
 def build_timeseries_store(settings: Settings) -> TimeSeriesStore:
@@ -17,6 +31,9 @@ def build_timeseries_store(settings: Settings) -> TimeSeriesStore:
 
 __all__ = [
     "DeadLetterSink",
+    "GraphStore",
+    "GremliteConnection",
+    "NeptuneConnection",
     "HitSink",
     "JsonLinesDeadLetterSink",
     "JsonLinesHitSink",
@@ -25,5 +42,6 @@ __all__ = [
     "TimeSeriesStore",
     "TransientStoreError",
     "WriteResult",
+    "build_graph_store",
     "build_timeseries_store",
 ]

@@ -1,0 +1,66 @@
+"""`composite`: a weighted sum of other rules' hits, so micro and macro signals combine in YAML.
+
+`scope: event` sums the weights of the listed rules that hit this same event; `scope: account`
+those that hit the event's account with `event.ts - window < hit.ts <= event.ts`. Each listed
+rule counts once (its weight), however often it fired; shadow-mode hits do not count. Fires
+when the sum is greater than `threshold`. Composite rules are judged after every other rule of
+the batch, and may not list other composite rules.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from chalicelib.entities import GraphView, iso_ms
+from chalicelib.events import Transaction
+from chalicelib.rules.base import Duration, Finding, GraphRule, RuleConfig
+from chalicelib.rules.registry import register_rule_kind
+
+
+class CompositeConfig(RuleConfig):
+    kind: Literal["composite"] = "composite"
+    rules: dict[str, float] = Field(min_length=1)
+    scope: Literal["event", "account"] = "event"
+    window: Duration | None = None
+    threshold: float
+
+    @model_validator(mode="after")
+    def _window_for_account_scope(self) -> CompositeConfig:
+        if self.scope == "account" and self.window is None:
+            raise ValueError("scope 'account' needs a window (e.g. window: 1h)")
+        if self.scope == "event" and self.window is not None:
+            raise ValueError("scope 'event' takes no window")
+        return self
+
+
+@register_rule_kind
+class CompositeRule(GraphRule[CompositeConfig]):
+    config_model = CompositeConfig
+    phase = 2
+    default_edge_to = "merchant_id"
+
+    @property
+    def hits_lookback(self) -> Duration | None:
+        return self.config.window
+
+    def judge_graph(self, event: Transaction, view: GraphView) -> Finding | None:
+        cfg = self.config
+        contributing: dict[str, list[str]] = {}
+        if cfg.scope == "event":
+            relevant = [h for h in view.hits if h.event_id == event.event_id]
+        else:
+            assert cfg.window is not None
+            since, until = iso_ms(event.ts - cfg.window), iso_ms(event.ts)
+            relevant = [h for h in view.hits if h.account_id == event.account_id and since < h.ts <= until]
+        for hit in relevant:
+            if hit.rule_id in cfg.rules and hit.mode == "enforce":
+                contributing.setdefault(hit.rule_id, []).append(hit.hit_id)
+        score = sum(cfg.rules[r] for r in contributing)
+        if score <= cfg.threshold:
+            return None
+        return Finding(round(score, 9), cfg.threshold, {
+            "scope": cfg.scope,
+            "rules": {r: {"weight": cfg.rules[r], "hits": ids[:5]} for r, ids in sorted(contributing.items())},
+        })

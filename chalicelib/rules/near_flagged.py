@@ -1,0 +1,77 @@
+"""`near_flagged`: an account close to accounts that were recently flagged.
+
+Counts the *other* accounts within `hops` account-to-account steps through shared identifiers
+(`via`) that have an enforce-mode hit with `event.ts - window < hit.ts <= event.ts` (from the
+rules listed in `rules`, or any rule that is not itself a graph rule). Fires when that count is
+greater than `threshold` (default 0: any flagged neighbour).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from chalicelib.entities import GraphView, ReachQuery, iso_ms
+from chalicelib.events import Transaction
+from chalicelib.rules.base import EVIDENCE_IDS_CAP, Duration, Finding, GraphRule, RuleConfig, RuleContext
+from chalicelib.rules.registry import register_rule_kind
+from chalicelib.rules.shared_identifier import check_via
+
+
+class NearFlaggedConfig(RuleConfig):
+    kind: Literal["near_flagged"] = "near_flagged"
+    via: tuple[str, ...] = ("email", "phone", "device_id", "card_id")
+    hops: int = Field(default=2, ge=1, le=4)
+    window: Duration
+    threshold: int = Field(default=0, ge=0)
+    rules: tuple[str, ...] | None = None
+    max_accounts_per_identifier: int | None = Field(default=None, ge=2)
+
+    _check_via = field_validator("via")(check_via)
+
+
+@register_rule_kind
+class NearFlaggedRule(GraphRule[NearFlaggedConfig]):
+    config_model = NearFlaggedConfig
+    #: kinds whose hits do not make an account "flagged" unless listed in `rules`
+    derived_kinds = frozenset({"near_flagged", "composite", "shared_identifier"})
+
+    def __init__(self, config: NearFlaggedConfig, context: RuleContext) -> None:
+        super().__init__(config, context)
+        self.counted_rules: frozenset[str] | None = frozenset(config.rules) if config.rules else None
+
+    @property
+    def hits_lookback(self) -> Duration:
+        return self.config.window
+
+    def reach_query(self) -> ReachQuery:
+        cfg = self.config
+        return ReachQuery(cfg.via, cfg.hops, cfg.max_accounts_per_identifier)
+
+    def counts(self, rule_id: str, kind: str) -> bool:
+        if self.counted_rules is not None:
+            return rule_id in self.counted_rules
+        return kind not in self.derived_kinds
+
+    def judge_graph(self, event: Transaction, view: GraphView) -> Finding | None:
+        reach = view.reach[self.reach_query()].get(event.account_id)
+        if reach is None:
+            return None
+        since, until = iso_ms(event.ts - self.config.window), iso_ms(event.ts)
+        flagged: dict[str, list[str]] = {}
+        for hit in view.hits:
+            hops = reach.hops.get(hit.account_id)
+            if (hops and hit.mode == "enforce" and since < hit.ts <= until
+                    and self.counts(hit.rule_id, hit.kind)):
+                flagged.setdefault(hit.account_id, []).append(hit.rule_id)
+        if len(flagged) <= self.config.threshold:
+            return None
+        nearest = sorted(flagged, key=lambda a: (reach.hops[a], a))
+        evidence = {
+            "flagged_accounts": [{"account": a, "hops": reach.hops[a], "rules": sorted(set(flagged[a]))}
+                                 for a in nearest[:EVIDENCE_IDS_CAP]],
+            "window_start": since,
+            "window_end": until,
+        }
+        return Finding(len(flagged), self.config.threshold, evidence, ("account_id", nearest[0]))

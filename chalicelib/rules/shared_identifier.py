@@ -1,0 +1,66 @@
+"""`shared_identifier`: an account linked through shared identifiers to too many accounts.
+
+The component is the set of accounts reached from the event's account through identifiers of the
+`via` fields (an e-mail, phone, device... used by both), at most `max_hops` account-to-account
+steps away, the account itself included. Fires when it has more than `threshold` accounts.
+Transacting with the same merchant is not sharing an identifier: `merchant_id` is not allowed in
+`via`. Identifiers used by more than `max_accounts_per_identifier` accounts (an office or carrier
+IP) are not followed.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from chalicelib.entities import RELATIONSHIPS, GraphView, ReachQuery
+from chalicelib.events import Transaction
+from chalicelib.rules.base import EVIDENCE_IDS_CAP, Finding, GraphRule, RuleConfig
+from chalicelib.rules.registry import register_rule_kind
+
+LINKABLE = tuple(name for name in RELATIONSHIPS if name != "merchant_id")
+FIELD_OF_LABEL = {"Email": "email", "Phone": "phone", "IP": "ip", "Device": "device_id", "Card": "card_id"}
+
+
+def check_via(via: tuple[str, ...]) -> tuple[str, ...]:
+    unknown = [v for v in via if v not in LINKABLE]
+    if unknown or not via:
+        raise ValueError(f"via must list identifier fields among {', '.join(LINKABLE)}; got {list(via)}")
+    return tuple(dict.fromkeys(via))
+
+
+class SharedIdentifierConfig(RuleConfig):
+    kind: Literal["shared_identifier"] = "shared_identifier"
+    via: tuple[str, ...] = ("email", "phone", "device_id")
+    threshold: int = Field(ge=1)
+    max_hops: int = Field(default=1, ge=1, le=4)
+    max_accounts_per_identifier: int | None = Field(default=None, ge=2)
+
+    _check_via = field_validator("via")(check_via)
+
+
+@register_rule_kind
+class SharedIdentifierRule(GraphRule[SharedIdentifierConfig]):
+    config_model = SharedIdentifierConfig
+
+    def reach_query(self) -> ReachQuery:
+        cfg = self.config
+        return ReachQuery(cfg.via, cfg.max_hops, cfg.max_accounts_per_identifier)
+
+    def judge_graph(self, event: Transaction, view: GraphView) -> Finding | None:
+        reach = view.reach[self.reach_query()].get(event.account_id)
+        if reach is None or len(reach.hops) <= self.config.threshold:
+            return None
+        accounts = sorted(reach.hops, key=lambda a: (reach.hops[a], a))
+        shared = sorted((i for i in reach.identifiers.values() if len(i.accounts) > 1),
+                        key=lambda i: (-len(i.accounts), i.label, i.key))
+        evidence = {
+            "component_size": len(accounts),
+            "max_hops": self.config.max_hops,
+            "accounts": accounts[:EVIDENCE_IDS_CAP],
+            "identifiers": [{"label": i.label, "key": i.key, "accounts": len(i.accounts)}
+                            for i in shared[:EVIDENCE_IDS_CAP]],
+        }
+        edge_to = (FIELD_OF_LABEL[shared[0].label], shared[0].key) if shared else None
+        return Finding(len(accounts), self.config.threshold, evidence, edge_to)

@@ -8,6 +8,7 @@ safe because every write the GraphStore sends is an idempotent upsert.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import sqlite3
@@ -15,7 +16,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -118,7 +119,7 @@ def sigv4_headers(url: str, region: str, credentials: Any, now: datetime | None 
     request = AWSRequest(method="GET", url=https_url, data=None)
     signer = SigV4Auth(credentials, "neptune-db", region)
     # SigV4Auth.add_auth reads the wall clock; these are its steps with the clock passed in.
-    stamp = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    stamp = (now or datetime.now(UTC)).astimezone(UTC)
     request.context["timestamp"] = stamp.strftime(SIGV4_TIMESTAMP)
     signer._modify_request_before_signing(request)
     canonical = signer.canonical_request(request)
@@ -151,6 +152,9 @@ class RetryPolicy:
         return rng.uniform(0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
 
 
+DEFAULT_RETRY = RetryPolicy()
+
+
 class RetryingRemote(RemoteConnection):  # type: ignore[misc]
     """A RemoteConnection that reconnects after a dropped socket and retries on
     ConcurrentModificationException, with jittered exponential backoff.
@@ -158,7 +162,7 @@ class RetryingRemote(RemoteConnection):  # type: ignore[misc]
     `connect` builds a fresh underlying connection (for Neptune: a new, freshly signed
     DriverRemoteConnection); it is called once up front and again after each drop."""
 
-    def __init__(self, connect: Callable[[], Any], policy: RetryPolicy = RetryPolicy(),
+    def __init__(self, connect: Callable[[], Any], policy: RetryPolicy = DEFAULT_RETRY,
                  sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> None:
         super().__init__("retrying", "g")
         self._connect = connect
@@ -192,10 +196,8 @@ class RetryingRemote(RemoteConnection):  # type: ignore[misc]
         return False
 
     def _close_quietly(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # the socket is already gone
             self.remote.close()
-        except Exception:  # the socket is already gone
-            pass
 
     def close(self) -> None:
         self._close_quietly()
@@ -205,7 +207,7 @@ class NeptuneConnection(GraphConnection):
     """Amazon Neptune over wss with IAM auth. Each traversal commits on its own."""
 
     def __init__(self, settings: NeptuneSettings, *, credentials: Callable[[], Any] | None = None,
-                 driver: Callable[..., Any] | None = None, policy: RetryPolicy = RetryPolicy(),
+                 driver: Callable[..., Any] | None = None, policy: RetryPolicy = DEFAULT_RETRY,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
         self._credentials = credentials or _session_credentials

@@ -58,7 +58,10 @@ class GraphStore:
         self._vertices: set[VertexRef] = set()
         self._relationships: dict[RelationshipRef, str] = {}  # -> last_seen written
         self._hits: set[str] = set()
-        self._staged: list[tuple[str, Any, Any]] = []
+        # written in the open transaction; remembered for good on commit, forgotten on rollback
+        self._staged_vertices: set[VertexRef] = set()
+        self._staged_relationships: dict[RelationshipRef, str] = {}
+        self._staged_hits: set[str] = set()
         self.writes = 0  # upserts sent (for reports and benchmarks)
 
     @property
@@ -72,30 +75,31 @@ class GraphStore:
         return self.write_entity_batch(entities_of(events))
 
     def write_entity_batch(self, batch: EntityBatch) -> int:
-        vertices = sorted(v for v in batch.vertices if v not in self._vertices)
+        vertices = sorted(v for v in batch.vertices if v not in self._vertices and v not in self._staged_vertices)
         self._run_chained(vertices, lambda t, v: _upsert_vertex(t, v, batch.vertices[v]))
-        self._staged.extend(("vertex", v, None) for v in vertices)
+        self._staged_vertices.update(vertices)
 
         new, stale = [], []
         for ref, (first, last) in sorted(batch.relationships.items()):
-            written = self._relationships.get(ref)
+            written = self._staged_relationships.get(ref) or self._relationships.get(ref)
             if written is None:
                 new.append((ref, first, last))
             elif _ms_apart(written, last) >= LAST_SEEN_GRANULARITY_MS:
                 stale.append((ref, first, last))
         self._run_chained(new, lambda t, item, i: _upsert_relationship(t, item, f"r{i}"), numbered=True)
         self._run_chained(stale, lambda t, item: _refresh_last_seen(t, item))
-        self._staged.extend(("relationship", ref, last) for ref, _, last in [*new, *stale])
+        self._staged_relationships.update((ref, last) for ref, _, last in [*new, *stale])
         return len(vertices) + len(new) + len(stale)
 
     def write_hits(self, hits: Sequence[Hit]) -> int:
         """One labelled edge per hit, from its `edge.from` entity to its `edge.to` entity."""
-        fresh = [h for h in {h.hit_id: h for h in hits}.values() if h.hit_id not in self._hits]
+        fresh = [h for h in {h.hit_id: h for h in hits}.values()
+                 if h.hit_id not in self._hits and h.hit_id not in self._staged_hits]
         ends = {VertexRef(VERTEX_LABELS[end.field], end.value): h.ts
                 for h in fresh for end in (h.edge.from_, h.edge.to)}
         self.write_entity_batch(EntityBatch(vertices=ends))
         self._run_chained(fresh, lambda t, hit, i: _upsert_hit(t, hit, f"h{i}"), numbered=True)
-        self._staged.extend(("hit", h.hit_id, None) for h in fresh)
+        self._staged_hits.update(h.hit_id for h in fresh)
         return len(fresh)
 
     def commit(self) -> None:
@@ -104,18 +108,20 @@ class GraphStore:
             self._vertices.clear()
             self._relationships.clear()
             self._hits.clear()
-        for kind, item, extra in self._staged:
-            if kind == "vertex":
-                self._vertices.add(item)
-            elif kind == "relationship":
-                self._relationships[item] = max(extra, self._relationships.get(item, extra))
-            else:
-                self._hits.add(item)
-        self._staged.clear()
+        self._vertices |= self._staged_vertices
+        for ref, last in self._staged_relationships.items():
+            self._relationships[ref] = max(last, self._relationships.get(ref, last))
+        self._hits |= self._staged_hits
+        self._forget_staged()
 
     def rollback(self) -> None:
-        self._staged.clear()
+        self._forget_staged()
         self.connection.rollback()
+
+    def _forget_staged(self) -> None:
+        self._staged_vertices.clear()
+        self._staged_relationships.clear()
+        self._staged_hits.clear()
 
     def close(self) -> None:
         self.connection.close()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from gremlin_python.driver.remote_connection import RemoteConnection, RemoteTraversal
 from gremlin_python.process.anonymous_traversal import traversal
@@ -125,7 +126,9 @@ def sigv4_headers(url: str, region: str, credentials: Any, now: datetime | None 
     canonical = signer.canonical_request(request)
     signature = signer.signature(signer.string_to_sign(request, canonical), request)
     signer._inject_signature_to_request(request, signature)
-    return {name: str(value) for name, value in request.headers.items()}
+    headers = {name: str(value) for name, value in request.headers.items()}
+    headers["Host"] = urlsplit(https_url).netloc  # signed over; sent explicitly so no client differs
+    return headers
 
 
 def is_concurrent_modification(exc: BaseException) -> bool:

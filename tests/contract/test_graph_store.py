@@ -1,0 +1,200 @@
+"""The GraphStore contract on gremlite, checked against a brute-force Python model of the graph."""
+
+from __future__ import annotations
+
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from gremlin_python.process.graph_traversal import __
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chalicelib.entities import RELATIONSHIPS, VERTEX_LABELS
+from chalicelib.events import Transaction
+from chalicelib.hits import EdgeEnd, Hit, HitEdge
+from chalicelib.stores import GraphStore, GremliteConnection
+from tests.strategies import split, transactions
+
+EMAILS = ["e1@x", "e2@x", None]
+PHONES = ["p1", "p2", None]
+
+
+@st.composite
+def identity_events(draw: st.DrawFn, index: int) -> Transaction:
+    base = draw(transactions(ids=st.just(f"e{index}")))
+    return base.model_copy(update={"account_id": draw(st.sampled_from(["a", "b", "c", "d", "e"])),
+                                   "email": draw(st.sampled_from(EMAILS)), "phone": draw(st.sampled_from(PHONES)),
+                                   "merchant_id": draw(st.sampled_from(["m1", "m2", None]))})
+
+
+@st.composite
+def event_batches(draw: st.DrawFn) -> tuple[list[Transaction], list[int]]:
+    size = draw(st.integers(1, 25))
+    stream = [draw(identity_events(i)) for i in range(size)]
+    points = sorted(draw(st.sets(st.integers(1, max(1, size - 1)), max_size=4)))
+    return stream, [p for p in points if 0 < p < size]
+
+
+def open_store(path: Path) -> GraphStore:
+    return GraphStore(GremliteConnection(path))
+
+
+def graph_contents(store: GraphStore) -> tuple[list[tuple[str, str]], list[tuple[str, str, str, str, str]]]:
+    g = store.g
+    vertices = sorted((r["l"], r["k"]) for r in g.V().project("l", "k").by(__.label()).by("key").to_list())
+    edges = sorted((r["fl"], r["f"], r["l"], r["tl"], r["t"]) for r in g.E().project("fl", "f", "l", "tl", "t")
+                   .by(__.out_v().label()).by(__.out_v().values("key")).by(__.label())
+                   .by(__.in_v().label()).by(__.in_v().values("key")).to_list())
+    return vertices, edges
+
+
+def model_of(stream: list[Transaction]) -> tuple[list[tuple[str, str]], list[tuple[str, str, str, str, str]]]:
+    vertices, edges = set(), set()
+    for e in stream:
+        vertices.add(("Account", e.account_id))
+        for field, label in RELATIONSHIPS.items():
+            value = e.get(field)
+            if value is not None:
+                vertices.add((VERTEX_LABELS[field], value))
+                edges.add(("Account", e.account_id, label, VERTEX_LABELS[field], value))
+    return sorted(vertices), sorted(edges)
+
+
+@given(event_batches(), st.data())
+@settings(max_examples=25)
+def test_entity_upserts_match_the_model_and_replay_adds_nothing(batches: tuple[list[Transaction], list[int]],
+                                                                data: st.DataObject) -> None:
+    stream, points = batches
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "g.sqlite"
+        store = open_store(path)
+        for batch in split(stream, points):
+            store.write_entities(batch)
+            store.commit()
+        expected = model_of(stream)
+        assert graph_contents(store) == expected
+        # Replay a drawn batch in the same container and in a cold one (no memory of writes).
+        replayed = data.draw(st.sampled_from(split(stream, points)))
+        store.write_entities(replayed)
+        store.commit()
+        store.close()
+        cold = open_store(path)
+        assert cold.write_entities(replayed) > 0  # a cold container really sends the upserts...
+        cold.commit()
+        assert graph_contents(cold) == expected  # ...and they change nothing
+        cold.close()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[GraphStore]:
+    graph = open_store(tmp_path / "g.sqlite")
+    yield graph
+    graph.close()
+
+
+def make_hit(hit_id: str, account: str, ts: str, rule: str = "r1", mode: str = "enforce",
+             to: EdgeEnd | None = None, kind: str = "velocity") -> Hit:
+    return Hit(hit_id, rule, kind, mode, "high", f"ev-{hit_id}", ts, account, "account_id", account, 7, 5,
+               "v1", HitEdge("VELOCITY_1M", EdgeEnd("account_id", account), to or EdgeEnd("account_id", account)),
+               {"count": 7, "event_ids": ["x"]})
+
+
+def test_hit_edges_carry_their_properties_and_upsert_by_hit_id(store: GraphStore, tmp_path: Path) -> None:
+    store.write_entities([Transaction(event_id="e", ts=0, account_id="a", amount=1, ip="1.2.3.4")])
+    hit = make_hit("h1", "a", "2026-11-01T10:00:00.000Z", to=EdgeEnd("ip", "1.2.3.4"))
+    assert store.write_hits([hit, hit]) == 1
+    store.commit()
+    rows = store.g.E().has("hit_id", "h1").element_map().to_list()
+    assert len(rows) == 1
+    props = {k: v for k, v in rows[0].items() if isinstance(k, str)}
+    assert props == {"hit_id": "h1", "rule_id": "r1", "kind": "velocity", "mode": "enforce", "severity": "high",
+                     "event_id": "ev-h1", "account_id": "a", "ts": "2026-11-01T10:00:00.000Z", "value": 7.0,
+                     "threshold": 5.0, "ruleset_version": "v1", "evidence": '{"count":7,"event_ids":["x"]}'}
+    assert store.g.E().has("hit_id", "h1").in_v().values("key").to_list() == ["1.2.3.4"]
+    store.close()
+    cold = open_store(tmp_path / "g.sqlite")
+    cold.write_hits([hit])  # a redelivery in a new container
+    cold.commit()
+    assert cold.g.E().has("hit_id", "h1").count().to_list() == [1]
+    cold.close()
+
+
+def test_rollback_forgets_what_was_not_committed(store: GraphStore) -> None:
+    store.write_entities([Transaction(event_id="e", ts=0, account_id="a", amount=1, email="x@y")])
+    store.rollback()
+    assert store.g.V().count().to_list() == [0]
+    assert store.write_entities([Transaction(event_id="e", ts=0, account_id="a", amount=1, email="x@y")]) == 3
+    store.commit()
+    assert store.g.V().count().to_list() == [2]
+
+
+def bfs_model(stream: list[Transaction], via: list[str], seed: str, hops: int) -> dict[str, int]:
+    ident_accounts: dict[tuple[str, str], set[str]] = defaultdict(set)
+    account_idents: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for e in stream:
+        for field in via:
+            if e.get(field) is not None:
+                ident_accounts[(field, e.get(field))].add(e.account_id)
+                account_idents[e.account_id].add((field, e.get(field)))
+    seen, frontier = {seed: 0}, [seed]
+    for hop in range(1, hops + 1):
+        nxt = []
+        for account in frontier:
+            for ident in account_idents[account]:
+                for other in ident_accounts[ident]:
+                    if other not in seen:
+                        seen[other] = hop
+                        nxt.append(other)
+        frontier = nxt
+    return seen
+
+
+@given(event_batches(), st.integers(1, 3), st.sampled_from([["email"], ["phone"], ["email", "phone"]]))
+@settings(max_examples=25)
+def test_reach_and_rings_match_the_model(batches: tuple[list[Transaction], list[int]], hops: int,
+                                         via: list[str]) -> None:
+    stream, _ = batches
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_store(Path(tmp) / "g.sqlite")
+        store.write_entities(stream)
+        store.commit()
+        accounts = sorted({e.account_id for e in stream})
+        reach = store.reach(accounts, via, hops)
+        for account in accounts:
+            assert reach[account].hops == bfs_model(stream, via, account, hops)
+        # rings: connected components (unbounded hops) of accounts that share something
+        components = {frozenset(bfs_model(stream, via, a, 99)) for a in accounts}
+        expected = sorted((sorted(c) for c in components if len(c) >= 2), key=lambda c: (-len(c), c[0]))
+        assert [ring.accounts for ring in store.rings(via)] == expected
+        store.close()
+
+
+def test_hits_for_accounts_filters_by_account_and_time(store: GraphStore) -> None:
+    store.write_entities([Transaction(event_id=f"e{a}", ts=0, account_id=a, amount=1) for a in "abc"])
+    hits = [make_hit("h1", "a", "2026-11-01T10:00:00.000Z"), make_hit("h2", "a", "2026-11-01T11:00:00.000Z"),
+            make_hit("h3", "b", "2026-11-01T12:00:00.000Z", mode="shadow"),
+            make_hit("h4", "c", "2026-11-01T12:00:00.000Z")]
+    store.write_hits(hits)
+    store.commit()
+    found = store.hits_for_accounts(["a", "b"], "2026-11-01T10:00:00.000Z")
+    assert [(h.hit_id, h.account_id, h.mode) for h in found] == [("h2", "a", "enforce"), ("h3", "b", "shadow")]
+
+
+def test_account_view_shows_entities_neighbours_and_hits(store: GraphStore) -> None:
+    store.write_entities([
+        Transaction(event_id="1", ts=0, account_id="a", amount=1, email="shared@x", ip="1.1.1.1", merchant_id="m"),
+        Transaction(event_id="2", ts=0, account_id="b", amount=1, email="shared@x"),
+        Transaction(event_id="3", ts=0, account_id="c", amount=1, merchant_id="m"),
+    ])
+    store.write_hits([make_hit("h1", "b", "2026-11-01T10:00:00.000Z")])
+    store.commit()
+    view = store.account_view("a", hops=1)
+    assert view["found"] is True
+    assert {(e["relationship"], e["key"]) for e in view["entities"]} == {
+        ("HAS_EMAIL", "shared@x"), ("USES_IP", "1.1.1.1"), ("PAYS", "m")}
+    assert view["accounts"] == [{"account": "a", "hops": 0}, {"account": "b", "hops": 1}]  # c only shares a merchant
+    assert [h["hit_id"] for h in view["hits"]] == ["h1"]
+    assert store.account_view("nobody")["found"] is False

@@ -27,3 +27,6 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .hypothesis .ruff_cache
+
+bench: $(STAMP)
+	$(BIN)/python bench/graph_write.py

@@ -18,7 +18,7 @@ from typing import Any
 
 from chalicelib.kinesis import LINE_FORMATS, StreamRecord, batched, kinesis_event, records_from_lines
 from chalicelib.pipeline import Pipeline
-from chalicelib.rules import RulesError, RuleSet, StaticRulesSource, load_rules_file
+from chalicelib.rules import GraphRule, RulesError, RuleSet, StaticRulesSource, load_rules_file
 from chalicelib.stores import (
     GraphStore,
     GremliteConnection,
@@ -172,8 +172,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     stream = simulate(seed=args.seed, accounts=args.accounts, hours=args.hours)
     records = list(records_from_lines(iter_lines(stream), "native"))
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("timeseries.sqlite", "timeseries.sqlite-wal", "timeseries.sqlite-shm",
-                  "hits.jsonl", "dead-letters.jsonl"):
+    for stale in ("timeseries.sqlite", "timeseries.sqlite-wal", "timeseries.sqlite-shm", "graph.sqlite",
+                  "graph.sqlite-wal", "graph.sqlite-shm", "hits.jsonl", "dead-letters.jsonl"):
         (args.data_dir / stale).unlink(missing_ok=True)
     hits_path = args.data_dir / "hits.jsonl"
     pipeline = embedded_pipeline(ruleset, args.data_dir, hits_path)
@@ -205,8 +205,103 @@ def cmd_demo(args: argparse.Namespace) -> int:
                   f"({totals.events / max(totals.seconds, 1e-9):,.0f} events/s); "
                   f"{len(hits)} hits; scenarios caught: {len(caught)}/{len(scenarios)}"
                   + (f" (missed: {', '.join(missed)})" if missed else ""))
-    console.print(f"stores and hits in {args.data_dir}/")
+    graph = open_graph(args.data_dir)
+    try:
+        rings = graph.rings(["email", "phone", "device_id", "card_id"], min_size=3)
+        counts = graph.counts()
+    finally:
+        graph.close()
+    graph_hits = sum(n for rule, n in totals.summary()["hits"].items()
+                     if isinstance(ruleset.rule(rule), GraphRule))
+    console.print(f"graph: {counts['vertices']} vertices, {counts['edges']} edges "
+                  f"({len(hits)} of them hit edges, {graph_hits} from macro rules)")
+    if rings:
+        ring = rings[0]
+        labels = {stream.labels.get(e["event_id"]) for e in stream.events if e["account_id"] in ring.accounts}
+        console.print(f"largest ring: {len(ring.accounts)} accounts ({', '.join(ring.accounts[:10])}"
+                      f"{' ...' if len(ring.accounts) > 10 else ''}) linked by "
+                      + "; ".join(f"{i.label} {i.key} ({len(i.accounts)})" for i in ring.identifiers[:3])
+                      + f"; scenarios among its events: {', '.join(sorted(str(x) for x in labels - {None})) or 'none'}")
+    console.print(f"stores and hits in {args.data_dir}/ - investigate with "
+                  f"`python -m chalicelib graph rings --data-dir {args.data_dir}`")
     print(json.dumps(totals.summary()))
+    return 0
+
+
+def open_graph(data_dir: Path) -> GraphStore:
+    path = data_dir / "graph.sqlite"
+    if not path.exists():
+        raise SystemExit(f"error: no graph at {path}: run `replay --data-dir {data_dir}` or `demo` first, "
+                         "or point --data-dir at the directory that holds graph.sqlite")
+    return GraphStore(GremliteConnection(path))
+
+
+def cmd_graph_account(args: argparse.Namespace) -> int:
+    graph = open_graph(args.data_dir)
+    try:
+        view = graph.account_view(args.account, hops=args.hops)
+    finally:
+        graph.close()
+    if args.json:
+        print(json.dumps(view, indent=2))
+        return 0 if view["found"] else 1
+    if not view["found"]:
+        print(f"account {args.account!r} is not in the graph at {args.data_dir}", file=sys.stderr)
+        return 1
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]Account {view['account']}[/bold]")
+    for entity in view["entities"]:
+        console.print(f"  -[{entity['relationship']}]-> {entity['label']} {entity['key']}"
+                      f"  (first {entity['first_seen']}, last {entity['last_seen']})")
+    shared = view["shared_identifiers"]
+    if shared:
+        console.print(f"Accounts within {args.hops} hop(s) through shared identifiers: {len(view['accounts']) - 1}")
+        for ident in shared:
+            console.print(f"  {ident['label']} {ident['key']}: {', '.join(ident['accounts'])}")
+    own = [h for h in view["hits"] if h["account_id"] == args.account]
+    table = Table(title=f"Hits on {args.account} ({len(own)})")
+    for column in ("ts", "rule", "mode", "severity", "edge", "value"):
+        table.add_column(column, overflow="fold")
+    for h in own:
+        table.add_row(h["ts"], h["rule_id"], h["mode"], h["severity"],
+                      f"-[{h['label']}]-> {h['to_label']} {h['to']}", f"{h['value']:g} > {h['threshold']:g}")
+    console.print(table)
+    by_neighbour: dict[str, Counter[str]] = {}
+    for h in view["hits"]:
+        if h["account_id"] != args.account:
+            by_neighbour.setdefault(h["account_id"], Counter())[h["rule_id"]] += 1
+    for neighbour, counts in sorted(by_neighbour.items()):
+        console.print(f"  neighbour {neighbour}: " + ", ".join(f"{r} x{n}" for r, n in sorted(counts.items())))
+    return 0
+
+
+def cmd_graph_rings(args: argparse.Namespace) -> int:
+    graph = open_graph(args.data_dir)
+    try:
+        rings = graph.rings(args.via, args.min_size, args.max_accounts_per_identifier)
+    finally:
+        graph.close()
+    if args.json:
+        print(json.dumps([{"accounts": r.accounts, "identifiers": [
+            {"label": i.label, "key": i.key, "accounts": list(i.accounts)} for i in r.identifiers]}
+            for r in rings], indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Rings: accounts linked by shared {', '.join(args.via)} (largest first)")
+    for column in ("#", "accounts", "members", "linked by"):
+        table.add_column(column, overflow="fold")
+    for rank, ring in enumerate(rings[:args.limit], 1):
+        links = "; ".join(f"{i.label} {i.key} ({len(i.accounts)})" for i in ring.identifiers[:6])
+        more = f" +{len(ring.identifiers) - 6} more" if len(ring.identifiers) > 6 else ""
+        table.add_row(str(rank), str(len(ring.accounts)), ", ".join(ring.accounts[:12])
+                      + (" ..." if len(ring.accounts) > 12 else ""), links + more)
+    Console().print(table)
+    print(f"{len(rings)} rings of at least {args.min_size} accounts")
     return 0
 
 
@@ -252,7 +347,42 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--batch-size", type=_positive, default=100, help="records per batch (default 100)")
     demo.add_argument("--data-dir", type=Path, default=Path(".data/demo"), help="where stores and hits go")
     demo.set_defaults(func=cmd_demo)
+
+    graph = commands.add_parser("graph", help="investigate the entity graph",
+                                description="Investigate the entity graph the pipeline wrote (gremlite "
+                                            "file graph.sqlite under --data-dir).")
+    graph_commands = graph.add_subparsers(dest="graph_command", required=True, metavar="SUBCOMMAND")
+    account = graph_commands.add_parser("account", help="an account's neighbourhood and its hits",
+                                        description="Show an account's entities, the accounts that share "
+                                                    "identifiers with it, and every hit on those accounts.")
+    account.add_argument("account", help="the account id")
+    account.add_argument("--hops", type=_positive, default=1, help="account-to-account hops (default 1)")
+    account.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    account.add_argument("--data-dir", type=Path, default=Path(".data"), help="directory with graph.sqlite")
+    account.set_defaults(func=cmd_graph_account)
+    rings = graph_commands.add_parser("rings", help="groups of accounts linked by shared identifiers",
+                                      description="List groups of accounts linked through shared identifiers, "
+                                                  "largest first, with the identifiers that link them.")
+    rings.add_argument("--min-size", type=_positive, default=3, help="smallest ring to list (default 3)")
+    rings.add_argument("--via", type=_fields, default=["email", "phone", "device_id", "card_id"],
+                       help="comma-separated identifier fields (default email,phone,device_id,card_id)")
+    rings.add_argument("--max-accounts-per-identifier", type=_positive, default=None,
+                       help="ignore identifiers shared by more accounts than this (offices, carriers)")
+    rings.add_argument("--limit", type=_positive, default=20, help="rings to show (default 20)")
+    rings.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    rings.add_argument("--data-dir", type=Path, default=Path(".data"), help="directory with graph.sqlite")
+    rings.set_defaults(func=cmd_graph_rings)
     return parser
+
+
+def _fields(text: str) -> list[str]:
+    from chalicelib.rules.shared_identifier import LINKABLE
+
+    fields = [f.strip() for f in text.split(",") if f.strip()]
+    unknown = [f for f in fields if f not in LINKABLE]
+    if unknown or not fields:
+        raise argparse.ArgumentTypeError(f"use identifier fields among {', '.join(LINKABLE)}")
+    return fields
 
 
 def _positive(text: str) -> int:

@@ -166,8 +166,7 @@ class Pipeline:
 
     def _graph_view(self, request: GraphRequest, micro_hits: list[Hit]) -> GraphView:
         assert self.graph is not None
-        reach = {q: self.graph.reach(request.accounts, q.via, q.max_hops, q.max_accounts_per_identifier)
-                 for q in request.reach}
+        reach = self.graph.reach_many(request.accounts, request.reach)
         found: list[HitRef] = []
         if request.hits_since is not None:
             involved = set(request.accounts)

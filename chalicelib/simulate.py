@@ -55,7 +55,7 @@ def simulate(*, seed: int = 7, accounts: int = 200, hours: float = 6.0) -> Simul
             timeline.append((ts, scenario, {**fixed, "ts": ts.isoformat()}))
 
     # Reference-style ring: accounts sharing one email and phone, high-value bursts.
-    for k, account in enumerate(f"ring-{i:02d}" for i in range(6)):
+    for k, account in enumerate(f"ring-{i:02d}" for i in range(10)):
         burst("shared_ring", START + timedelta(minutes=30 + k), 3, 40.0, account_id=account,
               amount="20000", merchant_id="m-900", email="shared@example.com", phone="10001000",
               ip=f"172.16.0.{k}", device_id=f"ring-dev-{k}")

@@ -28,6 +28,7 @@ from chalicelib.entities import (
     HitRef,
     Identifier,
     Reach,
+    ReachQuery,
     RelationshipRef,
     VertexRef,
     entities_of,
@@ -36,8 +37,10 @@ from chalicelib.events import Transaction
 from chalicelib.hits import Hit
 from chalicelib.stores.gremlin import GraphConnection
 
+FIELD_OF_LABEL = {label: name for name, label in VERTEX_LABELS.items()}
+
 KEY = "key"  # the vertex property holding the natural id
-CHAIN = 50  # upserts chained into one traversal (fewer round trips to Neptune)
+CHAIN = 5  # upserts chained per traversal: fewer Neptune round trips; gremlite is fastest at ~5 (bench)
 WITHIN = 200  # values per P.within
 LAST_SEEN_GRANULARITY_MS = 3_600_000  # refresh an edge's last_seen at most hourly
 MEMO_LIMIT = 500_000  # remembered writes per container before the memory starts afresh
@@ -53,8 +56,9 @@ class Ring:
 
 
 class GraphStore:
-    def __init__(self, connection: GraphConnection) -> None:
+    def __init__(self, connection: GraphConnection, chain: int = CHAIN) -> None:
         self.connection = connection
+        self.chain = chain
         self._vertices: set[VertexRef] = set()
         self._relationships: dict[RelationshipRef, str] = {}  # -> last_seen written
         self._hits: set[str] = set()
@@ -63,6 +67,7 @@ class GraphStore:
         self._staged_relationships: dict[RelationshipRef, str] = {}
         self._staged_hits: set[str] = set()
         self.writes = 0  # upserts sent (for reports and benchmarks)
+        self.write_traversals = 0  # round trips those took
 
     @property
     def g(self) -> Any:
@@ -127,12 +132,13 @@ class GraphStore:
         self.connection.close()
 
     def _run_chained(self, items: Sequence[Any], step: Any, numbered: bool = False) -> None:
-        for start in range(0, len(items), CHAIN):
+        for start in range(0, len(items), self.chain):
             traversal: Any = self.g
-            for i, item in enumerate(items[start:start + CHAIN]):
+            for i, item in enumerate(items[start:start + self.chain]):
                 traversal = step(traversal, item, i) if numbered else step(traversal, item)
             self.connection.run(traversal, "iterate")
-            self.writes += min(CHAIN, len(items) - start)
+            self.writes += min(self.chain, len(items) - start)
+            self.write_traversals += 1
 
     # ----------------------------------------------------------------------- queries
 
@@ -156,14 +162,23 @@ class GraphStore:
         """Breadth-first through shared identifiers, level by level for all seeds at once: at most
         `max_hops` rounds of traversals per call, however many seeds. Identifiers shared by more
         than `max_accounts_per_identifier` accounts (offices, carriers) are not followed."""
+        return self.reach_many(seeds, [ReachQuery(tuple(via), max_hops, max_accounts_per_identifier)])[
+            ReachQuery(tuple(via), max_hops, max_accounts_per_identifier)]
+
+    def reach_many(self, seeds: Iterable[str], queries: Sequence[ReachQuery]) -> dict[ReachQuery, dict[str, Reach]]:
+        """`reach` for several queries with one shared walk over the union of their `via` fields
+        and their deepest hop count, so a batch costs max(max_hops) rounds of traversals."""
         seeds = sorted(set(seeds))
+        if not queries:
+            return {}
+        via = list(dict.fromkeys(f for q in queries for f in q.via))
         adjacency: dict[str, list[Identifier]] = {}
         frontier = set(seeds)
-        for _ in range(max_hops):
+        for _ in range(max(q.max_hops for q in queries)):
             adjacency.update(self.identifiers_of(frontier - adjacency.keys(), via))
             frontier = {a for acct in frontier for ident in adjacency.get(acct, ())
-                        if _followed(ident, max_accounts_per_identifier) for a in ident.accounts} - adjacency.keys()
-        return {seed: _bfs(seed, adjacency, max_hops, max_accounts_per_identifier) for seed in seeds}
+                        if any(_followed(ident, q) for q in queries) for a in ident.accounts} - adjacency.keys()
+        return {q: {seed: _bfs(seed, adjacency, q) for seed in seeds} for q in queries}
 
     def hits_for_accounts(self, accounts: Iterable[str], since: str) -> list[HitRef]:
         """Hit edges touching these accounts with ts > since (iso_ms), deduplicated by hit_id."""
@@ -292,20 +307,21 @@ def _upsert_hit(t: Any, hit: Hit, name: str) -> GraphTraversal:
         __.out_e(hit.edge.label).has("hit_id", hit.hit_id), create)
 
 
-def _followed(ident: Identifier, limit: int | None) -> bool:
-    return limit is None or len(ident.accounts) <= limit
+def _followed(ident: Identifier, query: ReachQuery) -> bool:
+    limit = query.max_accounts_per_identifier
+    return FIELD_OF_LABEL[ident.label] in query.via and (limit is None or len(ident.accounts) <= limit)
 
 
-def _bfs(seed: str, adjacency: dict[str, list[Identifier]], max_hops: int, limit: int | None) -> Reach:
+def _bfs(seed: str, adjacency: dict[str, list[Identifier]], query: ReachQuery) -> Reach:
     if seed not in adjacency:
         return Reach()
     reach = Reach(hops={seed: 0})
     frontier = [seed]
-    for hop in range(1, max_hops + 1):
+    for hop in range(1, query.max_hops + 1):
         nxt = []
         for account in frontier:
             for ident in adjacency.get(account, ()):
-                if not _followed(ident, limit):
+                if not _followed(ident, query):
                     continue
                 reach.identifiers[(ident.label, ident.key)] = ident
                 for other in ident.accounts:

@@ -116,3 +116,27 @@ def test_health_route_names_the_ruleset(client: Client) -> None:
     assert response.status_code == 200
     body = json.loads(response.body)
     assert body["status"] == "ok" and len(body["ruleset_version"]) == 12 and "high-value-5m" in body["rules"]
+
+
+def test_locked_graph_reports_batch_item_failures_and_redelivery_completes(client: Client, tmp_path: Path) -> None:
+    import sqlite3
+
+    invoke(client, [json.dumps(NATIVE[0]).encode()])
+    graph_store = chalice_app.get_pipeline().graph
+    assert graph_store is not None
+    graph_store.connection.remote.con.execute("PRAGMA busy_timeout = 50")
+    locker = sqlite3.connect(tmp_path / "graph.sqlite", timeout=0)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        report = invoke(client, [json.dumps(e).encode() for e in NATIVE[1:]], first_sequence=2)
+    finally:
+        locker.rollback()
+        locker.close()
+    assert report["batchItemFailures"] == [{"itemIdentifier": "2"}] and "busy" in report["error"]
+    assert jsonl(tmp_path / "hits.jsonl") == []  # nothing was reported as done
+    retry = invoke(client, [json.dumps(e).encode() for e in NATIVE[1:]], first_sequence=2)
+    assert retry["batchItemFailures"] == []
+    assert retry["accepted"] == 0 and retry["rejudged"] == 6  # stored by the failed delivery, judged now
+    assert retry["hits"]["repeat-500-15m"] == 2
+    edges = graph_store.g.E().has("hit_id").count().to_list()[0]
+    assert edges == len(jsonl(tmp_path / "hits.jsonl"))

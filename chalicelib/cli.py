@@ -18,7 +18,7 @@ from typing import Any
 
 from chalicelib.kinesis import LINE_FORMATS, StreamRecord, batched, kinesis_event, records_from_lines
 from chalicelib.pipeline import Pipeline
-from chalicelib.rules import GraphRule, RulesError, RuleSet, StaticRulesSource, load_rules_file
+from chalicelib.rules import RulesError, RuleSet, StaticRulesSource, load_rules_file
 from chalicelib.stores import (
     GraphStore,
     GremliteConnection,
@@ -56,16 +56,21 @@ def embedded_pipeline(ruleset: RuleSet, data_dir: Path, hits_path: Path) -> Pipe
     )
 
 
-def stream_through(pipeline: Pipeline, records: Sequence[StreamRecord], batch_size: int,
+Deliver = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def stream_through(deliver: Pipeline | Deliver, records: Sequence[StreamRecord], batch_size: int,
                    on_batch: Callable[[int], None] = lambda n: None) -> RunTotals:
-    """Feed records to the pipeline in Kinesis-shaped batches, redelivering from a reported
-    failure the way Lambda's event source mapping does."""
+    """Feed records in Kinesis-shaped batches to a pipeline (or to a Lambda handler), redelivering
+    from a reported failure the way Lambda's event source mapping does."""
+    if isinstance(deliver, Pipeline):
+        deliver = deliver.process_kinesis_event
     totals = RunTotals()
     started = time.perf_counter()
     for batch in batched(records, batch_size):
         remaining = batch
         for attempt in range(MAX_REDELIVERIES + 1):
-            report = pipeline.process_kinesis_event(kinesis_event(remaining))
+            report = deliver(kinesis_event(remaining))
             totals.accepted += report["accepted"]
             totals.duplicates += report["duplicates"] if attempt == 0 else 0
             totals.poison += report["poison"] if attempt == 0 else 0
@@ -162,67 +167,178 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from chalicelib.simulate import simulate
+
+    stream = simulate(seed=args.seed, accounts=args.accounts, days=args.days)
+    events, labels = args.out_dir / "events.jsonl", args.out_dir / "labels.json"
+    stream.write(events, labels, fmt=args.format)
+    scenarios = Counter(stream.labels.values())
+    print(f"{len(stream.events)} events of {args.accounts} accounts over {args.days:g} days, seed {args.seed}: "
+          f"{sum(scenarios.values())} fraud events in {len(scenarios)} scenarios "
+          f"({', '.join(f'{k} {v}' for k, v in sorted(scenarios.items()))})")
+    print(f"events: {events} ({args.format}); labels: {labels}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from chalicelib.evaluate import evaluate_hits
+    from chalicelib.simulate import load_labels
+
+    event_labels, account_labels = load_labels(args.labels)
+    hits = [json.loads(line) for line in args.hits.read_text().splitlines() if line.strip()]
+    evaluation = evaluate_hits(hits, event_labels, account_labels)
+    if args.json:
+        print(json.dumps(evaluation.to_dict(), indent=1))
+    else:
+        print_evaluation(evaluation)
+    if args.markdown:
+        write_results_markdown(args.markdown, evaluation, rules=args.rules, command=" ".join(sys.argv[1:]))
+        print(f"wrote {args.markdown}", file=sys.stderr)
+    return 0
+
+
+def print_evaluation(evaluation: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from chalicelib.simulate import iter_lines, simulate
+    from chalicelib.evaluate import DETECTORS, LEVELS, OVERALL, reading
 
-    ruleset = load_rules_or_exit(args.rules)
-    stream = simulate(seed=args.seed, accounts=args.accounts, hours=args.hours)
-    records = list(records_from_lines(iter_lines(stream), "native"))
+    console = Console(width=max(120, Console().width))
+    for level in LEVELS:
+        table = Table(title=f"{level} level: precision / recall / F1 (enforce hits)")
+        table.add_column("scenario")
+        table.add_column("n", justify="right")
+        for detector in DETECTORS:
+            table.add_column(detector, justify="right")
+        for scenario in [*evaluation.scenarios, OVERALL]:
+            cells = []
+            for detector in DETECTORS:
+                sc = evaluation.score(level, detector, scenario)
+                values = (sc.precision, sc.recall, sc.f1)
+                cells.append(" / ".join("–" if v is None else f"{100 * v:.0f}%" for v in values))
+            table.add_row(scenario, str(evaluation.score(level, "micro", scenario).positives), *cells,
+                          style="bold" if scenario == OVERALL else None)
+        console.print(table)
+    for line in reading(evaluation):
+        console.print(line.replace("**", ""))
+
+
+def write_results_markdown(path: Path, evaluation: Any, *, rules: Path | None, command: str) -> None:
+    from chalicelib.evaluate import markdown_table, reading
+
+    lines = [
+        "# Results: do micro and macro rules complement each other?",
+        "",
+        "<!-- generated by `make results`; do not edit by hand -->",
+        "",
+        f"Generated by `python -m chalicelib {command}` on the simulated stream of `make results` "
+        f"(rules `{rules or 'rules.yaml'}`, version {', '.join(evaluation.ruleset_versions)}).",
+        "Enforce-mode hits only; *micro* = time-window rules, *macro* = graph rules (`shared_identifier`, "
+        "`near_flagged`), *combined* = any rule, *composite* = the composite rules alone. Cells are "
+        "precision / recall / F1. Per scenario, that scenario's events (accounts) are the positives and every "
+        "normal event (account) a potential false positive.",
+        "",
+        "## Event level",
+        "",
+        markdown_table(evaluation, "event"),
+        "",
+        "## Account level",
+        "",
+        markdown_table(evaluation, "account"),
+        "",
+        "## Reading (generated from the numbers above)",
+        "",
+        *reading(evaluation),
+        "",
+        "Hits per rule (all modes): " + ", ".join(f"`{k}` {v}" for k, v in evaluation.hits_by_rule.items()) + ".",
+        "",
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+
+
+def run_through_handler(records: Sequence[StreamRecord], rules: Path, data_dir: Path, batch_size: int,
+                        label: str) -> RunTotals:
+    """Stream records through the deployed function's own handler (`app.on_transactions`), built
+    for the embedded stores in `data_dir`, as Lambda's event source mapping would."""
+    import os
+
+    import app as chalice_app
+
+    saved = {k: os.environ.get(k) for k in ("DATA_DIR", "RULES_FILE", "GRAPH_BACKEND", "TIMESERIES_BACKEND")}
+    os.environ.update(DATA_DIR=str(data_dir), RULES_FILE=str(rules.resolve()), GRAPH_BACKEND="gremlite",
+                      TIMESERIES_BACKEND="sqlite")
+    chalice_app.reset_pipeline()
+    try:
+        with progress_bar(len(records), label) as advance:
+            return stream_through(lambda event: chalice_app.on_transactions(event, None), records, batch_size,
+                                  advance)
+    finally:
+        chalice_app.reset_pipeline()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from chalicelib.evaluate import evaluate_hits
+    from chalicelib.report import html_report
+    from chalicelib.simulate import simulate
+
+    load_rules_or_exit(args.rules)  # fail early, with the file's problems, before simulating
+    console = Console(width=max(120, Console().width))
     args.data_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("timeseries.sqlite", "timeseries.sqlite-wal", "timeseries.sqlite-shm", "graph.sqlite",
                   "graph.sqlite-wal", "graph.sqlite-shm", "hits.jsonl", "dead-letters.jsonl"):
         (args.data_dir / stale).unlink(missing_ok=True)
-    hits_path = args.data_dir / "hits.jsonl"
-    pipeline = embedded_pipeline(ruleset, args.data_dir, hits_path)
-    try:
-        with progress_bar(len(records), "streaming the simulated day") as advance:
-            totals = stream_through(pipeline, records, args.batch_size, advance)
-    finally:
-        pipeline.close()
+    stream = simulate(seed=args.seed, accounts=args.accounts, days=args.days)
+    stream.write(args.data_dir / "events.jsonl", args.data_dir / "labels.json")
+    console.print(f"simulated {len(stream.events)} events of {args.accounts} accounts over {args.days:g} days "
+                  f"(seed {args.seed}), {len(stream.labels)} of them fraud in {len(set(stream.labels.values()))} "
+                  "scenarios")
+    records = list(records_from_lines((args.data_dir / "events.jsonl").read_text().splitlines(), "native"))
+    totals = run_through_handler(records, args.rules, args.data_dir, args.batch_size,
+                                 "streaming through the Kinesis handler")
+    console.print(f"{totals.events} events in {totals.batches} batches of {args.batch_size} in {totals.seconds:.1f}s "
+                  f"({totals.events / max(totals.seconds, 1e-9):,.0f} events/s): accepted {totals.accepted}, "
+                  f"poison {totals.poison}, hits {sum((totals.hits + totals.shadow_hits).values())}")
 
-    hits = [json.loads(line) for line in hits_path.read_text().splitlines() if line]
-    by_rule: dict[str, Counter[str]] = {}
-    for hit in hits:
-        by_rule.setdefault(hit["rule_id"], Counter())[stream.labels.get(hit["event_id"], "normal")] += 1
-    console = Console(width=max(110, Console().width))
-    table = Table(title=f"Hits by rule (rules version {ruleset.version})")
-    for column in ("rule", "mode", "hits", "on fraud", "on normal", "scenarios hit"):
-        table.add_column(column, no_wrap=column == "rule")
-    for rule in ruleset.rules:
-        counts = by_rule.get(rule.id, Counter())
-        fraud = sum(n for label, n in counts.items() if label != "normal")
-        scenarios = ", ".join(sorted(label for label in counts if label != "normal")) or "-"
-        table.add_row(rule.id, rule.config.mode, str(sum(counts.values())), str(fraud),
-                      str(counts.get("normal", 0)), scenarios)
-    console.print(table)
-    caught = {stream.labels[h["event_id"]] for h in hits if h["event_id"] in stream.labels}
-    scenarios = sorted(set(stream.labels.values()))
-    missed = [s for s in scenarios if s not in caught]
-    console.print(f"{totals.events} events in {totals.batches} batches, {totals.seconds:.1f}s "
-                  f"({totals.events / max(totals.seconds, 1e-9):,.0f} events/s); "
-                  f"{len(hits)} hits; scenarios caught: {len(caught)}/{len(scenarios)}"
-                  + (f" (missed: {', '.join(missed)})" if missed else ""))
+    hits = [json.loads(line) for line in (args.data_dir / "hits.jsonl").read_text().splitlines() if line]
+    evaluation = evaluate_hits(hits, stream.labels, stream.account_labels)
+    print_evaluation(evaluation)
+
     graph = open_graph(args.data_dir)
     try:
-        rings = graph.rings(["email", "phone", "device_id", "card_id"], min_size=3)
+        rings = graph.rings(["email", "phone", "device_id", "card_id"], min_size=3, max_accounts_per_identifier=50)
         counts = graph.counts()
     finally:
         graph.close()
-    graph_hits = sum(n for rule, n in totals.summary()["hits"].items()
-                     if isinstance(ruleset.rule(rule), GraphRule))
-    console.print(f"graph: {counts['vertices']} vertices, {counts['edges']} edges "
-                  f"({len(hits)} of them hit edges, {graph_hits} from macro rules)")
+    ring = None
+    ring_hits: list[dict[str, Any]] = []
     if rings:
-        ring = rings[0]
-        labels = {stream.labels.get(e["event_id"]) for e in stream.events if e["account_id"] in ring.accounts}
-        console.print(f"largest ring: {len(ring.accounts)} accounts ({', '.join(ring.accounts[:10])}"
-                      f"{' ...' if len(ring.accounts) > 10 else ''}) linked by "
-                      + "; ".join(f"{i.label} {i.key} ({len(i.accounts)})" for i in ring.identifiers[:3])
-                      + f"; scenarios among its events: {', '.join(sorted(str(x) for x in labels - {None})) or 'none'}")
-    console.print(f"stores and hits in {args.data_dir}/ - investigate with "
+        top = rings[0]
+        ring = (top.accounts, [(i.label, i.key, list(i.accounts)) for i in top.identifiers[:8]])
+        ring_hits = [h for h in hits if h["account_id"] in set(top.accounts) and h["mode"] == "enforce"]
+        labels = sorted({stream.account_labels.get(a, "normal") for a in top.accounts})
+        console.print(f"largest ring: {len(top.accounts)} accounts ({', '.join(top.accounts[:6])}"
+                      f"{' ...' if len(top.accounts) > 6 else ''}) linked by "
+                      + "; ".join(f"{i.label} {i.key} ({len(i.accounts)})" for i in top.identifiers[:3])
+                      + f"; labelled {', '.join(labels)}; {len(ring_hits)} enforce hit edges on its accounts")
+    console.print(f"graph: {counts['vertices']} vertices, {counts['edges']} edges ({len(hits)} hit edges)")
+    report_path = args.data_dir / "report.html"
+    report_path.write_text(html_report(
+        title="Fraud rules demo: micro + macro on a simulated stream",
+        summary={"events": totals.events, "accounts": args.accounts, "days": args.days, "seed": args.seed,
+                 "fraud events": len(stream.labels), "hits": len(hits),
+                 "throughput": f"{totals.events / max(totals.seconds, 1e-9):,.0f} events/s through the handler",
+                 "graph": f"{counts['vertices']} vertices, {counts['edges']} edges"},
+        evaluation=evaluation, hits=hits, ring=ring, ring_hits=ring_hits, rules_file=str(args.rules)))
+    console.print(f"HTML report: {report_path}; stores in {args.data_dir}/ - investigate with "
                   f"`python -m chalicelib graph rings --data-dir {args.data_dir}`")
     print(json.dumps(totals.summary()))
     return 0
@@ -336,17 +452,39 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path)
     check.set_defaults(func=cmd_rules_check)
 
-    demo = commands.add_parser("demo", help="simulate a labelled stream and run it through the engine",
-                               description="Simulate a labelled transaction stream, stream it through "
-                                           "the handler's pipeline on the embedded stores, and report "
-                                           "hits per rule against the scenario labels.")
+    demo = commands.add_parser("demo", help="the main job: simulate, stream through the handler, evaluate, report",
+                               description="Simulate a labelled stream, stream it through the Kinesis handler on the "
+                                           "embedded stores, evaluate micro, macro and combined detection against "
+                                           "the labels, and write a terminal and an HTML report.")
     demo.add_argument("--rules", type=Path, default=Path("rules.yaml"), help="rules file (default rules.yaml)")
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    demo.add_argument("--accounts", type=_positive, default=300, help="normal accounts (default 300)")
-    demo.add_argument("--hours", type=float, default=8.0, help="simulated hours (default 8)")
+    demo.add_argument("--accounts", type=_positive, default=1000, help="normal accounts (default 1000)")
+    demo.add_argument("--days", type=float, default=3.0, help="simulated days (default 3)")
     demo.add_argument("--batch-size", type=_positive, default=100, help="records per batch (default 100)")
-    demo.add_argument("--data-dir", type=Path, default=Path(".data/demo"), help="where stores and hits go")
+    demo.add_argument("--data-dir", type=Path, default=Path(".data/demo"), help="where stores, hits and reports go")
     demo.set_defaults(func=cmd_demo)
+
+    simulate_cmd = commands.add_parser("simulate", help="write a synthetic labelled stream",
+                                       description="Write a deterministic synthetic stream (events.jsonl) and its "
+                                                   "ground truth per event and per account (labels.json).")
+    simulate_cmd.add_argument("--out-dir", type=Path, required=True, help="directory for events.jsonl and labels.json")
+    simulate_cmd.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    simulate_cmd.add_argument("--accounts", type=_positive, default=1000, help="normal accounts (default 1000)")
+    simulate_cmd.add_argument("--days", type=float, default=3.0, help="simulated days (default 3)")
+    simulate_cmd.add_argument("--format", choices=("native", "seed"), default="native",
+                              help="native records, or the original reference producer's format")
+    simulate_cmd.set_defaults(func=cmd_simulate)
+
+    evaluate_cmd = commands.add_parser("evaluate", help="precision / recall of hits against labels",
+                                       description="Score hits (from replay or demo) against ground-truth labels: "
+                                                   "precision, recall and F1 per scenario and overall, at event and "
+                                                   "account level, for micro, macro, combined and composite rules.")
+    evaluate_cmd.add_argument("--labels", type=Path, required=True, help="labels.json from simulate")
+    evaluate_cmd.add_argument("--hits", type=Path, required=True, help="hits JSON lines (replay --out)")
+    evaluate_cmd.add_argument("--rules", type=Path, default=None, help="the rules file used (named in the report)")
+    evaluate_cmd.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    evaluate_cmd.add_argument("--markdown", type=Path, default=None, help="also write a Markdown report here")
+    evaluate_cmd.set_defaults(func=cmd_evaluate)
 
     graph = commands.add_parser("graph", help="investigate the entity graph",
                                 description="Investigate the entity graph the pipeline wrote (gremlite "

@@ -2,7 +2,8 @@
 
 `scope: event` sums the weights of the listed rules that hit this same event; `scope: account`
 those that hit the event's account with `event.ts - window < hit.ts <= event.ts`. Each listed
-rule counts once (its weight), however often it fired; shadow-mode hits do not count. Fires
+rule counts once (its weight), however often it fired; shadow-mode hits count only with
+`include_shadow: true` (weak signals kept in shadow, acted on only in combination). Fires
 when the sum is greater than `threshold`. Composite rules are judged after every other rule of
 the batch, and may not list other composite rules.
 """
@@ -25,6 +26,7 @@ class CompositeConfig(RuleConfig):
     scope: Literal["event", "account"] = "event"
     window: Duration | None = None
     threshold: float
+    include_shadow: bool = False  # let shadow-mode rules (weak signals) feed this composite
 
     @model_validator(mode="after")
     def _window_for_account_scope(self) -> CompositeConfig:
@@ -55,7 +57,7 @@ class CompositeRule(GraphRule[CompositeConfig]):
             since, until = iso_ms(event.ts - cfg.window), iso_ms(event.ts)
             relevant = [h for h in view.hits if h.account_id == event.account_id and since < h.ts <= until]
         for hit in relevant:
-            if hit.rule_id in cfg.rules and hit.mode == "enforce":
+            if hit.rule_id in cfg.rules and (hit.mode == "enforce" or cfg.include_shadow):
                 contributing.setdefault(hit.rule_id, []).append(hit.hit_id)
         score = sum(cfg.rules[r] for r in contributing)
         if score <= cfg.threshold:

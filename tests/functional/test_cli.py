@@ -100,8 +100,15 @@ def test_every_command_has_help(command: list[str]) -> None:
     assert result.returncode == 0 and "usage:" in result.stdout
 
 
-def test_demo_runs_and_catches_its_scenarios(tmp_path: Path) -> None:
-    result = cli("demo", "--accounts", "60", "--hours", "4", "--data-dir", str(tmp_path))
+def test_demo_writes_both_reports(tmp_path: Path) -> None:
+    result = cli("demo", "--accounts", "60", "--days", "1", "--data-dir", str(tmp_path))
     totals = summary(result)
-    assert totals["accepted"] == totals["events"] > 0
-    assert "scenarios caught: 5/5" in result.stdout
+    assert totals["accepted"] == totals["events"] > 0 and totals["poison"] == 0
+    assert "overall" in result.stdout and "Verdict at event level" in result.stdout
+    assert "largest ring: 10 accounts" in result.stdout
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("<svg") == 2 and "<h2>Precision and recall</h2>" in page
+    assert "shared@example-anycompany.com" in page  # the ring drawing names what links it
+    from html.parser import HTMLParser
+
+    HTMLParser().feed(page)  # well-formed enough to parse

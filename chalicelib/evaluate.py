@@ -1,0 +1,172 @@
+"""Precision, recall and F1 of the rules against ground-truth labels, per scenario and overall,
+at event and at account level, for micro rules only, macro rules only, and combined.
+
+Detectors (enforce-mode hits only; shadow hits are recorded but not acted on):
+
+* `micro`     - the time-window kinds (velocity, fan_out, sum_over, amount_spike, ...);
+* `macro`     - the graph kinds `shared_identifier` and `near_flagged`;
+* `combined`  - any enforce hit: micro, macro or composite;
+* `composite` - the composite rules alone (micro and macro signals weighed together in YAML).
+
+Per scenario S (one-vs-normal): TP = detected events (accounts) of S, FP = detected normal events
+(accounts), precision = TP / (TP + FP), recall = TP / |S|. Overall: every labelled event
+(account) is a positive. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+MACRO_KINDS = frozenset({"shared_identifier", "near_flagged"})
+COMPOSITE_KINDS = frozenset({"composite"})
+DETECTORS = ("micro", "macro", "combined", "composite")
+LEVELS = ("event", "account")
+OVERALL = "overall"
+
+
+def detector_of(kind: str) -> str:
+    if kind in MACRO_KINDS:
+        return "macro"
+    if kind in COMPOSITE_KINDS:
+        return "composite"
+    return "micro"
+
+
+@dataclass(frozen=True)
+class Score:
+    tp: int
+    fp: int
+    positives: int
+
+    @property
+    def precision(self) -> float | None:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else None
+
+    @property
+    def recall(self) -> float | None:
+        return self.tp / self.positives if self.positives else None
+
+    @property
+    def f1(self) -> float | None:
+        p, r = self.precision, self.recall
+        if p is None or r is None or p + r == 0:
+            return None if p is None or r is None else 0.0
+        return 2 * p * r / (p + r)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tp": self.tp, "fp": self.fp, "positives": self.positives, "precision": self.precision,
+                "recall": self.recall, "f1": self.f1}
+
+
+@dataclass
+class Evaluation:
+    #: scores[level][detector][scenario or "overall"]
+    scores: dict[str, dict[str, dict[str, Score]]] = field(default_factory=dict)
+    scenarios: list[str] = field(default_factory=list)
+    ruleset_versions: list[str] = field(default_factory=list)
+    hits_by_rule: dict[str, int] = field(default_factory=dict)
+
+    def score(self, level: str, detector: str, scenario: str = OVERALL) -> Score:
+        return self.scores[level][detector][scenario]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scenarios": self.scenarios, "ruleset_versions": self.ruleset_versions,
+                "hits_by_rule": self.hits_by_rule,
+                "scores": {level: {det: {s: sc.to_dict() for s, sc in per.items()} for det, per in dets.items()}
+                           for level, dets in self.scores.items()}}
+
+
+def evaluate_hits(hits: Iterable[Mapping[str, Any]], event_labels: Mapping[str, str],
+                  account_labels: Mapping[str, str]) -> Evaluation:
+    detected: dict[str, dict[str, set[str]]] = {level: {d: set() for d in DETECTORS} for level in LEVELS}
+    versions: dict[str, None] = {}
+    by_rule: dict[str, int] = {}
+    for hit in hits:
+        versions[hit["ruleset_version"]] = None
+        by_rule[hit["rule_id"]] = by_rule.get(hit["rule_id"], 0) + 1
+        if hit["mode"] != "enforce":
+            continue
+        for detector in (detector_of(hit["kind"]), "combined"):
+            detected["event"][detector].add(hit["event_id"])
+            detected["account"][detector].add(hit["account_id"])
+    scenarios = sorted(set(event_labels.values()) | set(account_labels.values()))
+    truth = {"event": event_labels, "account": account_labels}
+    evaluation = Evaluation(scenarios=scenarios, ruleset_versions=list(versions),
+                            hits_by_rule=dict(sorted(by_rule.items())))
+    for level in LEVELS:
+        labels = truth[level]
+        members: dict[str, set[str]] = {s: set() for s in scenarios}
+        for item, scenario in labels.items():
+            members[scenario].add(item)
+        evaluation.scores[level] = {}
+        for detector in DETECTORS:
+            found = detected[level][detector]
+            false_positives = len(found - labels.keys())
+            per = {s: Score(len(found & members[s]), false_positives, len(members[s])) for s in scenarios}
+            per[OVERALL] = Score(len(found & labels.keys()), false_positives, len(labels))
+            evaluation.scores[level][detector] = per
+    return evaluation
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.0f}%"
+
+
+def markdown_table(evaluation: Evaluation, level: str) -> str:
+    head = "| scenario | positives | " + " | ".join(f"{d} P / R / F1" for d in DETECTORS) + " |"
+    rule = "|---|---:|" + "---|" * len(DETECTORS)
+    rows = [head, rule]
+    for scenario in [*evaluation.scenarios, OVERALL]:
+        cells = []
+        for detector in DETECTORS:
+            sc = evaluation.score(level, detector, scenario)
+            cells.append(f"{_pct(sc.precision)} / {_pct(sc.recall)} / {_pct(sc.f1)}")
+        name = f"**{scenario}**" if scenario == OVERALL else scenario
+        rows.append(f"| {name} | {evaluation.score(level, 'micro', scenario).positives} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def reading(evaluation: Evaluation) -> list[str]:
+    """Sentences that read the numbers: who wins where, and what combining adds. Generated, so
+    they never disagree with the table."""
+    lines = []
+    for level in LEVELS:
+        micro_only, macro_only, both_needed, neither = [], [], [], []
+        for scenario in evaluation.scenarios:
+            r_micro = evaluation.score(level, "micro", scenario).recall or 0.0
+            r_macro = evaluation.score(level, "macro", scenario).recall or 0.0
+            r_comb = evaluation.score(level, "combined", scenario).recall or 0.0
+            if r_comb == 0:
+                neither.append(scenario)
+            elif r_micro > r_macro and r_micro >= r_comb - 1e-9:
+                micro_only.append(f"{scenario} ({_pct(r_micro)} vs {_pct(r_macro)})")
+            elif r_macro > r_micro and r_macro >= r_comb - 1e-9:
+                macro_only.append(f"{scenario} ({_pct(r_macro)} vs {_pct(r_micro)})")
+            else:
+                both_needed.append(f"{scenario} (micro {_pct(r_micro)}, macro {_pct(r_macro)}, "
+                                   f"combined {_pct(r_comb)})")
+        o = {d: evaluation.score(level, d) for d in DETECTORS}
+        lines.append(f"**{level.capitalize()} level.** Micro alone: precision {_pct(o['micro'].precision)}, "
+                     f"recall {_pct(o['micro'].recall)}, F1 {_pct(o['micro'].f1)}. Macro alone: precision "
+                     f"{_pct(o['macro'].precision)}, recall {_pct(o['macro'].recall)}, F1 {_pct(o['macro'].f1)}. "
+                     f"Combined: precision {_pct(o['combined'].precision)}, recall {_pct(o['combined'].recall)}, "
+                     f"F1 {_pct(o['combined'].f1)}. Composite rules alone: precision "
+                     f"{_pct(o['composite'].precision)}, recall {_pct(o['composite'].recall)}.")
+        if micro_only:
+            lines.append(f"- Micro wins (recall, micro vs macro): {', '.join(micro_only)}.")
+        if macro_only:
+            lines.append(f"- Macro wins (recall, macro vs micro): {', '.join(macro_only)}.")
+        if both_needed:
+            lines.append(f"- Only the combination reaches its recall: {', '.join(both_needed)}.")
+        if neither:
+            lines.append(f"- Caught by neither: {', '.join(neither)}.")
+        best_single = max(o["micro"].f1 or 0.0, o["macro"].f1 or 0.0)
+        verdict = "beats" if (o["combined"].f1 or 0.0) > best_single + 1e-9 else "does not beat"
+        lines.append(f"- Verdict at {level} level: combining {verdict} the better single view on F1 "
+                     f"({_pct(o['combined'].f1)} vs {_pct(best_single)}).")
+    return lines

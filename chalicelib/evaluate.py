@@ -50,10 +50,10 @@ class Score:
 
     @property
     def f1(self) -> float | None:
-        p, r = self.precision, self.recall
-        if p is None or r is None or p + r == 0:
-            return None if p is None or r is None else 0.0
-        return 2 * p * r / (p + r)
+        """2TP / (2TP + FP + FN): the harmonic mean of precision and recall, and 0 (not undefined)
+        when nothing was detected among existing positives."""
+        denominator = 2 * self.tp + self.fp + (self.positives - self.tp)
+        return 2 * self.tp / denominator if denominator else None
 
     def to_dict(self) -> dict[str, Any]:
         return {"tp": self.tp, "fp": self.fp, "positives": self.positives, "precision": self.precision,

@@ -1,0 +1,63 @@
+"""Evaluation arithmetic against hand-computed cases."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.evaluate import Score, evaluate_hits, markdown_table, reading
+
+
+def hit(event: str, account: str, rule: str, kind: str, mode: str = "enforce") -> dict[str, str]:
+    return {"event_id": event, "account_id": account, "rule_id": rule, "kind": kind, "mode": mode,
+            "ruleset_version": "v1"}
+
+
+EVENTS = {"r1": "ring", "r2": "ring", "r3": "ring", "r4": "ring", "f1": "fanout", "f2": "fanout"}
+ACCOUNTS = {"A": "ring", "B": "ring", "F": "fanout"}
+HITS = [
+    hit("r1", "A", "ring-rule", "shared_identifier"),
+    hit("r2", "B", "ring-rule", "shared_identifier"),
+    hit("r2", "B", "velocity", "velocity"),
+    hit("f1", "F", "fanout", "fan_out"),
+    hit("n1", "N", "velocity", "velocity"),  # a false positive (normal event, normal account)
+    hit("n2", "N", "velocity", "velocity"),
+    hit("r3", "A", "spike", "amount_spike", mode="shadow"),  # shadow: not acted on
+    hit("r4", "A", "combo", "composite"),
+]
+
+
+def test_scores_by_hand() -> None:
+    ev = evaluate_hits(HITS, EVENTS, ACCOUNTS)
+    # event level, micro: detected {r2, f1, n1, n2}; positives 6 -> TP 2, FP 2
+    assert ev.score("event", "micro") == Score(tp=2, fp=2, positives=6)
+    assert ev.score("event", "micro").precision == 0.5
+    assert ev.score("event", "micro").recall == pytest.approx(2 / 6)
+    assert ev.score("event", "micro").f1 == pytest.approx(2 * 0.5 * (1 / 3) / (0.5 + 1 / 3))
+    # per scenario: ring TP {r2}; fanout TP {f1}; both share the 2 false positives
+    assert ev.score("event", "micro", "ring") == Score(1, 2, 4)
+    assert ev.score("event", "micro", "fanout") == Score(1, 2, 2)
+    # macro: {r1, r2}, no false positives
+    assert ev.score("event", "macro") == Score(2, 0, 6) and ev.score("event", "macro").precision == 1.0
+    assert ev.score("event", "macro", "fanout").recall == 0.0 and ev.score("event", "macro", "fanout").f1 == 0.0
+    # combined: {r1, r2, r4, f1, n1, n2}: TP 4, FP 2
+    assert ev.score("event", "combined") == Score(4, 2, 6)
+    assert ev.score("event", "composite") == Score(1, 0, 6)
+    # account level: micro {B, F, N}; macro {A, B}; combined {A, B, F, N}
+    assert ev.score("account", "micro") == Score(2, 1, 3)
+    assert ev.score("account", "macro") == Score(2, 0, 3)
+    assert ev.score("account", "combined") == Score(3, 1, 3)
+    assert ev.hits_by_rule == {"combo": 1, "fanout": 1, "ring-rule": 2, "spike": 1, "velocity": 3}
+
+
+def test_undefined_ratios_are_none() -> None:
+    empty = Score(0, 0, 0)
+    assert empty.precision is None and empty.recall is None and empty.f1 is None
+
+
+def test_reports_render_the_numbers() -> None:
+    ev = evaluate_hits(HITS, EVENTS, ACCOUNTS)
+    table = markdown_table(ev, "event")
+    assert "| fanout | 2 | 33% / 50% / 40% | – / 0% / 0% |" in table
+    assert "| **overall** | 6 | 50% / 33% / 40% | 100% / 33% / 50% | 67% / 67% / 67% |" in table
+    text = "\n".join(reading(ev))
+    assert "combining beats the better single view on F1 (67% vs 50%)" in text

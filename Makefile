@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench venv clean
+.PHONY: demo test lint bench results kinesis-demo venv clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,3 +30,9 @@ clean:
 
 bench: $(STAMP)
 	$(BIN)/python bench/graph_write.py
+
+results: $(STAMP)
+	$(BIN)/python -m chalicelib results --out docs/RESULTS.md
+
+kinesis-demo: $(STAMP)
+	$(BIN)/python scripts/kinesis_demo.py

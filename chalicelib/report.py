@@ -68,19 +68,19 @@ def hits_over_time_svg(hits: Sequence[Mapping[str, Any]], width: int = 900, heig
 
 
 def ring_svg(accounts: Sequence[str], identifiers: Sequence[tuple[str, str, Sequence[str]]],
-             hits: Sequence[Mapping[str, Any]], size: int = 620) -> str:
+             hits: Sequence[Mapping[str, Any]], size: int = 640) -> str:
     """Accounts on a circle, identifiers inside, relationship edges grey, hit edges coloured."""
-    cx = cy = size / 2
-    radius = size / 2 - 90
+    width = size + 360  # room for account labels left and right of the circle
+    cx, cy = width / 2, size / 2
+    radius = size / 2 - 70
     position: dict[tuple[str, str], tuple[float, float]] = {}
     for i, account in enumerate(accounts):
         angle = 2 * math.pi * i / max(1, len(accounts)) - math.pi / 2
         position[("Account", account)] = (cx + radius * math.cos(angle), cy + radius * math.sin(angle))
-    for j, (label, key, _) in enumerate(identifiers):
-        angle = 2 * math.pi * j / max(1, len(identifiers))
-        inner = 0 if len(identifiers) == 1 else radius * 0.35
-        position[(label, key)] = (cx + inner * math.cos(angle), cy + inner * math.sin(angle))
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" role="img" '
+    step = min(60.0, 1.2 * radius / max(1, len(identifiers)))
+    for j, (label, key, _) in enumerate(identifiers):  # a column down the middle, labels beside it
+        position[(label, key)] = (cx, cy + step * (j - (len(identifiers) - 1) / 2))
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{size}" role="img" '
              f'aria-label="largest ring">',
              '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" '
              'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#c0392b"/></marker></defs>']
@@ -113,11 +113,11 @@ def ring_svg(accounts: Sequence[str], identifiers: Sequence[tuple[str, str, Sequ
             anchor = "start" if px >= cx else "end"
             dx = 13 if px >= cx else -13
             parts.append(f'<text x="{px + dx:.1f}" y="{py + 4:.1f}" font-size="11" text-anchor="{anchor}">{_e(key)}'
-                         + (f" (+{count} hits elsewhere)" if count else "") + "</text>")
+                         + (f" (+{count} other hit edges)" if count else "") + "</text>")
         else:
             parts.append(f'<rect x="{px - 8:.1f}" y="{py - 8:.1f}" width="16" height="16" fill="#f39c12"/>')
-            parts.append(f'<text x="{px:.1f}" y="{py - 12:.1f}" font-size="11" text-anchor="middle">'
-                         f'{_e(label)}: {_e(key)}</text>')
+            parts.append(f'<text x="{px + 12:.1f}" y="{py + 4:.1f}" font-size="11" paint-order="stroke" '
+                         f'stroke="white" stroke-width="3">{_e(label)}: {_e(key)}</text>')
     for i, rule in enumerate(rules):
         parts.append(f'<rect x="8" y="{8 + 14 * i}" width="10" height="10" fill="{colours[rule]}"/>'
                      f'<text x="22" y="{17 + 14 * i}" font-size="11">{_e(rule)}</text>')

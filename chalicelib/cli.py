@@ -377,6 +377,31 @@ def cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rules_push(args: argparse.Namespace) -> int:
+    import boto3
+
+    ruleset = load_rules_or_exit(args.file)  # validated before anything is uploaded
+    if any(spec for spec in _list_files(args.file)):
+        print(f"error: {args.file} reads lists from files; an S3 rules object has no directory to read them "
+              "from: inline them as `values:`", file=sys.stderr)
+        return 1
+    s3 = boto3.client("s3", endpoint_url=args.endpoint_url, region_name=args.region)
+    body = args.file.read_bytes()
+    response = s3.put_object(Bucket=args.bucket, Key=args.key, Body=body, ContentType="application/yaml",
+                             Metadata={"ruleset-version": ruleset.version})
+    print(f"uploaded {args.file} (version {ruleset.version}, {len(ruleset.rules)} enabled rules) to "
+          f"s3://{args.bucket}/{args.key}, ETag {response['ETag']}; running functions pick it up within "
+          "RULES_RELOAD_SECONDS")
+    return 0
+
+
+def _list_files(path: Path) -> list[str]:
+    import yaml
+
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return [spec["file"] for spec in (data.get("lists") or {}).values() if isinstance(spec, dict) and "file" in spec]
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -577,6 +602,15 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "with file, line, rule id and field, and exit 1.")
     check.add_argument("file", type=Path)
     check.set_defaults(func=cmd_rules_check)
+    push = rules_commands.add_parser("push", help="validate a rules file, then upload it to S3",
+                                     description="Validate a rules file and, only if it is valid, upload it to the "
+                                                 "S3 rules object the deployed functions hot-reload.")
+    push.add_argument("file", type=Path)
+    push.add_argument("--bucket", required=True, help="the rules bucket")
+    push.add_argument("--key", default="rules.yaml", help="the rules object key (default rules.yaml)")
+    push.add_argument("--region", default=None, help="AWS region (default: from the environment)")
+    push.add_argument("--endpoint-url", default=None, help="an S3-API endpoint (for local testing)")
+    push.set_defaults(func=cmd_rules_push)
 
     demo = commands.add_parser("demo", help="the main job: simulate, stream through the handler, evaluate, report",
                                description="Simulate a labelled stream, stream it through the Kinesis handler on the "

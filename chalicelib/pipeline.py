@@ -191,13 +191,33 @@ class Pipeline:
 
 
 def build_pipeline(settings: Settings) -> Pipeline:
-    """The pipeline the settings describe (embedded by default: rules file, SQLite time series,
-    gremlite graph, JSON-lines hit and dead-letter sinks)."""
-    return Pipeline(
-        FileRulesSource(settings.rules_file, settings.rules_reload_seconds),
-        build_timeseries_store(settings),
-        JsonLinesHitSink(settings.hits_path),
-        JsonLinesDeadLetterSink(settings.dead_letter_path),
-        graph=build_graph_store(settings),
-        max_record_bytes=settings.max_record_bytes,
-    )
+    """The pipeline the settings describe: embedded by default (rules file, SQLite time series,
+    gremlite graph, JSON-lines hit and dead-letter sinks); in AWS rules from S3 (falling back to the
+    packaged rules.yaml while S3 cannot be read), Timestream, Neptune, SQS and hits in the log."""
+    rules: RulesSource
+    if settings.rules_s3_uri:
+        import boto3
+
+        from chalicelib.rules import S3RulesSource, load_rules_file
+        from chalicelib.settings import split_s3_uri
+
+        bucket, key = split_s3_uri(settings.rules_s3_uri)
+        rules = S3RulesSource(bucket, key, boto3.client("s3", region_name=settings.aws_region),
+                              settings.rules_reload_seconds, fallback=load_rules_file(settings.rules_file))
+    else:
+        rules = FileRulesSource(settings.rules_file, settings.rules_reload_seconds)
+    dead_letters: DeadLetterSink
+    hits: HitSink
+    if settings.dead_letter_queue_url:
+        import boto3
+
+        from chalicelib.stores.aws_sinks import LogHitSink, SqsDeadLetterSink
+
+        dead_letters = SqsDeadLetterSink(boto3.client("sqs", region_name=settings.aws_region),
+                                         settings.dead_letter_queue_url)
+        hits = LogHitSink()
+    else:
+        dead_letters = JsonLinesDeadLetterSink(settings.dead_letter_path)
+        hits = JsonLinesHitSink(settings.hits_path)
+    return Pipeline(rules, build_timeseries_store(settings), hits, dead_letters,
+                    graph=build_graph_store(settings), max_record_bytes=settings.max_record_bytes)

@@ -5,7 +5,11 @@
 | DATA_DIR              | .data                            | where the embedded stores and sinks live  |
 | RULES_FILE            | rules.yaml beside app.py         | the rules file (hot-reloaded)             |
 | RULES_RELOAD_SECONDS  | 30                               | check the rules source at most this often |
-| TIMESERIES_BACKEND    | sqlite                           | sqlite (embedded)                         |
+| TIMESERIES_BACKEND    | sqlite                           | sqlite (embedded) or timestream           |
+| TIMESTREAM_DATABASE   | fraud                            | Timestream database (backend timestream)  |
+| TIMESTREAM_TABLE      | transactions                     | Timestream table                          |
+| RULES_S3_URI          |                                  | s3://bucket/key: rules from S3 (ETag)     |
+| DEAD_LETTER_QUEUE_URL |                                  | SQS queue for poison records              |
 | GRAPH_BACKEND         | gremlite                         | gremlite (embedded), neptune, none        |
 | NEPTUNE_ENDPOINT      |                                  | Neptune cluster endpoint host name        |
 | NEPTUNE_PORT          | 8182                             |                                           |
@@ -25,8 +29,8 @@ from typing import Literal
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
 
-TimeSeriesBackend = Literal["sqlite"]
-TIMESERIES_BACKENDS: tuple[TimeSeriesBackend, ...] = ("sqlite",)
+TimeSeriesBackend = Literal["sqlite", "timestream"]
+TIMESERIES_BACKENDS: tuple[TimeSeriesBackend, ...] = ("sqlite", "timestream")
 GraphBackend = Literal["gremlite", "neptune", "none"]
 GRAPH_BACKENDS: tuple[GraphBackend, ...] = ("gremlite", "neptune", "none")
 
@@ -56,6 +60,10 @@ class Settings:
     neptune_port: int = 8182
     neptune_iam_auth: bool = True
     aws_region: str = "us-east-1"
+    timestream_database: str = "fraud"
+    timestream_table: str = "transactions"
+    rules_s3_uri: str = ""
+    dead_letter_queue_url: str = ""
 
     @property
     def graph_path(self) -> Path:
@@ -93,6 +101,10 @@ class Settings:
             neptune_port=int(_number(env, "NEPTUNE_PORT", 8182)),
             neptune_iam_auth=env.get("NEPTUNE_IAM_AUTH", "true").lower() not in ("0", "false", "no"),
             aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            timestream_database=env.get("TIMESTREAM_DATABASE", "fraud"),
+            timestream_table=env.get("TIMESTREAM_TABLE", "transactions"),
+            rules_s3_uri=_s3_uri(env.get("RULES_S3_URI", "")),
+            dead_letter_queue_url=env.get("DEAD_LETTER_QUEUE_URL", ""),
             data_dir=Path(env.get("DATA_DIR", ".data")),
             rules_file=Path(env["RULES_FILE"]) if env.get("RULES_FILE") else default_rules_file(),
             rules_reload_seconds=_number(env, "RULES_RELOAD_SECONDS", 30.0),
@@ -113,3 +125,14 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
     if value < 0:
         raise SettingsError(f"{name}={text!r} must not be negative")
     return value
+
+
+def _s3_uri(text: str) -> str:
+    if text and not (text.startswith("s3://") and "/" in text[5:] and not text.endswith("/")):
+        raise SettingsError(f"RULES_S3_URI={text!r} is not an object URI: use s3://BUCKET/KEY (e.g. s3://b/rules.yaml)")
+    return text
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    return bucket, key

@@ -19,7 +19,7 @@ from chalicelib.rules.base import Duration, Finding, GraphRule, Rule, RuleConfig
 from chalicelib.rules.exceptions import RuleIssue, RuleKindError, RulesError, RulesFileError
 from chalicelib.rules.loader import RuleSet, load_rules_file, load_rules_text
 from chalicelib.rules.registry import register_rule_kind
-from chalicelib.rules.sources import FileRulesSource, RulesSource, StaticRulesSource
+from chalicelib.rules.sources import FileRulesSource, RulesSource, S3RulesSource, StaticRulesSource
 
 __all__ = [
     "Duration",
@@ -35,6 +35,7 @@ __all__ = [
     "RulesError",
     "RulesFileError",
     "RulesSource",
+    "S3RulesSource",
     "StaticRulesSource",
     "WindowedConfig",
     "load_rules_file",

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from chalicelib.rules.exceptions import RulesError
-from chalicelib.rules.loader import RuleSet, load_rules_file
+from chalicelib.rules.loader import RuleSet, load_rules_file, load_rules_text
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +36,22 @@ class PollingRulesSource(RulesSource):
     """Template for sources that poll a changing object: subclasses say what its stamp is and
     how to load it. The first load must succeed (there is no last good ruleset to fall back on)."""
 
-    def __init__(self, reload_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, reload_seconds: float, clock: Callable[[], float] = time.monotonic,
+                 fallback: RuleSet | None = None) -> None:
         self._reload_seconds = reload_seconds
         self._clock = clock
-        self._stamp = self._read_stamp()
-        self._ruleset = self._load()
-        self._checked_at = clock()
         self.rejected: RulesError | None = None  # the last broken version, while it is current
+        try:
+            self._stamp = self._read_stamp()
+            self._ruleset = self._load()
+        except Exception as exc:
+            if fallback is None:
+                raise
+            # Start from the packaged rules rather than not at all; the source is retried later.
+            log.error("rules %s unavailable at start (%s); using packaged version %s until it is",
+                      self.describe(), exc, fallback.version)
+            self._stamp, self._ruleset = None, fallback
+        self._checked_at = clock()
         log.info("rules %s loaded, version %s, %d rules", self.describe(), self._ruleset.version,
                  len(self._ruleset.rules))
 
@@ -103,3 +112,29 @@ class FileRulesSource(PollingRulesSource):
 
     def describe(self) -> str:
         return f"file {self.path}"
+
+
+class S3RulesSource(PollingRulesSource):
+    """rules.yaml as an S3 object; a change is seen through its ETag. Lists must be inline
+    (`values:`) in an S3 rules file: there is no directory to resolve `file:` against."""
+
+    def __init__(self, bucket: str, key: str, s3_client: object, reload_seconds: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic, fallback: RuleSet | None = None) -> None:
+        self.bucket, self.key, self.s3 = bucket, key, s3_client
+        super().__init__(reload_seconds, clock, fallback)
+
+    def _read_stamp(self) -> object:
+        return self.s3.head_object(Bucket=self.bucket, Key=self.key)["ETag"]  # type: ignore[attr-defined]
+
+    def _load(self) -> RuleSet:
+        body = self.s3.get_object(Bucket=self.bucket, Key=self.key)["Body"].read()  # type: ignore[attr-defined]
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            from chalicelib.rules.exceptions import RuleIssue, RulesFileError
+
+            raise RulesFileError([RuleIssue(self.describe(), None, None, None, f"not UTF-8: {exc}")]) from None
+        return load_rules_text(text, name=self.describe())
+
+    def describe(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"

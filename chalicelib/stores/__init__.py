@@ -26,6 +26,15 @@ def build_graph_store(settings: Settings) -> GraphStore | None:
 def build_timeseries_store(settings: Settings) -> TimeSeriesStore:
     if settings.timeseries_backend == "sqlite":
         return SQLiteTimeSeriesStore(settings.timeseries_path)
+    if settings.timeseries_backend == "timestream":
+        import boto3  # the AWS SDK is only imported on the AWS path
+
+        from chalicelib.stores.timestream import TimestreamTimeSeriesStore
+
+        return TimestreamTimeSeriesStore(
+            settings.timestream_database, settings.timestream_table,
+            write_client=boto3.client("timestream-write", region_name=settings.aws_region),
+            query_client=boto3.client("timestream-query", region_name=settings.aws_region))
     raise StoreError(f"unknown time-series backend {settings.timeseries_backend!r}")
 
 

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench results kinesis-demo venv clean
+.PHONY: demo test lint bench results kinesis-demo package venv clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) .data .pytest_cache .hypothesis .ruff_cache
+	rm -rf $(VENV) $(PKG_VENV) .data .pytest_cache .hypothesis .ruff_cache dist chalicelib/rules.yaml
 
 bench: $(STAMP)
 	$(BIN)/python bench/graph_write.py
@@ -36,3 +36,25 @@ results: $(STAMP)
 
 kinesis-demo: $(STAMP)
 	$(BIN)/python scripts/kinesis_demo.py
+
+# The deployment package and its CloudFormation template (offline: no AWS call; wheels from PyPI).
+# Built with Python 3.13 (Lambda's python3.11 runtime can no longer be created), in its own
+# virtualenv so Chalice picks the python3.13 runtime and cp313 wheels.
+# The function starts from exactly the root rules.yaml: it is copied into chalicelib/ (which
+# Chalice ships) right before packaging; `rules push` updates the S3 copy without a redeploy.
+PACKAGE_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3.13))
+PKG_VENV := .venv-package
+PKG_STAMP := $(PKG_VENV)/.installed
+
+$(PKG_STAMP): requirements.txt
+	@test -x $(PKG_VENV)/bin/python || $(PACKAGE_PYTHON) -m venv $(PKG_VENV)
+	$(PKG_VENV)/bin/python -m pip install --quiet --disable-pip-version-check chalice==1.34.0 -r requirements.txt
+	@touch $(PKG_STAMP)
+
+package: $(STAMP) $(PKG_STAMP)
+	cp rules.yaml chalicelib/rules.yaml
+	rm -rf dist
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(PKG_VENV)/bin/chalice package --stage aws \
+		--merge-template infra/chalice-merge.json dist/
+	$(BIN)/cfn-lint dist/sam.json infra/fraud-infra.yaml
+	@echo "dist/sam.json + dist/deployment.zip ready; deploy steps: README, 'Deploying to AWS'"

@@ -1,6 +1,8 @@
-"""Chalice wiring: thin handlers that hand Kinesis batches to the pipeline.
+"""Chalice wiring: a thin Kinesis handler that hands each batch to the pipeline.
 
-The pipeline (rules source, stores, sinks) is built once per warm Lambda container.
+The pipeline (rules source, stores, sinks) is built once per warm Lambda container. There is no
+REST route: a public API Gateway would widen what is exposed for no detection benefit; the
+function logs its ruleset version on every (re)load.
 """
 
 from __future__ import annotations
@@ -42,9 +44,3 @@ def reset_pipeline() -> None:
 @app.on_kinesis_record(stream=STREAM_NAME, batch_size=100, starting_position="TRIM_HORIZON")
 def on_transactions(event: KinesisEvent) -> dict[str, Any]:
     return get_pipeline().process_kinesis_event(event.to_dict())
-
-
-@app.route("/health")
-def health() -> dict[str, Any]:
-    ruleset = get_pipeline().rules.current()
-    return {"status": "ok", "ruleset_version": ruleset.version, "rules": [r.id for r in ruleset.rules]}

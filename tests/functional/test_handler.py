@@ -111,13 +111,6 @@ def test_transient_store_failure_reports_batch_item_failures(client: Client, tmp
     assert retry["batchItemFailures"] == [] and retry["accepted"] == 3
 
 
-def test_health_route_names_the_ruleset(client: Client) -> None:
-    response = client.http.get("/health")
-    assert response.status_code == 200
-    body = json.loads(response.body)
-    assert body["status"] == "ok" and len(body["ruleset_version"]) == 12 and "high-value-5m" in body["rules"]
-
-
 def test_locked_graph_reports_batch_item_failures_and_redelivery_completes(client: Client, tmp_path: Path) -> None:
     import sqlite3
 

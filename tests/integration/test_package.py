@@ -1,0 +1,92 @@
+"""`make package`: the deployment zip and CloudFormation template the AWS path deploys, checked
+offline - cfn-lint clean, the Kinesis event source options, rules.yaml inside the zip, a
+least-privilege policy - and the packaged code run once on the Lambda runtime's Python."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import PROJECT
+
+pytestmark = pytest.mark.integration
+# Statements whose actions AWS only allows on every resource.
+RESOURCE_STAR_ALLOWED = {"timestream:DescribeEndpoints", "ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces",
+                         "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses",
+                         "ec2:UnassignPrivateIpAddresses"}
+
+
+@pytest.fixture(scope="module")
+def package() -> dict[str, Any]:
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+    result = subprocess.run(["make", "package"], cwd=PROJECT, capture_output=True, text=True, timeout=900, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return json.loads((PROJECT / "dist" / "sam.json").read_text())
+
+
+def test_templates_are_cfn_lint_clean(package: dict[str, Any]) -> None:
+    lint = subprocess.run([str(PROJECT / ".venv" / "bin" / "cfn-lint"), "dist/sam.json", "infra/fraud-infra.yaml"],
+                          cwd=PROJECT, capture_output=True, text=True, timeout=300)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_kinesis_event_source_has_partial_batch_responses_bisect_retries_and_a_dlq(package: dict[str, Any]) -> None:
+    function = package["Resources"]["OnTransactions"]["Properties"]
+    source = function["Events"]["OnTransactionsKinesisEventSource"]
+    assert source["Type"] == "Kinesis"
+    props = source["Properties"]
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["BisectBatchOnFunctionError"] is True
+    assert props["MaximumRetryAttempts"] == 5
+    assert props["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
+    assert "DeadLetterQueueArn" in json.dumps(props["DestinationConfig"])
+    assert function["Runtime"] == "python3.13"
+    assert set(function["VpcConfig"]) == {"SecurityGroupIds", "SubnetIds"}
+    env = function["Environment"]["Variables"]
+    assert (env["TIMESERIES_BACKEND"], env["GRAPH_BACKEND"]) == ("timestream", "neptune")
+    assert {"NEPTUNE_ENDPOINT", "RULES_S3_URI", "DEAD_LETTER_QUEUE_URL"} <= set(env)
+
+
+def test_the_zip_carries_exactly_the_root_rules_yaml(package: dict[str, Any]) -> None:
+    with zipfile.ZipFile(PROJECT / "dist" / "deployment.zip") as archive:
+        names = set(archive.namelist())
+        assert archive.read("chalicelib/rules.yaml") == (PROJECT / "rules.yaml").read_bytes()
+    assert {"app.py", "chalicelib/pipeline.py"} <= names
+    assert any(n.startswith("pydantic_core/") and "cpython-313" in n for n in names)
+    assert not any(n.startswith(("tests/", ".venv")) for n in names)
+
+
+def test_the_policy_names_every_action_and_scopes_resources(package: dict[str, Any]) -> None:
+    roles = [r for r in package["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
+    assert len(roles) == 1
+    statements = [s for p in roles[0]["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    actions = {a for s in statements for a in s["Action"]}
+    assert not [a for a in actions if "*" in a]
+    for statement in statements:
+        if statement["Resource"] == "*":
+            assert set(statement["Action"]) <= RESOURCE_STAR_ALLOWED, statement
+    assert {"kinesis:GetRecords", "timestream:WriteRecords", "timestream:Select", "timestream:DescribeEndpoints",
+            "neptune-db:connect", "s3:GetObject", "sqs:SendMessage"} <= actions
+
+
+def test_packaged_code_runs_on_the_runtime_python(package: dict[str, Any], tmp_path: Path) -> None:
+    record = json.dumps({"event_id": "e1", "account_id": "a", "amount": 500, "ts": "2026-11-01T10:00:00Z"})
+    event = {"Records": [{"eventID": "shardId-000000000000:1", "kinesis": {
+        "sequenceNumber": "1", "partitionKey": "a", "data": base64.b64encode(record.encode()).decode()}}]}
+    script = ("import json, sys, app; print(json.dumps(app.on_transactions(json.loads(sys.argv[1]), None)))")
+    result = subprocess.run([str(PROJECT / ".venv-package" / "bin" / "python"), "-c", script, json.dumps(event)],
+                            cwd=PROJECT, capture_output=True, text=True, timeout=120,
+                            env={"PATH": os.environ["PATH"], "DATA_DIR": str(tmp_path),
+                                 "RULES_FILE": str(PROJECT / "rules.yaml")})
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (report["accepted"], report["batchItemFailures"]) == (1, [])
+    assert "3.13" in subprocess.run([str(PROJECT / ".venv-package" / "bin" / "python"), "--version"],
+                                    capture_output=True, text=True).stdout

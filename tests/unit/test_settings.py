@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chalicelib.settings import Settings, SettingsError, split_s3_uri
+from chalicelib.stores import build_graph_store, build_timeseries_store
+from chalicelib.stores.timestream import TimestreamTimeSeriesStore
+
+
+def test_defaults_are_the_embedded_stores() -> None:
+    settings = Settings.from_env({})
+    assert (settings.timeseries_backend, settings.graph_backend) == ("sqlite", "gremlite")
+    assert settings.rules_reload_seconds == 30 and settings.data_dir == Path(".data")
+    assert settings.rules_file.name == "rules.yaml" and settings.rules_file.exists()
+
+
+def test_aws_stage_environment() -> None:
+    settings = Settings.from_env({
+        "TIMESERIES_BACKEND": "timestream", "TIMESTREAM_DATABASE": "db", "TIMESTREAM_TABLE": "t",
+        "GRAPH_BACKEND": "neptune", "NEPTUNE_ENDPOINT": "db.cluster-x.eu-west-1.neptune.amazonaws.com",
+        "NEPTUNE_IAM_AUTH": "false", "RULES_S3_URI": "s3://bucket/path/rules.yaml", "AWS_REGION": "eu-west-1",
+        "DEAD_LETTER_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/1/dlq", "RULES_RELOAD_SECONDS": "60"})
+    assert (settings.timestream_database, settings.timestream_table, settings.aws_region) == ("db", "t", "eu-west-1")
+    assert settings.neptune_iam_auth is False and settings.rules_reload_seconds == 60
+    assert split_s3_uri(settings.rules_s3_uri) == ("bucket", "path/rules.yaml")
+    store = build_timeseries_store(settings)
+    assert isinstance(store, TimestreamTimeSeriesStore) and store.database == "db"
+    assert store.write_client.meta.region_name == "eu-west-1"
+
+
+@pytest.mark.parametrize(("env", "words"), [
+    ({"TIMESERIES_BACKEND": "influx"}, "TIMESERIES_BACKEND='influx' is not known"),
+    ({"GRAPH_BACKEND": "janus"}, "GRAPH_BACKEND='janus' is not known"),
+    ({"RULES_RELOAD_SECONDS": "soon"}, "RULES_RELOAD_SECONDS='soon' is not a number"),
+    ({"RULES_S3_URI": "bucket/rules.yaml"}, "use s3://BUCKET/KEY"),
+])
+def test_bad_values_say_what_to_do(env: dict[str, str], words: str) -> None:
+    with pytest.raises(SettingsError, match=words.replace("(", r"\(")):
+        Settings.from_env(env)
+
+
+def test_neptune_needs_an_endpoint() -> None:
+    from chalicelib.stores import StoreError
+
+    with pytest.raises(StoreError, match="NEPTUNE_ENDPOINT"):
+        build_graph_store(Settings.from_env({"GRAPH_BACKEND": "neptune"}))
+    assert build_graph_store(Settings.from_env({"GRAPH_BACKEND": "none"})) is None

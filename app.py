@@ -11,8 +11,7 @@ import logging
 import os
 from typing import Any
 
-from chalice import Chalice
-from chalice.app import KinesisEvent
+from chalice.app import Chalice, KinesisEvent
 
 from chalicelib.pipeline import Pipeline, build_pipeline
 from chalicelib.settings import Settings

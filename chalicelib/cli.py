@@ -93,7 +93,7 @@ def stream_through(deliver: Pipeline | Deliver, records: Sequence[StreamRecord],
 
 
 @contextmanager
-def progress_bar(total: int, label: str) -> Iterator[Callable[[int], None]]:
+def progress_bar(total: int | None, label: str) -> Iterator[Callable[[int], None]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -486,7 +486,8 @@ def cmd_kinesis_poll(args: argparse.Namespace) -> int:
     poller = KinesisPoller(client, args.stream, lambda event: chalice_app.on_transactions(event, None), checkpoints,
                            batch_size=args.batch_size)
     try:
-        report = poller.drain()
+        with progress_bar(None, f"polling {args.stream}") as advance:
+            report = poller.drain(on_batch=advance)
     finally:
         chalice_app.reset_pipeline()
     print(f"{report.records} records in {report.batches} batches from {len(report.per_shard)} shards "

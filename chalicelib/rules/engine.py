@@ -75,6 +75,7 @@ def evaluate(ruleset: RuleSet, judged: Sequence[StoredEvent],
         targets = [e for e in judged if e.event.get(rule.key_field) is not None and rule.applies_to(e.event)]
         if not targets:
             continue
+        findings: Iterable[tuple[StoredEvent, Finding | None]]
         if rule.window is None:
             findings = ((e, rule.judge(e.event, (e.event,))) for e in targets)
         else:

@@ -77,7 +77,7 @@ class _Loader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     "while reading a mapping", node.start_mark,
@@ -98,7 +98,7 @@ def _parse_yaml(text: str, name: str) -> tuple[Any, yaml.Node | None]:
         problem = getattr(exc, "problem", None) or str(exc)
         raise RulesFileError([RuleIssue(name, line, None, None, f"not valid YAML: {problem}")]) from None
     finally:
-        loader.dispose()  # type: ignore[no-untyped-call]
+        loader.dispose()
     return data, node
 
 

@@ -167,7 +167,8 @@ class KinesisPoller:
         self._arn: str | None = None
 
     def shards(self) -> list[str]:
-        shards, token = [], None
+        shards: list[str] = []
+        token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"NextToken": token} if token else {"StreamName": self.stream_name}
             page = self.client.list_shards(**kwargs)

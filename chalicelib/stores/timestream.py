@@ -249,12 +249,13 @@ def _scalar(datum: dict[str, Any]) -> str | None:
 
 
 def _parse_row(row: dict[str, str | None]) -> tuple[StoredEvent, bool]:
-    attributes = json.loads(row["attributes"]) if row.get("attributes") else {}
+    text = row.get("attributes")
+    lat, lon = row.get("lat"), row.get("lon")
     ts_ms = int(str(row["ts_ms"]))
     event = Transaction.model_construct(
-        event_id=row["event_id"], ts=from_epoch_ms(ts_ms), account_id=row["account_id"],
+        event_id=str(row["event_id"]), ts=from_epoch_ms(ts_ms), account_id=str(row["account_id"]),
         amount=Decimal(str(row["amount"])), currency=row.get("currency"), merchant_id=row.get("merchant_id"),
         ip=row.get("ip"), device_id=row.get("device_id"), email=row.get("email"), phone=row.get("phone"),
-        card_id=row.get("card_id"), lat=float(row["lat"]) if row.get("lat") else None,
-        lon=float(row["lon"]) if row.get("lon") else None, attributes=attributes)
+        card_id=row.get("card_id"), lat=float(lat) if lat else None, lon=float(lon) if lon else None,
+        attributes=json.loads(text) if text else {})
     return StoredEvent(int(str(row["arrival"])), event, ts_ms), row.get("judged") == "1"

@@ -94,7 +94,9 @@ def test_replay_with_invalid_rules_exits_1(tmp_path: Path) -> None:
     assert result.returncode == 1 and "unknown kind 'nope'" in result.stderr
 
 
-@pytest.mark.parametrize("command", [[], ["replay"], ["rules"], ["rules", "check"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["replay"], ["rules"], ["rules", "check"], ["rules", "push"], ["demo"],
+                                     ["simulate"], ["evaluate"], ["results"], ["graph"], ["graph", "account"],
+                                     ["graph", "rings"], ["kinesis"], ["kinesis", "produce"], ["kinesis", "poll"]])
 def test_every_command_has_help(command: list[str]) -> None:
     result = cli(*command, "--help")
     assert result.returncode == 0 and "usage:" in result.stdout

@@ -131,3 +131,36 @@ def test_throttling_is_retried_then_reported_as_transient() -> None:
         with pytest.raises(TransientStoreError, match="throttled after 3 attempts"):
             store.write([Transaction(event_id="f", ts=1000, account_id="a", amount=1)])
     assert len(sleeps) == 1 + 2
+
+
+@pytest.mark.parametrize(("rule", "key", "window_ms"), [
+    ("{id: r, kind: velocity, key: account_id, window: 1m, threshold: 1}", "account_id", 60_000),
+    ("{id: r, kind: fan_out, key: ip, distinct: account_id, window: 10m, threshold: 1}", "ip", 600_000),
+    ("{id: r, kind: sum_over, key: card_id, window: 5m, threshold: 1}", "card_id", 300_000),
+    ("{id: r, kind: amount_spike, key: account_id, window: 7d, factor: 3}", "account_id", 7 * 86_400_000),
+    ("{id: r, kind: first_seen, key: account_id, field: device_id, window: 30d}", "account_id", 30 * 86_400_000),
+    ("{id: r, kind: geo_velocity, key: device_id, window: 6h, threshold: 900}", "device_id", 6 * 3_600_000),
+])
+def test_history_query_per_windowed_kind(rule: str, key: str, window_ms: int) -> None:
+    from chalicelib.rules import load_rules_text
+
+    write, query = clients()
+    store = TimestreamTimeSeriesStore("fraud", "tx", write_client=write, query_client=query)
+    ruleset = load_rules_text(f"version: 1\nrules:\n  - {rule}\n")
+    ts = 100 * 86_400_000
+    event = Transaction(event_id="e", ts=ts, account_id="a", amount=1, ip="i", card_id="c", device_id="d")
+    (request,) = history_requests(ruleset, [StoredEvent(3, event, ts)])
+    text = store.history_query(request.key_field, request.keys, request.start_ms, request.end_ms, request.max_seq)
+    assert request.key_field == key
+    assert f"AND {key} IN ('{event.get(key)}') AND time > from_milliseconds({ts - window_ms}) " \
+           f"AND time <= from_milliseconds({ts}) AND arrival <= 3 ORDER BY arrival" in text
+
+
+def test_rules_without_windows_need_no_history_query() -> None:
+    from chalicelib.rules import load_rules_text
+
+    ruleset = load_rules_text("version: 1\nlists: {l: {values: [x]}}\nrules:\n"
+                              "  - {id: l, kind: list_match, field: ip, list: l}\n"
+                              "  - {id: s, kind: shared_identifier, threshold: 3}\n")
+    event = Transaction(event_id="e", ts=0, account_id="a", amount=1, ip="x")
+    assert history_requests(ruleset, [StoredEvent(1, event, 0)]) == []

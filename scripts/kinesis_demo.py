@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scripts.moto_server import running_moto  # noqa: E402
 
 
 def run(*args: str) -> None:
@@ -31,20 +31,10 @@ def main() -> None:
     parser.add_argument("--days", default="1")
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".data" / "kinesis-demo")
     args = parser.parse_args()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    # dummy credentials: the only endpoint used is the local moto server
     os.environ.update(AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
-    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(url + "/moto-api/", timeout=0.5)
-                break
-            except OSError:
-                time.sleep(0.05)
+    with running_moto() as url:
         for stale in args.data_dir.glob("*"):
             stale.unlink()
         run("simulate", "--out-dir", str(args.data_dir), "--accounts", args.accounts, "--days", args.days)
@@ -52,9 +42,6 @@ def main() -> None:
             "3", "--events", str(args.data_dir / "events.jsonl"))
         run("kinesis", "poll", "--stream", "transactions", "--endpoint-url", url, "--data-dir", str(args.data_dir))
         run("evaluate", "--labels", str(args.data_dir / "labels.json"), "--hits", str(args.data_dir / "hits.jsonl"))
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 if __name__ == "__main__":

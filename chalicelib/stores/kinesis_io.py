@@ -154,6 +154,14 @@ class PollReport:
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
+@dataclass
+class _Shard:
+    shard_id: str
+    iterator: str | None
+    retries: int = 0
+    processed: int = 0
+
+
 class KinesisPoller:
     def __init__(self, client: Any, stream_name: str, handler: Handler, checkpoints: CheckpointFile, *,
                  batch_size: int = 100, max_retries: int = 10, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -178,10 +186,15 @@ class KinesisPoller:
                 return sorted(shards)
 
     def drain(self, on_batch: Callable[[int], None] = lambda n: None) -> PollReport:
-        """Process every shard up to its current end (what GetRecords returns until it is empty)."""
+        """Process every shard up to its current end. Shards take turns, one batch each, as
+        Lambda's concurrent per-shard pollers would interleave them."""
         report = PollReport()
-        for shard_id in self.shards():
-            report.per_shard[shard_id] = self._drain_shard(shard_id, report, on_batch)
+        shards = [_Shard(shard_id, self._iterator(shard_id)) for shard_id in self.shards()]
+        while any(shard.iterator for shard in shards):
+            for shard in shards:
+                if shard.iterator:
+                    self._step(shard, report, on_batch)
+        report.per_shard = {shard.shard_id: shard.processed for shard in shards}
         return report
 
     def _iterator(self, shard_id: str, *, at: str | None = None) -> str:
@@ -195,39 +208,37 @@ class KinesisPoller:
         return str(self.client.get_shard_iterator(StreamName=self.stream_name, ShardId=shard_id,
                                                   **kwargs)["ShardIterator"])
 
-    def _drain_shard(self, shard_id: str, report: PollReport, on_batch: Callable[[int], None]) -> int:
-        iterator: str | None = self._iterator(shard_id)
-        processed = 0
-        retries = 0
-        while iterator:
-            page = self.client.get_records(ShardIterator=iterator, Limit=self.batch_size)
-            records = page["Records"]
-            if not records:
-                return processed
-            result = self.handler(self.lambda_event(shard_id, records))
-            failures = result.get("batchItemFailures") or []
-            if failures:
-                retries += 1
-                if retries > self.max_retries:
-                    raise TransientStoreError(f"shard {shard_id}: batch still failing after {self.max_retries} "
-                                              f"retries: {result.get('error')}")
-                failed_at = str(failures[0]["itemIdentifier"])
-                done = [r for r in records if int(r["SequenceNumber"]) < int(failed_at)]
-                if done:
-                    self.checkpoints.save(shard_id, done[-1]["SequenceNumber"])
-                    processed += len(done)
-                report.redeliveries += 1
-                self.sleep(min(2.0, 0.05 * 2**retries))
-                iterator = self._iterator(shard_id, at=failed_at)
-                continue
-            retries = 0
-            self.checkpoints.save(shard_id, records[-1]["SequenceNumber"])
-            processed += len(records)
-            report.batches += 1
-            report.records += len(records)
-            on_batch(len(records))
-            iterator = page.get("NextShardIterator")
-        return processed
+    def _step(self, shard: _Shard, report: PollReport, on_batch: Callable[[int], None]) -> None:
+        """One GetRecords + handler call on one shard; sets `shard.iterator` to None at its end."""
+        assert shard.iterator is not None
+        page = self.client.get_records(ShardIterator=shard.iterator, Limit=self.batch_size)
+        records = page["Records"]
+        if not records:
+            shard.iterator = None
+            return
+        result = self.handler(self.lambda_event(shard.shard_id, records))
+        failures = result.get("batchItemFailures") or []
+        if failures:
+            shard.retries += 1
+            if shard.retries > self.max_retries:
+                raise TransientStoreError(f"shard {shard.shard_id}: batch still failing after {self.max_retries} "
+                                          f"retries: {result.get('error')}")
+            failed_at = str(failures[0]["itemIdentifier"])
+            done = [r for r in records if int(r["SequenceNumber"]) < int(failed_at)]
+            if done:
+                self.checkpoints.save(shard.shard_id, done[-1]["SequenceNumber"])
+                shard.processed += len(done)
+            report.redeliveries += 1
+            self.sleep(min(2.0, 0.05 * 2**shard.retries))
+            shard.iterator = self._iterator(shard.shard_id, at=failed_at)
+            return
+        shard.retries = 0
+        self.checkpoints.save(shard.shard_id, records[-1]["SequenceNumber"])
+        shard.processed += len(records)
+        report.batches += 1
+        report.records += len(records)
+        on_batch(len(records))
+        shard.iterator = page.get("NextShardIterator")
 
     def lambda_event(self, shard_id: str, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if self._arn is None:

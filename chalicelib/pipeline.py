@@ -133,6 +133,9 @@ class Pipeline:
             hits = evaluate(ruleset, pending, history)
             if self.graph is not None:
                 hits = self._graph_phase(ruleset, pending, hits)
+            elif ruleset.graph_rules(1) or ruleset.graph_rules(2):
+                log.warning("GRAPH_BACKEND=none: macro and composite rules of version %s are not evaluated",
+                            ruleset.version)
             new_hit_ids = set(self.hits.write(hits))
             self.timeseries.mark_judged([p.event.event_id for p in pending])
         except TransientStoreError as exc:

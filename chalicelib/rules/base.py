@@ -232,7 +232,7 @@ class Rule(ABC, Generic[C]):
 
     @property
     def kind(self) -> str:
-        return str(self.config.model_dump().get("kind", type(self.config).__name__))
+        return str(type(self.config).model_fields["kind"].default)
 
     @property
     def key_field(self) -> str:

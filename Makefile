@@ -31,6 +31,7 @@ clean:
 	rm -rf $(VENV) $(PKG_VENV) .data .pytest_cache .hypothesis .ruff_cache dist chalicelib/rules.yaml
 
 bench: $(STAMP)
+	$(BIN)/python bench/hot_path.py
 	$(BIN)/python bench/graph_write.py
 
 results: $(STAMP)

@@ -121,8 +121,13 @@ class Pipeline:
 
         try:
             written = self.timeseries.write([tx for _, tx in decoded])
+            if written.rejected:
+                refused = [PoisonRecord(raw, f"time-series store rejected the event: {written.rejected[tx.event_id]}")
+                           for raw, tx in decoded if tx.event_id in written.rejected]
+                self.dead_letters.write(refused)
+                report.poison += len(refused)
             report.accepted = len(written.new_ids)
-            report.duplicates = len(decoded) - report.accepted
+            report.duplicates = len(decoded) - report.accepted - len(written.rejected)
             report.rejudged = sum(1 for p in written.pending if p.event.event_id not in written.new_ids)
             pending = list(written.pending)
             history = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chalicelib.events import PoisonRecord, StoredEvent, Transaction
 from chalicelib.hits import Hit
@@ -21,6 +21,9 @@ class WriteResult:
 
     new_ids: frozenset[str]
     pending: tuple[StoredEvent, ...]
+    #: event id -> why the store refused it (e.g. a timestamp outside Timestream's memory store):
+    #: not stored, not judged; the pipeline dead-letters these with the reason
+    rejected: dict[str, str] = field(default_factory=dict)
 
 
 class TimeSeriesStore(ABC):

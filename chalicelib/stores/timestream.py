@@ -106,16 +106,14 @@ class TimestreamTimeSeriesStore(TimeSeriesStore):
             if event.event_id not in existing and event.event_id not in fresh:
                 fresh[event.event_id] = StoredEvent(base + len(fresh), event, event.ts_ms)
         self.rejected = self._write_records([self._record(s, judged=False, version=1) for s in fresh.values()])
-        refused = {r.event_id for r in self.rejected}
+        refused = {r.event_id: r.reason for r in self.rejected}
         for rejected in self.rejected:
             log.error("timestream rejected event %s: %s", rejected.event_id, rejected.reason)
-        if refused:
-            raise StoreError(f"timestream rejected {len(refused)} records: "
-                             + "; ".join(f"{r.event_id}: {r.reason}" for r in self.rejected[:5]))
+        fresh = {event_id: s for event_id, s in fresh.items() if event_id not in refused}
         pending = [s for s, judged in existing.values() if not judged] + list(fresh.values())
         pending.sort(key=lambda s: s.seq)
         self._written = {s.event.event_id: s for s in pending}
-        return WriteResult(frozenset(fresh), tuple(pending))
+        return WriteResult(frozenset(fresh), tuple(pending), refused)
 
     def mark_judged(self, event_ids: Iterable[str]) -> None:
         records = [self._record(self._written[i], judged=True, version=2) for i in event_ids if i in self._written]

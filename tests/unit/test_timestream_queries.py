@@ -108,9 +108,10 @@ def test_rejected_records_are_reported_with_their_reason() -> None:
                                    {"RecordIndex": 1, "Reason": "The record timestamp is outside the time range "
                                                                 "[2026-11-28T00:00:00Z, 2026-11-28T06:00:00Z) of "
                                                                 "the memory store."}]})
-        with pytest.raises(StoreError, match="e1: The record timestamp is outside") as caught:
-            store.write(batch)
-    assert not isinstance(caught.value, TransientStoreError)
+        result = store.write(batch)
+    assert result.new_ids == {"e0", "e2"}
+    assert [p.event.event_id for p in result.pending] == ["e0", "e2"]
+    assert list(result.rejected) == ["e1"] and result.rejected["e1"].startswith("The record timestamp is outside")
     assert [(r.event_id, r.reason[:21]) for r in store.rejected] == [("e1", "The record timestamp ")]
 
 

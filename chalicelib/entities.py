@@ -33,7 +33,6 @@ RELATIONSHIPS: dict[str, str] = {
     "merchant_id": "PAYS",
     "card_id": "USES_CARD",
 }
-RELATIONSHIP_FIELDS = {label: name for name, label in RELATIONSHIPS.items()}
 
 
 def iso_ms(ts: datetime) -> str:
@@ -139,8 +138,3 @@ class GraphView:
 def _first(seen_at: dict[VertexRef, str], vertex: VertexRef, ts: str) -> None:
     if vertex not in seen_at or ts < seen_at[vertex]:
         seen_at[vertex] = ts
-
-
-def vertex_for(field_name: str, value: object) -> VertexRef | None:
-    label = VERTEX_LABELS.get(field_name)
-    return VertexRef(label, str(value)) if label and value is not None else None

@@ -35,9 +35,6 @@ SEED_TIME_FORMAT = "%b %d, %Y, %H:%M:%S.%f"
 Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
 Scalar = str | int | float | bool | None
 
-#: Event fields that hold identifiers (what rules key on and the graph links through).
-IDENTITY_FIELDS = ("account_id", "merchant_id", "ip", "device_id", "email", "phone", "card_id")
-
 
 class Transaction(BaseModel):
     """One card or account transaction. Immutable; `ts` is UTC with millisecond precision."""

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, field_v
 from pydantic_core import core_schema
 
 from chalicelib.entities import VERTEX_LABELS, GraphView, ReachQuery, iso_ms
-from chalicelib.events import IDENTITY_FIELDS, Transaction
+from chalicelib.events import Transaction
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -311,7 +311,6 @@ def window_evidence(event: Transaction, window: Sequence[Transaction], length: t
 
 
 __all__ = [
-    "IDENTITY_FIELDS",
     "Condition",
     "Duration",
     "EdgeSpec",

@@ -299,10 +299,10 @@ def seed_summary(seeds: dict[int, Any]) -> list[str]:
     return lines
 
 
-def run_through_handler(records: Sequence[StreamRecord], rules: Path, data_dir: Path, batch_size: int,
-                        label: str) -> RunTotals:
-    """Stream records through the deployed function's own handler (`app.on_transactions`), built
-    for the embedded stores in `data_dir`, as Lambda's event source mapping would."""
+@contextmanager
+def embedded_handler(rules: Path, data_dir: Path) -> Iterator[Deliver]:
+    """The deployed function's own Kinesis handler (`app.on_transactions`), built for the
+    embedded stores in `data_dir` and the given rules; the environment is restored afterwards."""
     import os
 
     import app as chalice_app
@@ -312,9 +312,7 @@ def run_through_handler(records: Sequence[StreamRecord], rules: Path, data_dir: 
                       TIMESERIES_BACKEND="sqlite")
     chalice_app.reset_pipeline()
     try:
-        with progress_bar(len(records), label) as advance:
-            return stream_through(lambda event: chalice_app.on_transactions(event, None), records, batch_size,
-                                  advance)
+        yield lambda event: chalice_app.on_transactions(event, None)
     finally:
         chalice_app.reset_pipeline()
         for key, value in saved.items():
@@ -322,6 +320,13 @@ def run_through_handler(records: Sequence[StreamRecord], rules: Path, data_dir: 
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def run_through_handler(records: Sequence[StreamRecord], rules: Path, data_dir: Path, batch_size: int,
+                        label: str) -> RunTotals:
+    """Stream records through the handler as Lambda's event source mapping would."""
+    with embedded_handler(rules, data_dir) as handler, progress_bar(len(records), label) as advance:
+        return stream_through(handler, records, batch_size, advance)
 
 
 @dataclass
@@ -473,23 +478,15 @@ def cmd_kinesis_produce(args: argparse.Namespace) -> int:
 
 
 def cmd_kinesis_poll(args: argparse.Namespace) -> int:
-    import os
-
-    import app as chalice_app
     from chalicelib.stores.kinesis_io import CheckpointFile, KinesisPoller
 
     load_rules_or_exit(args.rules)
-    os.environ.update(DATA_DIR=str(args.data_dir), RULES_FILE=str(args.rules.resolve()))
-    chalice_app.reset_pipeline()
     client = kinesis_client(args.endpoint_url, args.region)
     checkpoints = CheckpointFile(args.checkpoints or args.data_dir / f"checkpoints-{args.stream}.json")
-    poller = KinesisPoller(client, args.stream, lambda event: chalice_app.on_transactions(event, None), checkpoints,
-                           batch_size=args.batch_size)
-    try:
-        with progress_bar(None, f"polling {args.stream}") as advance:
-            report = poller.drain(on_batch=advance)
-    finally:
-        chalice_app.reset_pipeline()
+    with embedded_handler(args.rules, args.data_dir) as handler, \
+            progress_bar(None, f"polling {args.stream}") as advance:
+        report = KinesisPoller(client, args.stream, handler, checkpoints,
+                               batch_size=args.batch_size).drain(on_batch=advance)
     print(f"{report.records} records in {report.batches} batches from {len(report.per_shard)} shards "
           f"({', '.join(f'{k}: {v}' for k, v in report.per_shard.items())}); {report.redeliveries} redeliveries; "
           f"checkpoints in {checkpoints.path}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,16 @@ SEED_TIME_FORMAT = "%b %d, %Y, %H:%M:%S.%f"
 
 Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
 Scalar = str | int | float | bool | None
+
+
+_ATTRIBUTE_PATH = re.compile(r"^attributes\.([A-Za-z0-9_]{1,64})$")
+
+
+def attribute_name(field: str) -> str | None:
+    """NAME for a field written `attributes.NAME` (letters, digits, underscore), else None. The
+    one definition rules, stores and queries share, so a name that validates is safe in SQL."""
+    match = _ATTRIBUTE_PATH.match(field)
+    return match.group(1) if match else None
 
 
 class Transaction(BaseModel):

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, field_v
 from pydantic_core import core_schema
 
 from chalicelib.entities import VERTEX_LABELS, GraphView, ReachQuery, iso_ms
-from chalicelib.events import Transaction
+from chalicelib.events import Transaction, attribute_name
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -65,11 +65,8 @@ class Duration(timedelta):
         )
 
 
-_ATTRIBUTE_FIELD = re.compile(r"^attributes\.[A-Za-z0-9_]{1,64}$")
-
-
 def check_field_name(name: str) -> str:
-    if name in EVENT_FIELDS or _ATTRIBUTE_FIELD.match(name):
+    if name in EVENT_FIELDS or attribute_name(name):
         return name
     known = ", ".join(sorted(EVENT_FIELDS))
     raise ValueError(

@@ -16,6 +16,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from gremlin_python.process.graph_traversal import GraphTraversal, __
@@ -338,8 +339,6 @@ def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
 
 
 def _ms_apart(earlier: str, later: str) -> int:
-    from datetime import datetime
-
     def parse(text: str) -> datetime:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
 

@@ -17,14 +17,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from chalicelib.events import StoredEvent, Transaction, from_epoch_ms
+from chalicelib.events import StoredEvent, Transaction, attribute_name, from_epoch_ms
 from chalicelib.stores.base import TimeSeriesStore, WriteResult
 from chalicelib.stores.exceptions import StoreError, TransientStoreError
 
 COLUMNS = ("event_id", "ts_ms", "account_id", "amount", "currency", "merchant_id", "ip",
            "device_id", "email", "phone", "card_id", "lat", "lon", "attributes")
 _TEXT_COLUMNS = frozenset(COLUMNS) - {"ts_ms", "amount", "lat", "lon", "attributes"}
-_ATTRIBUTE = re.compile(r"^attributes\.([A-Za-z0-9_]{1,64})$")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -46,9 +45,9 @@ def key_expression(key_field: str) -> str:
     """The SQL expression for a key field. Only known columns and checked attribute names get here."""
     if key_field in _TEXT_COLUMNS:
         return key_field
-    match = _ATTRIBUTE.match(key_field)
-    if match:
-        return f"CAST(json_extract(attributes, '$.{match.group(1)}') AS TEXT)"
+    name = attribute_name(key_field)
+    if name:
+        return f"CAST(json_extract(attributes, '$.{name}') AS TEXT)"
     raise StoreError(
         f"cannot key history by {key_field!r}: use an identifier field or attributes.NAME "
         "(letters, digits, underscore)"

@@ -22,14 +22,13 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from chalicelib.events import StoredEvent, Transaction, from_epoch_ms
+from chalicelib.events import StoredEvent, Transaction, attribute_name, from_epoch_ms
 from chalicelib.stores.base import TimeSeriesStore, WriteResult
 from chalicelib.stores.exceptions import StoreError, TransientStoreError
 
@@ -41,7 +40,6 @@ TEXT_MEASURES = ("amount", "currency", "merchant_id", "ip", "device_id", "email"
 DOUBLE_MEASURES = ("lat", "lon")
 DIMENSIONS = ("account_id", "event_id")
 KEY_COLUMNS = frozenset({"account_id", "merchant_id", "ip", "device_id", "email", "phone", "card_id", "currency"})
-_ATTRIBUTE = re.compile(r"^attributes\.([A-Za-z0-9_]{1,64})$")
 TRANSIENT_CODES = frozenset({"ThrottlingException", "InternalServerException", "ServiceUnavailable",
                              "ServiceUnavailableException", "RequestTimeout"})
 #: how far around a batch's timestamps the existence query looks for earlier deliveries
@@ -58,9 +56,9 @@ def sql_string(value: str) -> str:
 def key_expression(key_field: str) -> str:
     if key_field in KEY_COLUMNS:
         return key_field
-    match = _ATTRIBUTE.match(key_field)
-    if match:
-        return f"json_extract_scalar(attributes, '$.{match.group(1)}')"
+    name = attribute_name(key_field)
+    if name:
+        return f"json_extract_scalar(attributes, '$.{name}')"
     raise StoreError(f"cannot key history by {key_field!r}: use an identifier field or attributes.NAME")
 
 

@@ -16,13 +16,14 @@ from chalicelib.rules.base import (
     check_field_name,
     window_evidence,
 )
+from chalicelib.rules import limits
 from chalicelib.rules.registry import register_rule_kind
 
 
 class FanOutConfig(WindowedConfig):
     kind: Literal["fan_out"] = "fan_out"
     distinct: str
-    threshold: int = Field(ge=0)
+    threshold: int = Field(ge=0, le=limits.MAX_COUNT)
 
     _check_distinct = field_validator("distinct")(check_field_name)
 

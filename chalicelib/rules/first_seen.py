@@ -20,13 +20,14 @@ from chalicelib.rules.base import (
     check_field_name,
     window_evidence,
 )
+from chalicelib.rules import limits
 from chalicelib.rules.registry import register_rule_kind
 
 
 class FirstSeenConfig(WindowedConfig):
     kind: Literal["first_seen"] = "first_seen"
     field: str
-    min_history: int = Field(default=1, ge=1)
+    min_history: int = Field(default=1, ge=1, le=limits.MAX_MIN_HISTORY)
 
     _check_field = field_validator("field")(check_field_name)
 

@@ -19,9 +19,9 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from chalicelib.events import Transaction
+from chalicelib.rules import limits
 from chalicelib.rules.base import Finding, Rule, WindowedConfig, check_field_name, window_evidence
 from chalicelib.rules.numbers import as_decimal, plain
-from chalicelib.rules import limits
 from chalicelib.rules.registry import register_rule_kind
 
 

@@ -16,10 +16,9 @@ from pydantic import Field, model_validator
 
 from chalicelib.entities import GraphView, iso_ms
 from chalicelib.events import Transaction
-from chalicelib.rules.base import Duration, Finding, GraphRule, RuleConfig
 from chalicelib.rules import limits
+from chalicelib.rules.base import Duration, Finding, GraphRule, RuleConfig
 from chalicelib.rules.registry import register_rule_kind
-
 
 Weight = Annotated[float, Field(gt=0, le=limits.MAX_WEIGHT, allow_inf_nan=False)]
 

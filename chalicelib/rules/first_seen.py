@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from chalicelib.events import Transaction
+from chalicelib.rules import limits
 from chalicelib.rules.base import (
     EVIDENCE_IDS_CAP,
     Finding,
@@ -20,7 +21,6 @@ from chalicelib.rules.base import (
     check_field_name,
     window_evidence,
 )
-from chalicelib.rules import limits
 from chalicelib.rules.registry import register_rule_kind
 
 

@@ -15,8 +15,8 @@ from typing import Literal
 from pydantic import Field
 
 from chalicelib.events import Transaction
-from chalicelib.rules.base import Finding, Rule, WindowedConfig
 from chalicelib.rules import limits
+from chalicelib.rules.base import Finding, Rule, WindowedConfig
 from chalicelib.rules.registry import register_rule_kind
 
 EARTH_RADIUS_KM = 6371.0088

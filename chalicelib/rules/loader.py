@@ -13,14 +13,14 @@ import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
-from chalicelib.rules.base import GraphRule, Rule, RuleConfig, RuleContext
 from chalicelib.rules import limits
+from chalicelib.rules.base import GraphRule, Rule, RuleConfig, RuleContext
 from chalicelib.rules.exceptions import RuleIssue, RuleKindError, RulesFileError
 from chalicelib.rules.registry import import_plugin, kinds, rule_adapter, rule_class_for
 from chalicelib.settings import rules_plugins_allowed
@@ -80,6 +80,13 @@ class RulesDocument(BaseModel):
 # --------------------------------------------------------------------------- YAML with lines
 
 
+class _TooMuch(yaml.composer.ComposerError):
+    """A YAML document refused for its size or shape before anything walks it."""
+
+    def __init__(self, problem: str, mark: Any) -> None:
+        super().__init__(None, None, problem, mark)
+
+
 class _Loader(yaml.SafeLoader):
     """Safe YAML (no python tags) that refuses repeated keys and bounds what aliases expand to.
 
@@ -98,27 +105,23 @@ class _Loader(yaml.SafeLoader):
         self._nodes += nodes
         self._chars += chars
         if self._nodes > limits.MAX_YAML_NODES:
-            raise yaml.composer.ComposerError(
-                None, None, f"the document has more than {limits.MAX_YAML_NODES} values once aliases "
-                "are expanded", mark)
+            raise _TooMuch(f"more than {limits.MAX_YAML_NODES} values once aliases are expanded", mark)
         if self._chars > limits.MAX_YAML_SCALAR_CHARS:
-            raise yaml.composer.ComposerError(
-                None, None, f"the document has more than {limits.MAX_YAML_SCALAR_CHARS} characters of "
-                "text once aliases are expanded", mark)
+            raise _TooMuch(f"more than {limits.MAX_YAML_SCALAR_CHARS} characters of text once aliases "
+                           "are expanded", mark)
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
         if isinstance(event, yaml.AliasEvent):
             node = super().compose_node(parent, index)
             size = self._expanded.get(id(node))
-            if size is None:
-                raise yaml.composer.ComposerError(
-                    None, None, f"alias *{event.anchor} refers to a collection that contains it", event.start_mark)
+            if size is None:  # the anchored collection is still being read
+                raise _TooMuch(f"alias *{event.anchor} refers to a collection that contains it",
+                               event.start_mark)
             self._grow(*size, event.start_mark)
             return node
         if self._depth >= limits.MAX_YAML_DEPTH:
-            raise yaml.composer.ComposerError(
-                None, None, f"values are nested more than {limits.MAX_YAML_DEPTH} levels deep", event.start_mark)
+            raise _TooMuch(f"values nested more than {limits.MAX_YAML_DEPTH} levels deep", event.start_mark)
         nodes, chars = self._nodes, self._chars
         self._grow(1, len(event.value) if isinstance(event, yaml.ScalarEvent) else 0, event.start_mark)
         self._depth += 1
@@ -167,7 +170,8 @@ def _parse_yaml(text: str, name: str) -> tuple[Any, yaml.Node | None]:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
-        raise RulesFileError([RuleIssue(name, line, None, None, f"not valid YAML: {problem}")]) from None
+        message = f"refused: {problem}" if isinstance(exc, _TooMuch) else f"not valid YAML: {problem}"
+        raise RulesFileError([RuleIssue(name, line, None, None, message)]) from None
     finally:
         loader.dispose()
     return data, node
@@ -259,10 +263,10 @@ def _load(text: str, name: str, base_dir: Path | None, plugins_allowed: tuple[st
             configs.append((index, adapter.validate_python(raw)))
         except ValidationError as exc:
             for err in exc.errors():
-                problems.append(issue(("rules", index, *err["loc"]), _message(err, raw), _field(err["loc"][1:])))
+                problems.append(issue(("rules", index, *err["loc"]), _message(err, None), _field(err["loc"][1:])))
 
     lists = _read_lists(document.lists, base_dir, name, issue, problems)
-    _check_references(raw_rules, configs, None if "lists" in broken else document.lists, issue, problems)
+    _check_references(raw_rules, None if "lists" in broken else document.lists, issue, problems)
     context = RuleContext(lists=lists)
     rules: list[Rule[Any]] = []
     for index, config in configs:
@@ -286,7 +290,7 @@ def _validate_document(data: Any, issue: Any, problems: list[RuleIssue]) -> tupl
     except ValidationError as exc:
         errors = exc.errors()
     for err in errors:
-        problems.append(issue(tuple(err["loc"]), _message(err, data), _field(err["loc"])))
+        problems.append(issue(tuple(err["loc"]), _message(err, RulesDocument), _field(err["loc"])))
     if not isinstance(data, dict):
         return None, set()
     broken = {str(err["loc"][0]) for err in errors if err["loc"]}
@@ -297,11 +301,10 @@ def _validate_document(data: Any, issue: Any, problems: list[RuleIssue]) -> tupl
     return RulesDocument.model_validate(kept), broken
 
 
-def _check_references(raw_rules: list[Any], configs: list[tuple[int, RuleConfig]],
-                      declared_lists: Mapping[str, ListSource] | None, issue: Any,
-                      problems: list[RuleIssue]) -> None:
-    """Rule ids unique; lists and rules that rules name exist. Ids and kinds are taken from every
-    rule written, valid or not, so a rule's own error does not also show up as a dangling name."""
+def _check_references(raw_rules: list[Any], declared_lists: Mapping[str, ListSource] | None,
+                      issue: Any, problems: list[RuleIssue]) -> None:
+    """Rule ids unique; the lists and rules a rule names exist. Read from every rule as written,
+    valid or not, so a rule with an error of its own still has its names checked in the same run."""
     kinds_by_id: dict[str, str] = {}
     first_index: dict[str, int] = {}
     for index, raw in enumerate(raw_rules):
@@ -314,18 +317,24 @@ def _check_references(raw_rules: list[Any], configs: list[tuple[int, RuleConfig]
             continue
         first_index[rule_id] = index
         kinds_by_id[rule_id] = str(raw.get("kind", ""))
-    for index, config in configs:
-        wanted = getattr(config, "list", None)
+    for index, raw in enumerate(raw_rules):
+        if not isinstance(raw, dict):
+            continue
+        wanted = raw.get("list")
         if isinstance(wanted, str) and declared_lists is not None and wanted not in declared_lists:
             problems.append(issue(("rules", index, "list"),
                                   f"unknown list {wanted!r}: declare it under 'lists:'", "list"))
-        referenced = getattr(config, "rules", None) or ()
+        referenced = raw.get("rules")
+        if not isinstance(referenced, dict | list):
+            continue
         for rule_id in referenced:
+            if not isinstance(rule_id, str):
+                continue
             if rule_id not in kinds_by_id:
                 problems.append(issue(("rules", index, "rules"), f"refers to unknown rule {rule_id!r}", "rules"))
-            elif rule_id == config.id:
+            elif rule_id == raw.get("id"):
                 problems.append(issue(("rules", index, "rules"), "a rule cannot refer to itself", "rules"))
-            elif getattr(config, "kind", "") == "composite" and kinds_by_id[rule_id] == "composite":
+            elif raw.get("kind") == "composite" and kinds_by_id[rule_id] == "composite":
                 problems.append(issue(("rules", index, "rules"),
                                       f"composite rules cannot combine other composite rules ({rule_id!r})", "rules"))
 
@@ -377,47 +386,46 @@ def _field(loc: Any) -> str | None:
     return ".".join(parts) or None
 
 
-def _message(err: ErrorDetails, raw: Any) -> str:
+def _message(err: ErrorDetails, root: type[BaseModel] | None) -> str:
+    """A validation error in words; `root` is the model validated (None: a rule, by its kind)."""
     if err["type"] == "union_tag_invalid":
         known = ", ".join(sorted(kinds()))
         return f"unknown kind {str(err['input'].get('kind'))[:64]!r}: known kinds are {known}"
     if err["type"] == "union_tag_not_found":
         return "missing 'kind'"
     if err["type"] == "extra_forbidden":
-        return _unknown_key(err["loc"], raw)
+        return _unknown_key(err["loc"], root)
     return err["msg"].removeprefix("Value error, ")
 
 
-def _unknown_key(loc: tuple[int | str, ...], raw: Any) -> str:
+def _unknown_key(loc: tuple[int | str, ...], root: type[BaseModel] | None) -> str:
     """Name the keys allowed where the unknown one stands (or the one it is a typo of)."""
-    model = _model_at(loc[:-1], raw)
+    path = loc[:-1]
+    if root is None:  # a rule: the path starts with its kind
+        root = kinds()[str(path[0])][0] if path and path[0] in kinds() else None
+        path = path[1:]
+    model = _model_at(root, path) if root is not None else None
     allowed = [f.alias or n for n, f in model.model_fields.items()] if model is not None else []
     close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
     hint = f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(allowed)}"
     return f"unknown key ({hint})"
 
 
-def _model_at(path: tuple[int | str, ...], raw: Any) -> type[BaseModel] | None:
-    """The pydantic model validating the mapping at `path` of a rule (the path's first part is
-    its kind) or, when `raw` is the whole document, of the document."""
-    model: type[BaseModel] | None
-    if isinstance(raw, dict) and "kind" in raw and "version" not in raw:
-        if not path or path[0] not in kinds():
-            return None
-        model, path = kinds()[str(path[0])][0], path[1:]
-    else:
-        model = RulesDocument
+def _model_at(model: type[BaseModel], path: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model of the mapping at `path` inside `model` (list indexes and dict keys skipped)."""
+    current: type[BaseModel] | None = model
+    in_dict = False
     for part in path:
-        if isinstance(part, int) or model is None:
+        if isinstance(part, int) or current is None:
             continue
-        if model is RulesDocument and part == "lists":
-            model = ListSource
+        if in_dict:  # the key of a dict of models (lists.NAME)
+            in_dict = False
             continue
-        if model is ListSource:
-            continue  # lists.NAME
-        field = model.model_fields.get(part)
-        model = _model_in(field.annotation) if field is not None else None
-    return model
+        field = current.model_fields.get(part)
+        annotation = field.annotation if field is not None else None
+        in_dict = get_origin(annotation) is dict
+        current = _model_in(annotation)
+    return current
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:

@@ -14,8 +14,8 @@ from pydantic import Field, field_validator
 
 from chalicelib.entities import GraphView, ReachQuery, iso_ms
 from chalicelib.events import Transaction
-from chalicelib.rules.base import EVIDENCE_IDS_CAP, Duration, Finding, GraphRule, RuleConfig, RuleContext
 from chalicelib.rules import limits
+from chalicelib.rules.base import EVIDENCE_IDS_CAP, Duration, Finding, GraphRule, RuleConfig, RuleContext
 from chalicelib.rules.registry import register_rule_kind
 from chalicelib.rules.shared_identifier import check_via
 

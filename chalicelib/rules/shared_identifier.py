@@ -16,8 +16,8 @@ from pydantic import Field, field_validator
 
 from chalicelib.entities import RELATIONSHIPS, VERTEX_LABELS, GraphView, ReachQuery
 from chalicelib.events import Transaction
-from chalicelib.rules.base import EVIDENCE_IDS_CAP, Finding, GraphRule, RuleConfig
 from chalicelib.rules import limits
+from chalicelib.rules.base import EVIDENCE_IDS_CAP, Finding, GraphRule, RuleConfig
 from chalicelib.rules.registry import register_rule_kind
 
 LINKABLE = tuple(name for name in RELATIONSHIPS if name != "merchant_id")

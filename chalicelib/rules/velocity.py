@@ -8,8 +8,8 @@ from typing import Literal
 from pydantic import Field
 
 from chalicelib.events import Transaction
-from chalicelib.rules.base import Finding, Rule, WindowedConfig, window_evidence
 from chalicelib.rules import limits
+from chalicelib.rules.base import Finding, Rule, WindowedConfig, window_evidence
 from chalicelib.rules.registry import register_rule_kind
 
 

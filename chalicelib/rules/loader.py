@@ -6,6 +6,7 @@ errors too (PyYAML would silently keep the last one).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -37,6 +38,9 @@ class RuleSet:
     configs: tuple[RuleConfig, ...]
     lists: Mapping[str, frozenset[str]]
     source: str
+    #: ids of rules that raised while judging (see engine.quarantine); they stay off while this
+    #: version is in force in this process
+    quarantined: set[str] = dataclasses.field(default_factory=set, compare=False, repr=False)
 
     def rule(self, rule_id: str) -> Rule[Any]:
         return next(r for r in self.rules if r.id == rule_id)

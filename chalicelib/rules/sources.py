@@ -1,7 +1,8 @@
 """Where the current ruleset comes from, re-checked at most every `reload_seconds`.
 
-A source keeps the last good ruleset: a broken edit is logged (with every issue found) and
-ignored until the file changes again. S3 joins these in the AWS issue (ETag instead of mtime).
+A source keeps the last good ruleset: an edit that fails to load for any reason (invalid, too
+large, unreadable, a plugin that raises) is a rejected edit - logged with every issue found,
+remembered in `last_rejected`, and ignored until the source changes again.
 """
 
 from __future__ import annotations
@@ -10,12 +11,25 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from chalicelib.rules.exceptions import RulesError
+from chalicelib.rules import limits
+from chalicelib.rules.exceptions import RuleIssue, RulesError, RulesFileError
 from chalicelib.rules.loader import RuleSet, load_rules_file, load_rules_text
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RejectedEdit:
+    """An edit of the rules that was not applied, and why."""
+
+    stamp: str  # what identified the edit: file mtime and size, or the S3 ETag
+    reason: str  # every issue found, one per line
+    at: datetime  # when it was rejected (UTC)
+    kept_version: str  # the ruleset version that stayed in force
 
 
 class RulesSource(ABC):
@@ -40,7 +54,8 @@ class PollingRulesSource(RulesSource):
                  fallback: RuleSet | None = None) -> None:
         self._reload_seconds = reload_seconds
         self._clock = clock
-        self.rejected: RulesError | None = None  # the last broken version, while it is current
+        self.rejected: Exception | None = None  # why the current content is not in force, if it is not
+        self.last_rejected: RejectedEdit | None = None  # the latest rejected edit, kept after a fix
         try:
             self._stamp = self._read_stamp()
             self._ruleset = self._load()
@@ -82,17 +97,22 @@ class PollingRulesSource(RulesSource):
         self._stamp = stamp
         try:
             ruleset = self._load()
-        except RulesError as exc:
-            self.rejected = exc
-            log.error("rules %s changed but are invalid; keeping version %s. Fix:\n%s",
-                      self.describe(), self._ruleset.version, exc)
+        except Exception as exc:  # whatever went wrong, the edit is rejected, not the engine stopped
+            self._reject(stamp, exc)
             return self._ruleset
         self.rejected = None
         if ruleset.version != self._ruleset.version:
             log.info("rules %s reloaded: version %s -> %s, %d rules", self.describe(),
                      self._ruleset.version, ruleset.version, len(ruleset.rules))
-        self._ruleset = ruleset
-        return ruleset
+            self._ruleset = ruleset  # the same version keeps its object (and its quarantined rules)
+        return self._ruleset
+
+    def _reject(self, stamp: object, exc: Exception) -> None:
+        reason = str(exc) if isinstance(exc, RulesError) else f"{type(exc).__name__}: {exc}"
+        self.rejected = exc
+        self.last_rejected = RejectedEdit(str(stamp), reason, datetime.now(UTC), self._ruleset.version)
+        log.error("rules %s changed but are invalid; keeping version %s. Fix:\n%s",
+                  self.describe(), self._ruleset.version, reason)
 
 
 class FileRulesSource(PollingRulesSource):
@@ -127,12 +147,15 @@ class S3RulesSource(PollingRulesSource):
         return self.s3.head_object(Bucket=self.bucket, Key=self.key)["ETag"]  # type: ignore[attr-defined]
 
     def _load(self) -> RuleSet:
-        body = self.s3.get_object(Bucket=self.bucket, Key=self.key)["Body"].read()  # type: ignore[attr-defined]
+        stream = self.s3.get_object(Bucket=self.bucket, Key=self.key)["Body"]  # type: ignore[attr-defined]
+        body = stream.read(limits.MAX_FILE_BYTES + 1)
+        stream.close()
+        if len(body) > limits.MAX_FILE_BYTES:
+            raise RulesFileError([RuleIssue(self.describe(), None, None, None,
+                                            f"file is larger than {limits.MAX_FILE_BYTES} bytes")])
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
-            from chalicelib.rules.exceptions import RuleIssue, RulesFileError
-
             raise RulesFileError([RuleIssue(self.describe(), None, None, None, f"not UTF-8: {exc}")]) from None
         return load_rules_text(text, name=self.describe())
 

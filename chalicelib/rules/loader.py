@@ -208,8 +208,10 @@ def load_rules_file(path: str | Path, *, plugins_allowed: Collection[str] | None
             raise RulesFileError([RuleIssue(str(path), None, None, None,
                                             f"file is larger than {limits.MAX_FILE_BYTES} bytes")])
         text = raw.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise RulesFileError([RuleIssue(str(path), None, None, None, f"cannot read: {exc}")]) from None
+    except UnicodeDecodeError as exc:
+        raise RulesFileError([RuleIssue(str(path), None, None, None, f"not UTF-8 text: {exc}")]) from None
     return load_rules_text(text, name=str(path), base_dir=path.parent, plugins_allowed=plugins_allowed)
 
 

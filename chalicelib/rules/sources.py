@@ -156,7 +156,7 @@ class S3RulesSource(PollingRulesSource):
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise RulesFileError([RuleIssue(self.describe(), None, None, None, f"not UTF-8: {exc}")]) from None
+            raise RulesFileError([RuleIssue(self.describe(), None, None, None, f"not UTF-8 text: {exc}")]) from None
         return load_rules_text(text, name=self.describe())
 
     def describe(self) -> str:

@@ -149,6 +149,8 @@ def _check_scalar(value: Any, what: str) -> None:
     elif isinstance(value, str):
         if len(value) > limits.MAX_VALUE_CHARS:
             raise ValueError(f"{what}: a text value has at most {limits.MAX_VALUE_CHARS} characters")
+    elif value is None:
+        raise ValueError(f"{what}: null never matches (a null field fails every op but exists: false)")
     elif isinstance(value, list | tuple | dict):
         raise ValueError(f"{what}: values must be plain text, numbers or booleans, not nested lists or maps")
     else:

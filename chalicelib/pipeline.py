@@ -162,7 +162,7 @@ class Pipeline:
         assert self.graph is not None
         self.graph.write_entities(p.event for p in pending)
         hits = list(micro_hits)
-        request = graph_request(ruleset, pending)
+        request = graph_request(ruleset, pending, errors=rule_errors)
         if request is not None:
             view = self._graph_view(request, micro_hits)
             phase_one = evaluate_graph(ruleset, pending, view, 1, errors=rule_errors)

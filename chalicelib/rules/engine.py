@@ -20,6 +20,7 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -195,12 +196,19 @@ class GraphRequest:
     hits_since: str | None
 
 
-def graph_request(ruleset: RuleSet, judged: Sequence[StoredEvent]) -> GraphRequest | None:
-    rules = [*ruleset.graph_rules(1), *ruleset.graph_rules(2)]
+def graph_request(ruleset: RuleSet, judged: Sequence[StoredEvent], *,
+                  errors: Counter[str] | None = None) -> GraphRequest | None:
+    rules = [r for r in (*ruleset.graph_rules(1), *ruleset.graph_rules(2)) if r.id not in ruleset.quarantined]
     if not rules or not judged:
         return None
-    queries = tuple(dict.fromkeys(q for r in rules if (q := r.reach_query()) is not None))
-    lookbacks = [lb for r in rules if (lb := r.hits_lookback) is not None]
+    needs: list[tuple[ReachQuery | None, timedelta | None]] = []
+    for rule in rules:
+        try:  # a plugin's reach_query is rule code too
+            needs.append((rule.reach_query(), rule.hits_lookback))
+        except Exception as exc:
+            quarantine(ruleset, rule, exc, errors)
+    queries = tuple(dict.fromkeys(q for q, _ in needs if q is not None))
+    lookbacks = [lb for _, lb in needs if lb is not None]
     earliest = min(e.event.ts for e in judged)
     since = iso_ms(earliest - max(lookbacks)) if lookbacks else None
     return GraphRequest(frozenset(e.event.account_id for e in judged), queries, since)

@@ -46,6 +46,19 @@ PLUGIN = textwrap.dedent("""\
             if event.account_id == self.config.on_account:
                 raise KeyError("missing in the view")
             return Finding(1, 0)
+
+    class ExplodingReachConfig(RuleConfig):
+        kind: Literal["exploding_reach"] = "exploding_reach"
+
+    @register_rule_kind
+    class ExplodingReachRule(GraphRule[ExplodingReachConfig]):
+        config_model = ExplodingReachConfig
+
+        def reach_query(self):
+            raise ValueError("cannot say what it needs")
+
+        def judge_graph(self, event, view):
+            return Finding(1, 0)
     """)
 
 
@@ -56,7 +69,7 @@ def exploding_kinds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     monkeypatch.setenv("RULES_PLUGINS_ALLOWED", "exploding_kinds")
     yield
     sys.modules.pop("exploding_kinds", None)
-    for kind in ("exploding", "exploding_graph"):
+    for kind in ("exploding", "exploding_graph", "exploding_reach"):
         rule_registry._KINDS.pop(kind, None)
 
 
@@ -121,3 +134,14 @@ def test_a_graph_rule_that_raises_is_quarantined_and_the_batch_commits(
         assert pipeline.process(raw_records(events("a", "boom", "c"))).duplicates == 3
     finally:
         pipeline.close()
+
+
+def test_a_graph_rule_whose_reach_query_raises_is_quarantined(exploding_kinds: None, tmp_path: Path) -> None:
+    rules = ruleset("{id: every, kind: velocity, window: 1h, threshold: 0}", "{id: no-reach, kind: exploding_reach}")
+    pipeline = embedded_pipeline(rules, tmp_path, tmp_path / "hits.jsonl")
+    try:
+        report = pipeline.process(raw_records(events("a", "b")))
+    finally:
+        pipeline.close()
+    assert report.failed_from is None and dict(report.rule_errors) == {"no-reach": 1}
+    assert sorted((h.rule_id, h.event_id) for h in report.new_hits) == [("every", "e0"), ("every", "e1")]

@@ -56,16 +56,21 @@ class PollingRulesSource(RulesSource):
         self._clock = clock
         self.rejected: Exception | None = None  # why the current content is not in force, if it is not
         self.last_rejected: RejectedEdit | None = None  # the latest rejected edit, kept after a fix
+        stamp: object = None
         try:
-            self._stamp = self._read_stamp()
+            stamp = self._read_stamp()
             self._ruleset = self._load()
         except Exception as exc:
             if fallback is None:
                 raise
-            # Start from the packaged rules rather than not at all; the source is retried later.
+            # Start from the packaged rules rather than not at all; the source is retried when
+            # it can be read, or when content that did not load changes.
             log.error("rules %s unavailable at start (%s); using packaged version %s until it is",
                       self.describe(), exc, fallback.version)
-            self._stamp, self._ruleset = None, fallback
+            self._ruleset = fallback
+            if stamp is not None:
+                self._reject(stamp, exc)
+        self._stamp = stamp
         self._checked_at = clock()
         log.info("rules %s loaded, version %s, %d rules", self.describe(), self._ruleset.version,
                  len(self._ruleset.rules))

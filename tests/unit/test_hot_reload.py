@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.rules import FileRulesSource, RulesFileError, S3RulesSource, limits
+from chalicelib.rules import FileRulesSource, RulesFileError, S3RulesSource, limits, load_rules_text
 from tests.conftest import PROJECT
 
 V1 = "version: 1\nrules:\n  - {id: v, kind: velocity, window: 1m, threshold: 5}\n"
@@ -182,3 +182,17 @@ def test_any_exception_while_loading_is_a_rejected_edit(tmp_path: Path, monkeypa
         assert source.current().version == good
     assert "OverflowError: date value out of range" in caplog.text
     assert source.last_rejected is not None and "OverflowError" in source.last_rejected.reason
+
+
+def test_s3_rules_invalid_at_start_fall_back_to_the_packaged_version_and_are_recorded() -> None:
+    packaged = load_rules_text(V2)
+    with mock_aws():
+        stage, clock = S3Stage(), Clock()
+        stage.write(BROKEN.encode())
+        source = S3RulesSource("rules", "rules.yaml", stage.s3, reload_seconds=10, clock=clock, fallback=packaged)
+        assert source.current().version == packaged.version
+        assert source.last_rejected is not None and "invalid duration" in source.last_rejected.reason
+        assert source.last_rejected.kept_version == packaged.version
+        stage.write(V1.encode())
+        clock.now += 10
+        assert threshold(source) == 5 and source.rejected is None

@@ -213,10 +213,13 @@ def build_pipeline(settings: Settings) -> Pipeline:
         from chalicelib.settings import split_s3_uri
 
         bucket, key = split_s3_uri(settings.rules_s3_uri)
+        allowed = settings.rules_plugins_allowed
         rules = S3RulesSource(bucket, key, boto3.client("s3", region_name=settings.aws_region),
-                              settings.rules_reload_seconds, fallback=load_rules_file(settings.rules_file))
+                              settings.rules_reload_seconds, plugins_allowed=allowed,
+                              fallback=load_rules_file(settings.rules_file, plugins_allowed=allowed))
     else:
-        rules = FileRulesSource(settings.rules_file, settings.rules_reload_seconds)
+        rules = FileRulesSource(settings.rules_file, settings.rules_reload_seconds,
+                                plugins_allowed=settings.rules_plugins_allowed)
     dead_letters: DeadLetterSink
     hits: HitSink
     if settings.dead_letter_queue_url:

@@ -70,6 +70,7 @@ class Settings:
     timestream_table: str = "transactions"
     rules_s3_uri: str = ""
     dead_letter_queue_url: str = ""
+    rules_plugins_allowed: tuple[str, ...] = ()
 
     @property
     def graph_path(self) -> Path:
@@ -117,12 +118,13 @@ class Settings:
             timeseries_backend=backend,  # type: ignore[arg-type]
             max_record_bytes=int(_number(env, "MAX_RECORD_BYTES", 32 * 1024)),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            rules_plugins_allowed=rules_plugins_allowed(env),
         )
 
 
 def rules_plugins_allowed(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    """The modules (and their submodules) a rules file's `plugins:` may import. Read by the rules
-    loader at each load, so every source of rules (file, S3, `rules check`) obeys it."""
+    """The modules (and their submodules) a rules file's `plugins:` may import (also what the
+    rules loader obeys when no allow-list is passed to it, e.g. in `rules check`)."""
     env = os.environ if env is None else env
     return tuple(name.strip() for name in env.get("RULES_PLUGINS_ALLOWED", "").split(",") if name.strip())
 

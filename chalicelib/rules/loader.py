@@ -270,6 +270,8 @@ def _load(text: str, name: str, base_dir: Path | None, plugins_allowed: tuple[st
         except ValidationError as exc:
             for err in exc.errors():
                 problems.append(issue(("rules", index, *err["loc"]), _message(err, None), _field(err["loc"][1:])))
+        except Exception as exc:  # a plugin's validator raising something pydantic passes through
+            problems.append(issue(("rules", index), f"rule could not be validated: {type(exc).__name__}: {exc}"))
 
     lists = _read_lists(document.lists, base_dir, name, issue, problems)
     _check_references(raw_rules, None if "lists" in broken else document.lists, issue, problems)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,8 +51,9 @@ class PollingRulesSource(RulesSource):
     how to load it. The first load must succeed (there is no last good ruleset to fall back on)."""
 
     def __init__(self, reload_seconds: float, clock: Callable[[], float] = time.monotonic,
-                 fallback: RuleSet | None = None) -> None:
+                 fallback: RuleSet | None = None, plugins_allowed: Collection[str] | None = None) -> None:
         self._reload_seconds = reload_seconds
+        self._plugins_allowed = plugins_allowed  # None: the RULES_PLUGINS_ALLOWED setting
         self._clock = clock
         self.rejected: Exception | None = None  # why the current content is not in force, if it is not
         self.last_rejected: RejectedEdit | None = None  # the latest rejected edit, kept after a fix
@@ -124,16 +125,17 @@ class FileRulesSource(PollingRulesSource):
     """rules.yaml on local disk; a change is seen through mtime and size."""
 
     def __init__(self, path: str | Path, reload_seconds: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, *,
+                 plugins_allowed: Collection[str] | None = None) -> None:
         self.path = Path(path)
-        super().__init__(reload_seconds, clock)
+        super().__init__(reload_seconds, clock, plugins_allowed=plugins_allowed)
 
     def _read_stamp(self) -> object:
         st = self.path.stat()
         return (st.st_mtime_ns, st.st_size)
 
     def _load(self) -> RuleSet:
-        return load_rules_file(self.path)
+        return load_rules_file(self.path, plugins_allowed=self._plugins_allowed)
 
     def describe(self) -> str:
         return f"file {self.path}"
@@ -144,9 +146,10 @@ class S3RulesSource(PollingRulesSource):
     (`values:`) in an S3 rules file: there is no directory to resolve `file:` against."""
 
     def __init__(self, bucket: str, key: str, s3_client: object, reload_seconds: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic, fallback: RuleSet | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, fallback: RuleSet | None = None, *,
+                 plugins_allowed: Collection[str] | None = None) -> None:
         self.bucket, self.key, self.s3 = bucket, key, s3_client
-        super().__init__(reload_seconds, clock, fallback)
+        super().__init__(reload_seconds, clock, fallback, plugins_allowed)
 
     def _read_stamp(self) -> object:
         return self.s3.head_object(Bucket=self.bucket, Key=self.key)["ETag"]  # type: ignore[attr-defined]
@@ -162,7 +165,7 @@ class S3RulesSource(PollingRulesSource):
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise RulesFileError([RuleIssue(self.describe(), None, None, None, f"not UTF-8 text: {exc}")]) from None
-        return load_rules_text(text, name=self.describe())
+        return load_rules_text(text, name=self.describe(), plugins_allowed=self._plugins_allowed)
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.key}"

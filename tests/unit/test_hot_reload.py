@@ -4,9 +4,11 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from chalicelib.rules import FileRulesSource, RulesFileError, S3RulesSource, limits, load_rules_text
@@ -165,23 +167,36 @@ def test_each_kind_of_rejected_edit_keeps_the_last_good_version_and_logs_why(
     assert source.last_rejected == rejected  # the record of the rejected edit stays for an API to show
 
 
-def test_any_exception_while_loading_is_a_rejected_edit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                        caplog: pytest.LogCaptureFixture) -> None:
-    path, clock = tmp_path / "rules.yaml", Clock()
-    write(path, V1, 0)
-    source = FileRulesSource(path, reload_seconds=10, clock=clock)
-    good = source.current().version
+class VanishingS3:
+    """S3 whose object changes ETag and then cannot be read (deleted, throttled, denied)."""
 
-    def explode(*args: object, **kwargs: object) -> None:
-        raise OverflowError("date value out of range")
+    def __init__(self, s3: Any) -> None:
+        self.s3, self.broken = s3, False
 
-    monkeypatch.setattr("chalicelib.rules.sources.load_rules_file", explode)
-    write(path, V2, 1)
-    clock.now += 10
-    with caplog.at_level(logging.ERROR):
-        assert source.current().version == good
-    assert "OverflowError: date value out of range" in caplog.text
-    assert source.last_rejected is not None and "OverflowError" in source.last_rejected.reason
+    def head_object(self, **kwargs: Any) -> Any:
+        return self.s3.head_object(**kwargs)
+
+    def get_object(self, **kwargs: Any) -> Any:
+        if self.broken:
+            raise ClientError({"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."}},
+                              "GetObject")
+        return self.s3.get_object(**kwargs)
+
+
+def test_any_exception_while_loading_is_a_rejected_edit(caplog: pytest.LogCaptureFixture) -> None:
+    with mock_aws():
+        stage, clock = S3Stage(), Clock()
+        stage.write(V1.encode())
+        s3 = VanishingS3(stage.s3)
+        source = S3RulesSource("rules", "rules.yaml", s3, reload_seconds=10, clock=clock)
+        good = source.current().version
+        stage.write(V2.encode())
+        s3.broken = True
+        clock.now += 10
+        with caplog.at_level(logging.ERROR):
+            assert source.current().version == good
+        assert "ClientError: An error occurred (SlowDown)" in caplog.text
+        assert source.last_rejected is not None and "SlowDown" in source.last_rejected.reason
 
 
 def test_s3_rules_invalid_at_start_fall_back_to_the_packaged_version_and_are_recorded() -> None:

@@ -16,6 +16,7 @@ from chalicelib.cli import main
 from chalicelib.events import Transaction
 from chalicelib.rules import Duration, RulesFileError, limits, load_rules_file, load_rules_text
 from chalicelib.rules import loader as rules_loader
+from chalicelib.settings import Settings
 from tests.conftest import PROJECT
 from tests.fakes import memory_pipeline, raw_records
 
@@ -28,9 +29,9 @@ def expected_fragment(path: Path) -> str:
     return first.removeprefix("# expect: ")
 
 
-def issues_of(text: str) -> list[str]:
+def issues_of(text: str, plugins_allowed: list[str] | None = None) -> list[str]:
     with pytest.raises(RulesFileError) as caught:
-        load_rules_text(textwrap.dedent(text), name="rules.yaml")
+        load_rules_text(textwrap.dedent(text), name="rules.yaml", plugins_allowed=plugins_allowed)
     return [str(i) for i in caught.value.issues]
 
 
@@ -142,26 +143,37 @@ def test_where_values_keep_their_meaning() -> None:
     assert not rule.applies_to(event.model_copy(update={"ip": "10.0.0.3"}))
 
 
-@pytest.mark.parametrize(("allowed", "plugin", "ok"), [
-    ("", "average_over_kind", False),
-    ("average_over", "average_over_kind", False),  # a name, not a string prefix
-    ("average_over_kind", "average_over_kind", True),
-    (" other , average_over_kind ", "average_over_kind", True),
+@pytest.mark.parametrize(("allowed", "ok"), [
+    ("", False),
+    ("allowlist_probe", False),  # a module name, not a string prefix
+    ("allowlist_probe_mod", True),
+    (" other , allowlist_probe_mod ", True),
 ])
-def test_plugins_load_only_from_the_allow_list(monkeypatch: pytest.MonkeyPatch, allowed: str, plugin: str,
+def test_plugins_load_only_from_the_allow_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, allowed: str,
                                                 ok: bool) -> None:
-    monkeypatch.syspath_prepend(str(PROJECT / "examples"))
+    (tmp_path / "allowlist_probe_mod.py").write_text("IMPORTED = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("RULES_PLUGINS_ALLOWED", allowed)
-    imported: list[str] = []
-    monkeypatch.setattr(rules_loader, "import_plugin", imported.append)
-    text = f"version: 1\nplugins: [{plugin}]\nrules: []\n"
-    if ok:
-        load_rules_text(text)
-        assert imported == [plugin]
-    else:
-        with pytest.raises(RulesFileError, match=f"plugin '{plugin}' is not allowed"):
+    monkeypatch.delitem(sys.modules, "allowlist_probe_mod", raising=False)
+    text = "version: 1\nplugins: [allowlist_probe_mod]\nrules: []\n"
+    try:
+        if ok:
             load_rules_text(text)
-        assert imported == []  # refused before any import
+        else:
+            with pytest.raises(RulesFileError, match="plugin 'allowlist_probe_mod' is not allowed"):
+                load_rules_text(text)
+        assert ("allowlist_probe_mod" in sys.modules) is ok  # refused before any import
+    finally:
+        sys.modules.pop("allowlist_probe_mod", None)
+
+
+def test_the_allow_list_is_a_setting_and_can_be_passed_explicitly(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings.from_env({"RULES_PLUGINS_ALLOWED": " acme_rules, b.c ,"}).rules_plugins_allowed == (
+        "acme_rules", "b.c")
+    assert Settings.from_env({}).rules_plugins_allowed == ()
+    monkeypatch.setenv("RULES_PLUGINS_ALLOWED", "os")
+    with pytest.raises(RulesFileError, match="plugin 'os' is not allowed"):
+        load_rules_text("version: 1\nplugins: [os]\nrules: []\n", plugins_allowed=("acme_rules",))
 
 
 def test_submodules_of_an_allowed_package_are_allowed() -> None:
@@ -210,10 +222,44 @@ def test_a_plugin_that_exits_or_whose_rule_cannot_be_built_is_a_located_error(
     ]
 
 
-def test_an_unexpected_error_while_loading_is_a_rules_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(*args: object) -> str:
-        raise OverflowError("date value out of range")
+def test_a_plugin_config_that_raises_is_a_located_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # pydantic passes anything but ValueError/AssertionError through: a plugin config can raise it.
+    (tmp_path / "raising_config_kind.py").write_text(textwrap.dedent("""\
+        from typing import Literal
+        from pydantic import model_validator
+        from chalicelib.rules import Rule, RuleConfig, register_rule_kind
 
-    monkeypatch.setattr(rules_loader, "ruleset_version", broken)
-    with pytest.raises(RulesFileError, match="could not be loaded: OverflowError: date value out of range"):
-        load_rules_text("version: 1\nrules: []\n", name="rules.yaml")
+        class RaisingConfig(RuleConfig):
+            kind: Literal["raising_config"] = "raising_config"
+
+            @model_validator(mode="after")
+            def _check(self):
+                raise OverflowError("date value out of range")
+
+        @register_rule_kind
+        class RaisingRule(Rule[RaisingConfig]):
+            config_model = RaisingConfig
+
+            def judge(self, event, window):
+                return None
+        """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        found = issues_of("""\
+            version: 1
+            plugins: [raising_config_kind]
+            rules:
+              - {id: ok, kind: velocity, window: 1m, threshold: 1}
+              - {id: r, kind: raising_config}
+              - {id: bad, kind: velocity, window: 1x, threshold: 1}
+            """, plugins_allowed=["raising_config_kind"])
+        assert found == [
+            "rules.yaml:5 rule 'r': rule could not be validated: OverflowError: date value out of range",
+            "rules.yaml:6 rule 'bad' field 'window': invalid duration '1x': use a whole number followed by s, m, h "
+            "or d (e.g. 10m)",
+        ]
+    finally:
+        sys.modules.pop("raising_config_kind", None)
+        from chalicelib.rules import registry
+
+        registry._KINDS.pop("raising_config", None)

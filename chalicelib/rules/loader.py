@@ -293,14 +293,17 @@ def _load(text: str, name: str, base_dir: Path | None, plugins_allowed: tuple[st
 def _validate_document(data: Any, issue: Any, problems: list[RuleIssue]) -> tuple[RulesDocument | None, set[str]]:
     """The top level, reported in full; a broken top-level field is replaced by its default so
     the rest of the file is still checked. None when there is nothing to check further."""
+    if not isinstance(data, dict):
+        what = "empty" if data is None else f"a {type(data).__name__}, not a mapping"
+        problems.append(issue((), f"the file is {what}: a rules file starts with 'version: 1' and has a "
+                              "'rules:' list (see the rules.yaml reference in README.md)"))
+        return None, set()
     try:
         return RulesDocument.model_validate(data), set()
     except ValidationError as exc:
         errors = exc.errors()
     for err in errors:
         problems.append(issue(tuple(err["loc"]), _message(err, RulesDocument), _field(err["loc"])))
-    if not isinstance(data, dict):
-        return None, set()
     broken = {str(err["loc"][0]) for err in errors if err["loc"]}
     known = RulesDocument.model_fields
     kept = {k: v for k, v in data.items() if k in known and k not in broken}

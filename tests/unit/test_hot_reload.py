@@ -94,7 +94,7 @@ REJECTED_EDITS: dict[str, tuple[bytes, str]] = {
     "too large": (V1.encode() + b"#" * limits.MAX_FILE_BYTES, "larger than"),
     "not utf-8": (V1.encode() + b"# \xff\xfe\n", "not UTF-8 text"),
     "yaml syntax": (b"version: 1\nrules: [\n", "not valid YAML"),
-    "empty": (b"", "Input should be a valid dictionary"),
+    "empty": (b"", "the file is empty"),
     "plugin not allowed": (V1.replace("rules:", "plugins: [os]\nrules:").encode(), "plugin 'os' is not allowed"),
     "plugin import fails": (V1.replace("rules:", "plugins: [no_such_plugin_mod]\nrules:").encode(),
                             "plugin 'no_such_plugin_mod' could not be imported"),

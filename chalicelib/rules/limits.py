@@ -24,6 +24,7 @@ MAX_PLUGINS = 32
 MAX_LISTS = 100
 #: Inline `values:` of one list, and lines of one list `file:`.
 MAX_LIST_ENTRIES = 1_000_000
+MAX_LIST_FILE_BYTES = 64 * 1024 * 1024
 #: Conditions in one rule's `where`, values in one `in`/`not_in` list, characters of one value.
 MAX_CONDITIONS = 32
 MAX_IN_VALUES = 1000

@@ -378,7 +378,13 @@ def _read_lists(specs: Mapping[str, ListSource], base_dir: Path | None, name: st
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            with path.open("rb") as handle:
+                raw = handle.read(limits.MAX_LIST_FILE_BYTES + 1)
+            if len(raw) > limits.MAX_LIST_FILE_BYTES:
+                problems.append(issue(("lists", list_name, "file"),
+                                      f"list file is larger than {limits.MAX_LIST_FILE_BYTES} bytes", "file"))
+                continue
+            lines = raw.decode("utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(issue(("lists", list_name, "file"), f"cannot read list file: {exc}", "file"))
             continue
@@ -406,7 +412,13 @@ def _message(err: ErrorDetails, root: type[BaseModel] | None) -> str:
         return "missing 'kind'"
     if err["type"] == "extra_forbidden":
         return _unknown_key(err["loc"], root)
-    return err["msg"].removeprefix("Value error, ")
+    message = err["msg"].removeprefix("Value error, ")
+    if root is None and err["type"] in _RANGE_ERRORS:
+        message += " (the valid range of each field: docs/RULE_KINDS.md, Bounds)"
+    return message
+
+
+_RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"})
 
 
 def _unknown_key(loc: tuple[int | str, ...], root: type[BaseModel] | None) -> str:

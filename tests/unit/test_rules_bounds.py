@@ -116,9 +116,11 @@ def test_a_broken_file_shows_every_problem_in_one_run() -> None:
         "(now empty: no plugin may be imported)",
         "rules.yaml:5 field 'lists.bad.fil': unknown key (did you mean 'file'?)",
         "rules.yaml:7 rule 'r1' field 'window': duration '999999999d' is longer than the maximum of 400d",
-        "rules.yaml:8 rule 'r1' field 'threshold': Input should be greater than or equal to 0",
+        "rules.yaml:8 rule 'r1' field 'threshold': Input should be greater than or equal to 0 "
+        "(the valid range of each field: docs/RULE_KINDS.md, Bounds)",
         "rules.yaml:8 rule 'r1' field 'id': duplicate rule id (first used by rules[0])",
-        "rules.yaml:9 rule 'c' field 'threshold': Input should be greater than or equal to 0",
+        "rules.yaml:9 rule 'c' field 'threshold': Input should be greater than or equal to 0 "
+        "(the valid range of each field: docs/RULE_KINDS.md, Bounds)",
         "rules.yaml:9 rule 'c' field 'rules': refers to unknown rule 'nope'",
         "rules.yaml:10 rule 'm' field 'colour': unknown key (allowed keys: id, description, severity, mode, "
         "enabled, where, edge, kind, field, list, ignore_case)",
@@ -263,3 +265,18 @@ def test_a_plugin_config_that_raises_is_a_located_error(tmp_path: Path, monkeypa
         from chalicelib.rules import registry
 
         registry._KINDS.pop("raising_config", None)
+
+
+def test_a_list_file_larger_than_the_limit_is_a_located_error(tmp_path: Path) -> None:
+    with (tmp_path / "huge.txt").open("wb") as handle:
+        handle.truncate(limits.MAX_LIST_FILE_BYTES + 1)  # sparse: no disk used
+    (tmp_path / "rules.yaml").write_text(textwrap.dedent("""\
+        version: 1
+        lists:
+          huge: {file: huge.txt}
+        rules: []
+        """))
+    with pytest.raises(RulesFileError) as caught:
+        load_rules_file(tmp_path / "rules.yaml")
+    assert [(i.line, i.field) for i in caught.value.issues] == [(3, "file")]
+    assert f"list file is larger than {limits.MAX_LIST_FILE_BYTES} bytes" in str(caught.value)

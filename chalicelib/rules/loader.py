@@ -1,7 +1,9 @@
 """rules.yaml -> `RuleSet`: one validation pass, precise errors, never half-applied.
 
-Errors name the file, the line, the rule id and the field. YAML mapping keys that repeat are
-errors too (PyYAML would silently keep the last one).
+Errors name the file, the line, the rule id and the field, and one load reports every problem
+it can find. YAML mapping keys that repeat are errors too (PyYAML would silently keep the last
+one). Whatever the text, loading takes bounded time and memory (`limits.py`) and raises nothing
+but `RulesFileError`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from chalicelib.rules.exceptions import RuleIssue, RuleKindError, RulesFileError
 from chalicelib.rules.registry import import_plugin, kinds, rule_adapter, rule_class_for
 from chalicelib.settings import rules_plugins_allowed
 
+log = logging.getLogger(__name__)
 MAX_LIST_ENTRIES = limits.MAX_LIST_ENTRIES
 
 
@@ -54,7 +57,6 @@ class RuleSet:
 
 
 PluginName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$", max_length=200)]
-log = logging.getLogger(__name__)
 
 
 class ListSource(BaseModel):

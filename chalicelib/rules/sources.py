@@ -33,6 +33,9 @@ class RejectedEdit:
 
 
 class RulesSource(ABC):
+    #: the latest edit that was not applied, and why (None: none so far, or a static source)
+    last_rejected: RejectedEdit | None = None
+
     @abstractmethod
     def current(self) -> RuleSet:
         """The ruleset in force now (may reload first)."""

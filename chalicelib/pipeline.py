@@ -58,6 +58,7 @@ class BatchReport:
     failed_from: str | None = None  # sequence number Lambda should redeliver from
     error: str | None = None
     new_hits: list[Hit] = field(default_factory=list)  # hits written for the first time
+    rule_errors: Counter[str] = field(default_factory=Counter)  # rules that raised (and were quarantined)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +70,7 @@ class BatchReport:
             "hits": dict(self.hits),
             "shadow_hits": dict(self.shadow_hits),
             "ruleset_version": self.ruleset_version,
+            "rule_errors": dict(self.rule_errors),
             "error": self.error,
             "batchItemFailures": [{"itemIdentifier": self.failed_from}] if self.failed_from else [],
         }
@@ -135,9 +137,9 @@ class Pipeline:
                     request.key_field, request.keys, request.start_ms, request.end_ms, request.max_seq)
                 for request in history_requests(ruleset, pending)
             }
-            hits = evaluate(ruleset, pending, history)
+            hits = evaluate(ruleset, pending, history, errors=report.rule_errors)
             if self.graph is not None:
-                hits = self._graph_phase(ruleset, pending, hits)
+                hits = self._graph_phase(ruleset, pending, hits, report.rule_errors)
             elif ruleset.graph_rules(1) or ruleset.graph_rules(2):
                 log.warning("GRAPH_BACKEND=none: macro and composite rules of version %s are not evaluated",
                             ruleset.version)
@@ -153,18 +155,19 @@ class Pipeline:
             (report.shadow_hits if hit.mode == "shadow" else report.hits)[hit.rule_id] += 1
         return report
 
-    def _graph_phase(self, ruleset: RuleSet, pending: list[StoredEvent], micro_hits: list[Hit]) -> list[Hit]:
+    def _graph_phase(self, ruleset: RuleSet, pending: list[StoredEvent], micro_hits: list[Hit],
+                     rule_errors: Counter[str]) -> list[Hit]:
         """Write the batch's entities, judge the macro rules on the graph, write every hit as an
         edge, commit. Returns all hits of the batch in arrival order, then rule order."""
         assert self.graph is not None
         self.graph.write_entities(p.event for p in pending)
         hits = list(micro_hits)
-        request = graph_request(ruleset, pending)
+        request = graph_request(ruleset, pending, errors=rule_errors)
         if request is not None:
             view = self._graph_view(request, micro_hits)
-            phase_one = evaluate_graph(ruleset, pending, view, 1)
+            phase_one = evaluate_graph(ruleset, pending, view, 1, errors=rule_errors)
             view = view.with_hits(HitRef.of(h) for h in phase_one)
-            hits += phase_one + evaluate_graph(ruleset, pending, view, 2)
+            hits += phase_one + evaluate_graph(ruleset, pending, view, 2, errors=rule_errors)
             seq = {p.event.event_id: p.seq for p in pending}
             order = {r.id: i for i, r in enumerate(ruleset.rules)}
             hits.sort(key=lambda h: (seq[h.event_id], order[h.rule_id]))
@@ -210,10 +213,13 @@ def build_pipeline(settings: Settings) -> Pipeline:
         from chalicelib.settings import split_s3_uri
 
         bucket, key = split_s3_uri(settings.rules_s3_uri)
+        allowed = settings.rules_plugins_allowed
         rules = S3RulesSource(bucket, key, boto3.client("s3", region_name=settings.aws_region),
-                              settings.rules_reload_seconds, fallback=load_rules_file(settings.rules_file))
+                              settings.rules_reload_seconds, plugins_allowed=allowed,
+                              fallback=load_rules_file(settings.rules_file, plugins_allowed=allowed))
     else:
-        rules = FileRulesSource(settings.rules_file, settings.rules_reload_seconds)
+        rules = FileRulesSource(settings.rules_file, settings.rules_reload_seconds,
+                                plugins_allowed=settings.rules_plugins_allowed)
     dead_letters: DeadLetterSink
     hits: HitSink
     if settings.dead_letter_queue_url:

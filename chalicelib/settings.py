@@ -16,6 +16,12 @@
 | NEPTUNE_IAM_AUTH      | true                             | sign the connection with SigV4            |
 | MAX_RECORD_BYTES      | 32768                            | larger records are dead-lettered          |
 | LOG_LEVEL             | INFO                             | logging level                             |
+| RULES_PLUGINS_ALLOWED |                                  | modules rules.yaml `plugins:` may import  |
+
+RULES_PLUGINS_ALLOWED is a comma-separated list of module names; each also allows its submodules
+(`acme_rules` allows `acme_rules.velocity2`). Empty: a rules file may import no plugin module.
+Kinds from installed packages (the `chalicelib.rule_kinds` entry-point group) need no entry:
+installing a package is already an explicit act of whoever deploys the engine.
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ class Settings:
     timestream_table: str = "transactions"
     rules_s3_uri: str = ""
     dead_letter_queue_url: str = ""
+    rules_plugins_allowed: tuple[str, ...] = ()
 
     @property
     def graph_path(self) -> Path:
@@ -111,7 +118,15 @@ class Settings:
             timeseries_backend=backend,  # type: ignore[arg-type]
             max_record_bytes=int(_number(env, "MAX_RECORD_BYTES", 32 * 1024)),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            rules_plugins_allowed=rules_plugins_allowed(env),
         )
+
+
+def rules_plugins_allowed(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The modules (and their submodules) a rules file's `plugins:` may import (also what the
+    rules loader obeys when no allow-list is passed to it, e.g. in `rules check`)."""
+    env = os.environ if env is None else env
+    return tuple(name.strip() for name in env.get("RULES_PLUGINS_ALLOWED", "").split(",") if name.strip())
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:

@@ -19,13 +19,14 @@ from chalicelib.rules.base import Duration, Finding, GraphRule, Rule, RuleConfig
 from chalicelib.rules.exceptions import RuleIssue, RuleKindError, RulesError, RulesFileError
 from chalicelib.rules.loader import RuleSet, load_rules_file, load_rules_text
 from chalicelib.rules.registry import register_rule_kind
-from chalicelib.rules.sources import FileRulesSource, RulesSource, S3RulesSource, StaticRulesSource
+from chalicelib.rules.sources import FileRulesSource, RejectedEdit, RulesSource, S3RulesSource, StaticRulesSource
 
 __all__ = [
     "Duration",
     "FileRulesSource",
     "Finding",
     "GraphRule",
+    "RejectedEdit",
     "Rule",
     "RuleConfig",
     "RuleContext",

@@ -19,6 +19,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from chalicelib.events import Transaction
+from chalicelib.rules import limits
 from chalicelib.rules.base import Finding, Rule, WindowedConfig, check_field_name, window_evidence
 from chalicelib.rules.numbers import as_decimal, plain
 from chalicelib.rules.registry import register_rule_kind
@@ -27,9 +28,10 @@ from chalicelib.rules.registry import register_rule_kind
 class AmountSpikeConfig(WindowedConfig):
     kind: Literal["amount_spike"] = "amount_spike"
     field: str = "amount"
-    factor: Decimal | None = Field(default=None, gt=0)
-    zscore: Decimal | None = Field(default=None, gt=0)
-    min_history: int = Field(default=5, ge=1)
+    #: > 1: with factor <= 1 an event no larger than the usual would count as a spike.
+    factor: Decimal | None = Field(default=None, gt=1, le=limits.MAX_FACTOR, allow_inf_nan=False)
+    zscore: Decimal | None = Field(default=None, gt=0, le=limits.MAX_FACTOR, allow_inf_nan=False)
+    min_history: int = Field(default=5, ge=1, le=limits.MAX_MIN_HISTORY)
 
     _check_field = field_validator("field")(check_field_name)
 

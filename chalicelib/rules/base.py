@@ -21,6 +21,7 @@ from pydantic_core import core_schema
 
 from chalicelib.entities import VERTEX_LABELS, GraphView, ReachQuery, iso_ms
 from chalicelib.events import Transaction, attribute_name
+from chalicelib.rules import limits
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -30,21 +31,28 @@ EVENT_FIELDS = frozenset(Transaction.model_fields) - {"attributes"}
 
 
 class Duration(timedelta):
-    """A window length written as `<number><s|m|h|d>` in YAML (`10m`, `24h`); always positive."""
+    """A window length written as `<number><s|m|h|d>` in YAML (`10m`, `24h`); always positive and
+    at most `limits.MAX_DURATION` (400 days)."""
 
     @classmethod
     def parse(cls, value: Any) -> Duration:
+        longest = int(limits.MAX_DURATION.total_seconds())
         if isinstance(value, timedelta):
-            seconds = value.total_seconds()
+            seconds: float = value.total_seconds()
         else:
-            match = _DURATION.match(str(value)) if isinstance(value, str) else None
+            match = _DURATION.match(value) if isinstance(value, str) and len(value) <= 64 else None
             if match is None:
                 raise ValueError(
                     f"invalid duration {value!r}: use a whole number followed by s, m, h or d (e.g. 10m)"
                 )
-            seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+            digits = match.group(1).lstrip("0") or "0"
+            # Compare before building a timedelta: a huge number would overflow it.
+            too_long = len(digits) > len(str(longest))
+            seconds = longest + 1 if too_long else int(digits) * _UNIT_SECONDS[match.group(2)]
         if seconds <= 0:
             raise ValueError(f"duration {value!r} must be longer than zero")
+        if seconds > longest:
+            raise ValueError(f"duration {value!r} is longer than the maximum of {cls(seconds=longest)}")
         return cls(seconds=seconds)
 
     def __str__(self) -> str:
@@ -91,14 +99,21 @@ class Condition(_Frozen):
     @model_validator(mode="after")
     def _check(self) -> Condition:
         check_field_name(self.field)
-        if self.op in ("in", "not_in") and not isinstance(self.value, list):
-            raise ValueError(f"op {self.op!r} needs a list value")
-        if self.op == "exists" and not isinstance(self.value, bool):
-            raise ValueError("op 'exists' needs value true or false")
-        if self.op not in ("in", "not_in", "exists") and (
-            self.value is None or isinstance(self.value, list | dict)
-        ):
-            raise ValueError(f"op {self.op!r} needs a single value")
+        if self.op in ("in", "not_in"):
+            if not isinstance(self.value, list | tuple):
+                raise ValueError(f"op {self.op!r} needs a list value")
+            if len(self.value) > limits.MAX_IN_VALUES:
+                raise ValueError(f"op {self.op!r} takes at most {limits.MAX_IN_VALUES} values, got "
+                                 f"{len(self.value)}: use a list_match rule with a list under 'lists:'")
+            for item in self.value:
+                _check_scalar(item, f"op {self.op!r}")
+        elif self.op == "exists":
+            if not isinstance(self.value, bool):
+                raise ValueError("op 'exists' needs value true or false")
+        else:
+            if self.value is None or isinstance(self.value, list | tuple | dict):
+                raise ValueError(f"op {self.op!r} needs a single value")
+            _check_scalar(self.value, f"op {self.op!r}")
         return self
 
     def holds(self, event: Transaction) -> bool:
@@ -119,6 +134,27 @@ class Condition(_Frozen):
             return bool(_ORDER[self.op](left, right))
         except (TypeError, ArithmeticError):
             return False
+
+
+def _check_scalar(value: Any, what: str) -> None:
+    """`where` values are flat scalars a comparison with an event field cannot choke on."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if abs(value) > limits.MAX_ABS_INT:
+            raise ValueError(f"{what}: integer {value:.3e} is beyond +/-{limits.MAX_ABS_INT:.0e}")
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"{what}: {value} is not a finite number")
+    elif isinstance(value, str):
+        if len(value) > limits.MAX_VALUE_CHARS:
+            raise ValueError(f"{what}: a text value has at most {limits.MAX_VALUE_CHARS} characters")
+    elif value is None:
+        raise ValueError(f"{what}: null never matches (a null field fails every op but exists: false)")
+    elif isinstance(value, list | tuple | dict):
+        raise ValueError(f"{what}: values must be plain text, numbers or booleans, not nested lists or maps")
+    else:
+        raise ValueError(f"{what}: values must be plain text, numbers or booleans, not {type(value).__name__}")
 
 
 _ORDER = {
@@ -146,7 +182,7 @@ def _equal(actual: Any, wanted: Any) -> bool:
 class EdgeSpec(_Frozen):
     """How a hit appears in the graph: `from` entity -[label]-> `to` entity (event field names)."""
 
-    label: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9_]*$")
+    label: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9_]*$", max_length=64)
     from_: str | None = Field(default=None, alias="from")
     to: str | None = None
 
@@ -168,11 +204,11 @@ class RuleConfig(_Frozen):
     """Fields every rule has. Subclasses add `kind: Literal[...]` and their own parameters."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)
-    description: str | None = None
+    description: str | None = Field(default=None, max_length=2000)
     severity: Severity = "medium"
     mode: Mode = "enforce"
     enabled: bool = True
-    where: tuple[Condition, ...] = ()
+    where: tuple[Condition, ...] = Field(default=(), max_length=limits.MAX_CONDITIONS)
     edge: EdgeSpec = EdgeSpec()
 
 

@@ -10,22 +10,26 @@ the batch, and may not list other composite rules.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
 from chalicelib.entities import GraphView, iso_ms
 from chalicelib.events import Transaction
+from chalicelib.rules import limits
 from chalicelib.rules.base import Duration, Finding, GraphRule, RuleConfig
 from chalicelib.rules.registry import register_rule_kind
+
+Weight = Annotated[float, Field(gt=0, le=limits.MAX_WEIGHT, allow_inf_nan=False)]
 
 
 class CompositeConfig(RuleConfig):
     kind: Literal["composite"] = "composite"
-    rules: dict[str, float] = Field(min_length=1)
+    rules: dict[str, Weight] = Field(min_length=1, max_length=limits.MAX_RULES)
     scope: Literal["event", "account"] = "event"
     window: Duration | None = None
-    threshold: float
+    #: >= 0: with no listed hit the score is 0, so a negative threshold fires on every event.
+    threshold: float = Field(ge=0, le=limits.MAX_WEIGHT, allow_inf_nan=False)
     include_shadow: bool = False  # let shadow-mode rules (weak signals) feed this composite
 
     @model_validator(mode="after")
@@ -34,6 +38,9 @@ class CompositeConfig(RuleConfig):
             raise ValueError("scope 'account' needs a window (e.g. window: 1h)")
         if self.scope == "event" and self.window is not None:
             raise ValueError("scope 'event' takes no window")
+        if sum(self.rules.values()) <= self.threshold:
+            raise ValueError(f"can never fire: the weights sum to {sum(self.rules.values()):g}, "
+                             f"not more than the threshold {self.threshold:g}")
         return self
 
 

@@ -7,14 +7,20 @@ engine reproduces the normative semantics of DESIGN.md for each event:
     window(e) = [x visible at e | x.key == e.key, where(x), e.ts - W < x.ts <= e.ts]
 
 where "visible at e" is "arrived no later than e" (seq <= e.seq).
+
+A rule that raises while judging is quarantined: logged with its id, counted in `errors`, its hits
+of the batch dropped, and skipped for the rest of its ruleset version in this process. The other
+rules and the batch go on, so a broken rule can never make a batch fail and be redelivered forever.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections import defaultdict
+import logging
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -25,6 +31,7 @@ from chalicelib.rules.base import Finding, GraphRule, Rule
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.numbers import plain
 
+log = logging.getLogger(__name__)
 _AFTER_ALL = 1 << 62  # larger than any seq: (ts, _AFTER_ALL) sorts after every event at ts
 
 
@@ -65,28 +72,44 @@ def history_requests(ruleset: RuleSet, judged: Sequence[StoredEvent]) -> list[Hi
 
 
 def evaluate(ruleset: RuleSet, judged: Sequence[StoredEvent],
-             history: Mapping[str, Iterable[StoredEvent]]) -> list[Hit]:
+             history: Mapping[str, Iterable[StoredEvent]], *, errors: Counter[str] | None = None) -> list[Hit]:
     """Every hit of `ruleset` on the `judged` events, ordered by arrival then rule order."""
     by_key_field: dict[str, dict[str, list[StoredEvent]]] = {}
     found: list[tuple[int, int, Hit]] = []
     for rule_index, rule in enumerate(ruleset.rules):
-        if isinstance(rule, GraphRule):
+        if isinstance(rule, GraphRule) or rule.id in ruleset.quarantined:
             continue
-        targets = [e for e in judged if e.event.get(rule.key_field) is not None and rule.applies_to(e.event)]
-        if not targets:
+        rule_hits: list[tuple[int, int, Hit]] = []
+        try:  # the per-rule boundary: one rule's exception stops that rule only
+            targets = [e for e in judged if e.event.get(rule.key_field) is not None and rule.applies_to(e.event)]
+            if not targets:
+                continue
+            findings: Iterable[tuple[StoredEvent, Finding | None]]
+            if rule.window is None:
+                findings = ((e, rule.judge(e.event, (e.event,))) for e in targets)
+            else:
+                if rule.key_field not in by_key_field:
+                    by_key_field[rule.key_field] = _group(rule.key_field, history.get(rule.key_field, ()), judged)
+                findings = _judge_windowed(rule, targets, by_key_field[rule.key_field])
+            for stored, finding in findings:
+                if finding is not None:
+                    rule_hits.append((stored.seq, rule_index, make_hit(rule, stored.event, finding, ruleset.version)))
+        except Exception as exc:
+            quarantine(ruleset, rule, exc, errors)
             continue
-        findings: Iterable[tuple[StoredEvent, Finding | None]]
-        if rule.window is None:
-            findings = ((e, rule.judge(e.event, (e.event,))) for e in targets)
-        else:
-            if rule.key_field not in by_key_field:
-                by_key_field[rule.key_field] = _group(rule.key_field, history.get(rule.key_field, ()), judged)
-            findings = _judge_windowed(rule, targets, by_key_field[rule.key_field])
-        for stored, finding in findings:
-            if finding is not None:
-                found.append((stored.seq, rule_index, make_hit(rule, stored.event, finding, ruleset.version)))
+        found += rule_hits
     found.sort(key=lambda item: (item[0], item[1]))
     return [hit for _, _, hit in found]
+
+
+def quarantine(ruleset: RuleSet, rule: Rule[Any], exc: Exception, errors: Counter[str] | None) -> None:
+    """Take a rule that raised out of `ruleset` for as long as this version is in force here."""
+    ruleset.quarantined.add(rule.id)
+    if errors is not None:
+        errors[rule.id] += 1
+    log.error("rule %s (kind %s) raised %s: %s; it is skipped, with its hits of this batch, until the "
+              "rules change (version %s)", rule.id, rule.kind, type(exc).__name__, exc, ruleset.version,
+              exc_info=exc)
 
 
 def _group(key_field: str, history: Iterable[StoredEvent],
@@ -173,25 +196,38 @@ class GraphRequest:
     hits_since: str | None
 
 
-def graph_request(ruleset: RuleSet, judged: Sequence[StoredEvent]) -> GraphRequest | None:
-    rules = [*ruleset.graph_rules(1), *ruleset.graph_rules(2)]
+def graph_request(ruleset: RuleSet, judged: Sequence[StoredEvent], *,
+                  errors: Counter[str] | None = None) -> GraphRequest | None:
+    rules = [r for r in (*ruleset.graph_rules(1), *ruleset.graph_rules(2)) if r.id not in ruleset.quarantined]
     if not rules or not judged:
         return None
-    queries = tuple(dict.fromkeys(q for r in rules if (q := r.reach_query()) is not None))
-    lookbacks = [lb for r in rules if (lb := r.hits_lookback) is not None]
+    needs: list[tuple[ReachQuery | None, timedelta | None]] = []
+    for rule in rules:
+        try:  # a plugin's reach_query is rule code too
+            needs.append((rule.reach_query(), rule.hits_lookback))
+        except Exception as exc:
+            quarantine(ruleset, rule, exc, errors)
+    queries = tuple(dict.fromkeys(q for q, _ in needs if q is not None))
+    lookbacks = [lb for _, lb in needs if lb is not None]
     earliest = min(e.event.ts for e in judged)
     since = iso_ms(earliest - max(lookbacks)) if lookbacks else None
     return GraphRequest(frozenset(e.event.account_id for e in judged), queries, since)
 
 
-def evaluate_graph(ruleset: RuleSet, judged: Sequence[StoredEvent], view: GraphView, phase: int) -> list[Hit]:
+def evaluate_graph(ruleset: RuleSet, judged: Sequence[StoredEvent], view: GraphView, phase: int,
+                   *, errors: Counter[str] | None = None) -> list[Hit]:
     """Hits of the graph rules of one phase, per judged event (in arrival order)."""
     found = []
     for stored in sorted(judged, key=lambda s: s.seq):
         for rule in ruleset.graph_rules(phase):
-            if not rule.applies_to(stored.event):
+            if rule.id in ruleset.quarantined:
                 continue
-            finding = rule.judge_graph(stored.event, view)
-            if finding is not None:
-                found.append(make_hit(rule, stored.event, finding, ruleset.version))
-    return found
+            try:  # the per-rule boundary, as in `evaluate`
+                if not rule.applies_to(stored.event):
+                    continue
+                finding = rule.judge_graph(stored.event, view)
+                if finding is not None:
+                    found.append(make_hit(rule, stored.event, finding, ruleset.version))
+            except Exception as exc:
+                quarantine(ruleset, rule, exc, errors)
+    return [hit for hit in found if hit.rule_id not in ruleset.quarantined]

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from chalicelib.events import Transaction
+from chalicelib.rules import limits
 from chalicelib.rules.base import (
     EVIDENCE_IDS_CAP,
     Finding,
@@ -22,7 +23,7 @@ from chalicelib.rules.registry import register_rule_kind
 class FanOutConfig(WindowedConfig):
     kind: Literal["fan_out"] = "fan_out"
     distinct: str
-    threshold: int = Field(ge=0)
+    threshold: int = Field(ge=0, le=limits.MAX_COUNT)
 
     _check_distinct = field_validator("distinct")(check_field_name)
 

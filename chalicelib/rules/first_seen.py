@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from chalicelib.events import Transaction
+from chalicelib.rules import limits
 from chalicelib.rules.base import (
     EVIDENCE_IDS_CAP,
     Finding,
@@ -26,7 +27,7 @@ from chalicelib.rules.registry import register_rule_kind
 class FirstSeenConfig(WindowedConfig):
     kind: Literal["first_seen"] = "first_seen"
     field: str
-    min_history: int = Field(default=1, ge=1)
+    min_history: int = Field(default=1, ge=1, le=limits.MAX_MIN_HISTORY)
 
     _check_field = field_validator("field")(check_field_name)
 

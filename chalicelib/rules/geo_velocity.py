@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field
 
 from chalicelib.events import Transaction
+from chalicelib.rules import limits
 from chalicelib.rules.base import Finding, Rule, WindowedConfig
 from chalicelib.rules.registry import register_rule_kind
 
@@ -30,8 +31,8 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 class GeoVelocityConfig(WindowedConfig):
     kind: Literal["geo_velocity"] = "geo_velocity"
-    threshold: float = Field(gt=0, description="km/h")
-    min_distance_km: float = Field(default=0.0, ge=0)
+    threshold: float = Field(gt=0, le=limits.MAX_SPEED_KMH, allow_inf_nan=False, description="km/h")
+    min_distance_km: float = Field(default=0.0, ge=0, le=limits.MAX_DISTANCE_KM, allow_inf_nan=False)
 
 
 @register_rule_kind

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 
 from chalicelib.entities import GraphView, ReachQuery, iso_ms
 from chalicelib.events import Transaction
+from chalicelib.rules import limits
 from chalicelib.rules.base import EVIDENCE_IDS_CAP, Duration, Finding, GraphRule, RuleConfig, RuleContext
 from chalicelib.rules.registry import register_rule_kind
 from chalicelib.rules.shared_identifier import check_via
@@ -24,9 +25,9 @@ class NearFlaggedConfig(RuleConfig):
     via: tuple[str, ...] = ("email", "phone", "device_id", "card_id")
     hops: int = Field(default=2, ge=1, le=4)
     window: Duration
-    threshold: int = Field(default=0, ge=0)
-    rules: tuple[str, ...] | None = None
-    max_accounts_per_identifier: int | None = Field(default=None, ge=2)
+    threshold: int = Field(default=0, ge=0, le=limits.MAX_COUNT)
+    rules: tuple[str, ...] | None = Field(default=None, max_length=limits.MAX_RULES)
+    max_accounts_per_identifier: int | None = Field(default=None, ge=2, le=limits.MAX_COUNT)
 
     _check_via = field_validator("via")(check_via)
 

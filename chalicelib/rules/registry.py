@@ -68,8 +68,8 @@ def import_plugin(path: str) -> None:
     """Import a `plugins:` entry of rules.yaml; its module registers its kinds on import."""
     try:
         importlib.import_module(path)
-    except Exception as exc:
-        raise RuleKindError(f"plugin {path!r} could not be imported: {exc}") from exc
+    except (Exception, SystemExit) as exc:  # a module calling sys.exit() must not end the engine
+        raise RuleKindError(f"plugin {path!r} could not be imported: {type(exc).__name__}: {exc}") from exc
 
 
 def kinds() -> dict[str, tuple[type[RuleConfig], type[Rule[Any]]]]:
@@ -81,8 +81,8 @@ def rule_class_for(config: RuleConfig) -> type[Rule[Any]]:
     return _KINDS[kind_of(type(config))][1]
 
 
-def rules_adapter() -> TypeAdapter[Any]:
-    """A TypeAdapter for a list of rules: the discriminated union of every registered config."""
+def rule_adapter() -> TypeAdapter[Any]:
+    """A TypeAdapter for one rule: the discriminated union of every registered config."""
     models = tuple(config for config, _ in kinds().values())
     union: Any = models[0] if len(models) == 1 else Union[models]  # noqa: UP007
-    return TypeAdapter(list[Annotated[union, Field(discriminator="kind")]])
+    return TypeAdapter(Annotated[union, Field(discriminator="kind")])

@@ -16,6 +16,7 @@ from pydantic import Field, field_validator
 
 from chalicelib.entities import RELATIONSHIPS, VERTEX_LABELS, GraphView, ReachQuery
 from chalicelib.events import Transaction
+from chalicelib.rules import limits
 from chalicelib.rules.base import EVIDENCE_IDS_CAP, Finding, GraphRule, RuleConfig
 from chalicelib.rules.registry import register_rule_kind
 
@@ -33,9 +34,9 @@ def check_via(via: tuple[str, ...]) -> tuple[str, ...]:
 class SharedIdentifierConfig(RuleConfig):
     kind: Literal["shared_identifier"] = "shared_identifier"
     via: tuple[str, ...] = ("email", "phone", "device_id")
-    threshold: int = Field(ge=1)
+    threshold: int = Field(ge=1, le=limits.MAX_COUNT)
     max_hops: int = Field(default=1, ge=1, le=4)
-    max_accounts_per_identifier: int | None = Field(default=None, ge=2)
+    max_accounts_per_identifier: int | None = Field(default=None, ge=2, le=limits.MAX_COUNT)
 
     _check_via = field_validator("via")(check_via)
 

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from chalicelib.events import Transaction
+from chalicelib.rules import limits
 from chalicelib.rules.base import Finding, Rule, WindowedConfig, check_field_name, window_evidence
 from chalicelib.rules.numbers import as_decimal, plain
 from chalicelib.rules.registry import register_rule_kind
@@ -17,7 +18,8 @@ from chalicelib.rules.registry import register_rule_kind
 class SumOverConfig(WindowedConfig):
     kind: Literal["sum_over"] = "sum_over"
     field: str = "amount"
-    threshold: Decimal
+    #: >= 0: a negative threshold would fire on almost every event (a window holds the event).
+    threshold: Decimal = Field(ge=0, le=limits.MAX_DECIMAL, allow_inf_nan=False)
 
     _check_field = field_validator("field")(check_field_name)
 

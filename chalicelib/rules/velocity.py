@@ -8,13 +8,14 @@ from typing import Literal
 from pydantic import Field
 
 from chalicelib.events import Transaction
+from chalicelib.rules import limits
 from chalicelib.rules.base import Finding, Rule, WindowedConfig, window_evidence
 from chalicelib.rules.registry import register_rule_kind
 
 
 class VelocityConfig(WindowedConfig):
     kind: Literal["velocity"] = "velocity"
-    threshold: int = Field(ge=0)
+    threshold: int = Field(ge=0, le=limits.MAX_COUNT)
 
 
 @register_rule_kind

@@ -2,11 +2,17 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
 
-from chalicelib.rules import FileRulesSource, RulesFileError
+from chalicelib.rules import FileRulesSource, RulesFileError, S3RulesSource, limits, load_rules_text
+from tests.conftest import PROJECT
 
 V1 = "version: 1\nrules:\n  - {id: v, kind: velocity, window: 1m, threshold: 5}\n"
 V2 = "version: 1\nrules:\n  - {id: v, kind: velocity, window: 1m, threshold: 7}\n"
@@ -74,3 +80,134 @@ def test_a_broken_file_at_start_is_an_error(tmp_path: Path) -> None:
     path.write_text(BROKEN)
     with pytest.raises(RulesFileError, match="invalid duration"):
         FileRulesSource(path)
+
+
+# --------------------------------------------------------------------------- every kind of rejected edit
+
+BOMB = (PROJECT / "tests" / "fixtures" / "hostile-rules" / "alias-bomb-in-where.yaml").read_bytes()
+
+#: name -> (content of the edit, fragment of the logged reason)
+REJECTED_EDITS: dict[str, tuple[bytes, str]] = {
+    "schema": (BROKEN.encode(), "rule 'v' field 'window': invalid duration"),
+    "window overflow": (V1.replace("1m", "99999999999d").encode(), "longer than the maximum of 400d"),
+    "alias bomb": (BOMB, "refused: more than 200000 values once aliases are expanded"),
+    "too large": (V1.encode() + b"#" * limits.MAX_FILE_BYTES, "larger than"),
+    "not utf-8": (V1.encode() + b"# \xff\xfe\n", "not UTF-8 text"),
+    "yaml syntax": (b"version: 1\nrules: [\n", "not valid YAML"),
+    "empty": (b"", "the file is empty"),
+    "plugin not allowed": (V1.replace("rules:", "plugins: [os]\nrules:").encode(), "plugin 'os' is not allowed"),
+    "plugin import fails": (V1.replace("rules:", "plugins: [no_such_plugin_mod]\nrules:").encode(),
+                            "plugin 'no_such_plugin_mod' could not be imported"),
+    "negative threshold": (V1.replace("kind: velocity, window: 1m, threshold: 5",
+                                      "kind: sum_over, window: 1m, threshold: -1000").encode(),
+                           "greater than or equal to 0"),
+}
+
+
+class S3Stage:
+    """An S3RulesSource over moto's in-process S3, edited like the file."""
+
+    def __init__(self) -> None:
+        self.s3 = boto3.client("s3", region_name="us-east-1")
+        self.s3.create_bucket(Bucket="rules")
+
+    def write(self, body: bytes) -> None:
+        self.s3.put_object(Bucket="rules", Key="rules.yaml", Body=body)
+
+    def source(self, clock: Clock) -> S3RulesSource:
+        return S3RulesSource("rules", "rules.yaml", self.s3, reload_seconds=10, clock=clock)
+
+
+class FileStage:
+    def __init__(self, tmp_path: Path) -> None:
+        self.path, self.bump = tmp_path / "rules.yaml", 0
+
+    def write(self, body: bytes) -> None:
+        self.path.write_bytes(body)
+        self.bump += 1
+        stat = self.path.stat()
+        os.utime(self.path, ns=(stat.st_atime_ns, stat.st_mtime_ns + self.bump * 1_000_000_000))
+
+    def source(self, clock: Clock) -> FileRulesSource:
+        return FileRulesSource(self.path, reload_seconds=10, clock=clock)
+
+
+@pytest.fixture(params=["file", "s3"])
+def stage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FileStage | S3Stage]:
+    if request.param == "file":
+        yield FileStage(tmp_path)
+        return
+    with mock_aws():
+        yield S3Stage()
+
+
+@pytest.mark.parametrize("edit", sorted(REJECTED_EDITS))
+def test_each_kind_of_rejected_edit_keeps_the_last_good_version_and_logs_why(
+        stage: FileStage | S3Stage, edit: str, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RULES_PLUGINS_ALLOWED", "no_such_plugin_mod")
+    body, reason = REJECTED_EDITS[edit]
+    clock = Clock()
+    stage.write(V1.encode())
+    source = stage.source(clock)
+    good = source.current().version
+    stage.write(body)
+    clock.now += 10
+    with caplog.at_level(logging.ERROR):
+        assert source.current().version == good
+    assert f"invalid; keeping version {good}" in caplog.text and reason in caplog.text
+    rejected = source.last_rejected
+    assert rejected is not None and reason in rejected.reason and rejected.kept_version == good
+    assert rejected.at.tzinfo is not None and rejected.stamp
+    clock.now += 10
+    assert source.current().version == good  # unchanged content: not loaded (nor logged) again
+    stage.write(V2.encode())
+    clock.now += 10
+    assert threshold(source) == 7 and source.rejected is None
+    assert source.last_rejected == rejected  # the record of the rejected edit stays for an API to show
+
+
+class VanishingS3:
+    """S3 whose object changes ETag and then cannot be read (deleted, throttled, denied)."""
+
+    def __init__(self, s3: Any) -> None:
+        self.s3, self.broken = s3, False
+
+    def head_object(self, **kwargs: Any) -> Any:
+        return self.s3.head_object(**kwargs)
+
+    def get_object(self, **kwargs: Any) -> Any:
+        if self.broken:
+            raise ClientError({"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."}},
+                              "GetObject")
+        return self.s3.get_object(**kwargs)
+
+
+def test_any_exception_while_loading_is_a_rejected_edit(caplog: pytest.LogCaptureFixture) -> None:
+    with mock_aws():
+        stage, clock = S3Stage(), Clock()
+        stage.write(V1.encode())
+        s3 = VanishingS3(stage.s3)
+        source = S3RulesSource("rules", "rules.yaml", s3, reload_seconds=10, clock=clock)
+        good = source.current().version
+        stage.write(V2.encode())
+        s3.broken = True
+        clock.now += 10
+        with caplog.at_level(logging.ERROR):
+            assert source.current().version == good
+        assert "ClientError: An error occurred (SlowDown)" in caplog.text
+        assert source.last_rejected is not None and "SlowDown" in source.last_rejected.reason
+
+
+def test_s3_rules_invalid_at_start_fall_back_to_the_packaged_version_and_are_recorded() -> None:
+    packaged = load_rules_text(V2)
+    with mock_aws():
+        stage, clock = S3Stage(), Clock()
+        stage.write(BROKEN.encode())
+        source = S3RulesSource("rules", "rules.yaml", stage.s3, reload_seconds=10, clock=clock, fallback=packaged)
+        assert source.current().version == packaged.version
+        assert source.last_rejected is not None and "invalid duration" in source.last_rejected.reason
+        assert source.last_rejected.kept_version == packaged.version
+        stage.write(V1.encode())
+        clock.now += 10
+        assert threshold(source) == 5 and source.rejected is None

@@ -218,6 +218,7 @@ def test_disabled_rules_are_validated_but_not_run() -> None:
 
 def test_third_party_kind_from_plugins_list(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(PROJECT / "examples"))
+    monkeypatch.setenv("RULES_PLUGINS_ALLOWED", "some_other_module, average_over_kind")
     ruleset = load_rules_text(textwrap.dedent("""\
         version: 1
         plugins: [average_over_kind]
@@ -234,7 +235,8 @@ def test_third_party_kind_from_plugins_list(monkeypatch: pytest.MonkeyPatch) -> 
     assert rule.judge(events[2], [events[0], events[2]]) is None  # mean 950
 
 
-def test_plugin_that_cannot_be_imported_is_a_located_error() -> None:
+def test_plugin_that_cannot_be_imported_is_a_located_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RULES_PLUGINS_ALLOWED", "no_such_module_here")
     found = issues_of("""\
         version: 1
         plugins: [no_such_module_here]

@@ -263,10 +263,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from chalicelib.evaluate import evaluate_hits
-    from chalicelib.simulate import load_labels
 
-    event_labels, account_labels = load_labels(args.labels)
-    hits = [json.loads(line) for line in args.hits.read_text().splitlines() if line.strip()]
+    try:
+        event_labels, account_labels = read_labels(args.labels)
+        hits = read_hits(args.hits)
+    except InputFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     evaluation = evaluate_hits(hits, event_labels, account_labels)
     if args.json:
         print(json.dumps(evaluation.to_dict(), indent=1))
@@ -276,6 +279,52 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         write_results_markdown(args.markdown, evaluation, rules=args.rules, command=" ".join(sys.argv[1:]))
         print(f"wrote {args.markdown}", file=sys.stderr)
     return 0
+
+
+class InputFileError(Exception):
+    """An input file that is missing or of the wrong kind; the message says what to do."""
+
+
+LABELS_HINT = "--labels takes the labels.json that `python -m chalicelib simulate --out-dir DIR` writes"
+HITS_HINT = "--hits takes the JSON lines that `python -m chalicelib replay ... --out FILE` writes"
+
+
+def _read_text(path: Path, hint: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputFileError(f"{path} does not exist; {hint}") from None
+    except UnicodeDecodeError:
+        raise InputFileError(f"{path} is not UTF-8 text; {hint}") from None
+    except OSError as exc:
+        raise InputFileError(f"cannot read {path}: {exc.strerror or exc}; {hint}") from None
+
+
+def read_labels(path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    from chalicelib.evaluate import InputShapeError, labels_from_document
+
+    try:
+        return labels_from_document(json.loads(_read_text(path, LABELS_HINT)))
+    except json.JSONDecodeError as exc:
+        raise InputFileError(f"{path} is not a labels file: not JSON ({exc}); {LABELS_HINT}") from None
+    except InputShapeError as exc:
+        raise InputFileError(f"{path} is not a labels file: {exc}; {LABELS_HINT}") from None
+
+
+def read_hits(path: Path) -> list[dict[str, Any]]:
+    from chalicelib.evaluate import InputShapeError, check_hit
+
+    hits = []
+    for number, line in enumerate(_read_text(path, HITS_HINT).split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            hits.append(check_hit(json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise InputFileError(f"{path}:{number} is not a JSON line ({exc}); {HITS_HINT}") from None
+        except InputShapeError as exc:
+            raise InputFileError(f"{path}:{number} is {exc}; {HITS_HINT}") from None
+    return hits
 
 
 def print_evaluation(evaluation: Any) -> None:
@@ -549,10 +598,14 @@ def cmd_kinesis_produce(args: argparse.Namespace) -> int:
         if args.stream not in existing:
             client.create_stream(StreamName=args.stream, ShardCount=args.shards)
             client.get_waiter("stream_exists").wait(StreamName=args.stream)
-    lines = args.events.read_text(encoding="utf-8").splitlines()
-    with progress_bar(len([ln for ln in lines if ln.strip()]), f"put_records to {args.stream}") as advance:
-        report = KinesisProducer(client, args.stream).put(outgoing_from_lines(lines, args.partition_field),
-                                                          on_sent=advance)
+    try:
+        with args.events.open("rb") as handle:  # bytes, split on LF only: see outgoing_from_lines
+            records = list(outgoing_from_lines(handle, args.partition_field))
+    except OSError as exc:
+        print(f"error: cannot read events file {args.events}: {exc}", file=sys.stderr)
+        return 1
+    with progress_bar(len(records), f"put_records to {args.stream}") as advance:
+        report = KinesisProducer(client, args.stream).put(records, on_sent=advance)
     print(f"{report.records} records in {report.calls} PutRecords calls; {report.retried_records} retried, "
           f"{len(report.failed)} failed")
     for record, reason in report.failed[:10]:
@@ -825,4 +878,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
-    return int(args.func(args))
+    try:
+        code = int(args.func(args))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Whoever read our output stopped (`... --json | head`): end quietly like a tool stopped by
+        # SIGPIPE, with stdout pointed at /dev/null so the exit flush cannot raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13  # 128 + SIGPIPE, as a shell reports it
+    return code

@@ -138,6 +138,8 @@ def parse_timestamp(value: Any) -> datetime:
     elif isinstance(value, str):
         text = value.strip()
         if text.lstrip("-").isdigit():
+            if len(text) > 20:  # far outside the range, and int() refuses 4300+ digits anyway
+                raise ValueError(f"ts {bounded(text, 40)!r} is outside 1970..2100")
             ms = int(text)
         else:
             try:

@@ -166,6 +166,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"error: cannot read events file {args.events}: {exc}", file=sys.stderr)
         return 1
+    if args.out.is_dir():
+        print(f"error: --out {args.out} is a directory; name a file for the hits, e.g. {args.out / 'hits.jsonl'}",
+              file=sys.stderr)
+        return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with data_directory(args.data_dir) as data_dir:
         if args.data_dir is not None:

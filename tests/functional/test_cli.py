@@ -227,3 +227,9 @@ def test_json_output_into_a_closed_pipe_ends_without_a_traceback(tmp_path: Path)
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=120) == 141
     assert "Traceback" not in stderr and "BrokenPipeError" not in stderr
+
+
+def test_replay_to_a_directory_says_so(tmp_path: Path) -> None:
+    result = cli("replay", "--rules", "rules.yaml", "--events", str(SEED_SAMPLE), "--out", str(tmp_path))
+    assert result.returncode == 1 and "is a directory; name a file for the hits" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -5,6 +5,7 @@ reason, every valid record is accepted exactly once, and nothing stops the run."
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -32,6 +33,11 @@ def valid(i: int) -> bytes:
 
 
 def test_corpus_is_what_its_generator_says() -> None:
+    spec = importlib.util.spec_from_file_location("make_corpus", CORPUS / "make_corpus.py")
+    assert spec is not None and spec.loader is not None
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    assert generator.build() == ((CORPUS / "records.jsonl").read_bytes(), (CORPUS / "manifest.json").read_text())
     assert len(LINES) == len(MANIFEST) >= 43 + 10
     assert sum(m["expect"] == "dead-letter" for m in MANIFEST) >= 43
     kinds = {m["name"] for m in MANIFEST}

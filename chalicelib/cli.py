@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import re
 import shutil
 import sys
 import tempfile
@@ -16,16 +18,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chalicelib.kinesis import LINE_FORMATS, StreamRecord, batched, kinesis_event, records_from_lines
+from chalicelib.events import bounded
+from chalicelib.kinesis import (
+    LINE_FORMATS,
+    SHARD_ID,
+    FileItem,
+    RefusedLine,
+    StreamRecord,
+    batched,
+    kinesis_event,
+    records_from_lines,
+)
 from chalicelib.pipeline import Pipeline
 from chalicelib.rules import RulesError, RuleSet, StaticRulesSource, load_rules_file
 from chalicelib.stores import (
+    DeadLetterSink,
     GraphStore,
     GremliteConnection,
     JsonLinesDeadLetterSink,
     JsonLinesHitSink,
     SQLiteTimeSeriesStore,
 )
+from chalicelib.stores.jsonl import JsonLinesFile
 
 MAX_REDELIVERIES = 5
 
@@ -46,12 +60,13 @@ class RunTotals:
                 "poison": self.poison, "hits": dict(sorted((self.hits + self.shadow_hits).items()))}
 
 
-def embedded_pipeline(ruleset: RuleSet, data_dir: Path, hits_path: Path) -> Pipeline:
+def embedded_pipeline(ruleset: RuleSet, data_dir: Path, hits_path: Path,
+                      dead_letters_path: Path | None = None) -> Pipeline:
     return Pipeline(
         StaticRulesSource(ruleset),
         SQLiteTimeSeriesStore(data_dir / "timeseries.sqlite"),
         JsonLinesHitSink(hits_path),
-        JsonLinesDeadLetterSink(data_dir / "dead-letters.jsonl"),
+        JsonLinesDeadLetterSink(dead_letters_path or data_dir / "dead-letters.jsonl"),
         graph=GraphStore(GremliteConnection(data_dir / "graph.sqlite")),
     )
 
@@ -59,17 +74,28 @@ def embedded_pipeline(ruleset: RuleSet, data_dir: Path, hits_path: Path) -> Pipe
 Deliver = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-def stream_through(deliver: Pipeline | Deliver, records: Sequence[StreamRecord], batch_size: int,
-                   on_batch: Callable[[int], None] = lambda n: None) -> RunTotals:
+def stream_through(deliver: Pipeline | Deliver, records: Sequence[FileItem], batch_size: int,
+                   on_batch: Callable[[int], None] = lambda n: None, *,
+                   dead_letters: DeadLetterSink | None = None) -> RunTotals:
     """Feed records in Kinesis-shaped batches to a pipeline (or to a Lambda handler), redelivering
-    from a reported failure the way Lambda's event source mapping does."""
+    from a reported failure the way Lambda's event source mapping does. Lines the file reader
+    refused go to `dead_letters` (the pipeline's own sink by default) and count as poison."""
     if isinstance(deliver, Pipeline):
+        dead_letters = dead_letters or deliver.dead_letters
         deliver = deliver.process_kinesis_event
     totals = RunTotals()
     started = time.perf_counter()
     for batch in batched(records, batch_size):
-        remaining = batch
+        refused = [r for r in batch if isinstance(r, RefusedLine)]
+        if refused:
+            if dead_letters is None:
+                raise ValueError("refused lines need a dead-letter sink")
+            dead_letters.write([r.to_poison() for r in refused])
+            totals.poison += len(refused)
+        remaining = [r for r in batch if isinstance(r, StreamRecord)]
         for attempt in range(MAX_REDELIVERIES + 1):
+            if not remaining:
+                break
             report = deliver(kinesis_event(remaining))
             totals.accepted += report["accepted"]
             totals.duplicates += report["duplicates"] if attempt == 0 else 0
@@ -135,26 +161,84 @@ def data_directory(given: Path | None) -> Iterator[Path]:
 def cmd_replay(args: argparse.Namespace) -> int:
     ruleset = load_rules_or_exit(args.rules)
     try:
-        with args.events.open(encoding="utf-8") as handle:
+        with args.events.open("rb") as handle:  # bytes: a line that is not UTF-8 is one dead letter
             records = list(records_from_lines(handle, args.format))
     except OSError as exc:
         print(f"error: cannot read events file {args.events}: {exc}", file=sys.stderr)
         return 1
+    if args.out.is_dir():
+        print(f"error: --out {args.out} is a directory; name a file for the hits, e.g. {args.out / 'hits.jsonl'}",
+              file=sys.stderr)
+        return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("")
     with data_directory(args.data_dir) as data_dir:
-        pipeline = embedded_pipeline(ruleset, data_dir, args.out)
+        if args.data_dir is not None:
+            # The data dir's sinks hold every hit and dead letter of every run into it (a rerun
+            # after a kill resumes there); --out is written from its hit sink at the end.
+            hits_path, dead_letters_path = data_dir / "hits.jsonl", data_dir / "dead-letters.jsonl"
+        else:
+            # The stores are temporary: hits go straight to --out, dead letters beside it.
+            hits_path, dead_letters_path = args.out, dead_letters_beside(args.out)
+            hits_path.write_text("")
+            dead_letters_path.unlink(missing_ok=True)
+        pipeline = embedded_pipeline(ruleset, data_dir, hits_path, dead_letters_path)
         try:
             with progress_bar(len(records), f"replaying {args.events.name}") as advance:
                 totals = stream_through(pipeline, records, args.batch_size, advance)
         finally:
             pipeline.close()
-        print(f"rules {args.rules} version {ruleset.version}; {totals.batches} batches of up to "
-              f"{args.batch_size} in {totals.seconds:.2f}s ({totals.events / max(totals.seconds, 1e-9):,.0f} events/s)")
-        print(f"hits written to {args.out}" + (f"; dead letters in {data_dir / 'dead-letters.jsonl'}"
-                                               if args.data_dir and totals.poison else ""))
+        all_hits = _count_lines(hits_path)
+        if args.data_dir is not None and hits_path.resolve() != args.out.resolve():
+            _copy_atomically(hits_path, args.out)
+    print(f"rules {args.rules} version {ruleset.version}; {totals.batches} batches of up to "
+          f"{args.batch_size} in {totals.seconds:.2f}s ({totals.events / max(totals.seconds, 1e-9):,.0f} events/s)")
+    new_hits = sum((totals.hits + totals.shadow_hits).values())
+    if args.data_dir is not None:
+        print(f"hits: {args.out} holds all {all_hits} hits of {args.data_dir} ({new_hits} new in this run; "
+              f"the data dir keeps them in {hits_path})")
+    else:
+        print(f"hits: {new_hits} in {args.out}")
+    print(dead_letter_summary(totals, records, dead_letters_path))
     print(json.dumps(totals.summary(), sort_keys=False))
     return 0
+
+
+def dead_letters_beside(out: Path) -> Path:
+    """Where a replay without --data-dir keeps its dead letters: `hits.jsonl` -> `hits.dead-letters.jsonl`."""
+    return out.with_name(f"{out.stem if out.suffix else out.name}.dead-letters.jsonl")
+
+
+def dead_letter_summary(totals: RunTotals, records: Sequence[FileItem], path: Path) -> str:
+    """One plain line on the run's dead letters, naming their file and the most common reasons."""
+    if not totals.poison:
+        return f"dead letters: none in this run (they would be in {path})"
+    run_ids = {f"{SHARD_ID}:{r.sequence_number}" for r in records}
+    reasons = Counter(_reason_kind(letter.get("reason", "")) for letter in JsonLinesFile(path, "record_id").read()
+                      if letter.get("record_id") in run_ids)
+    common = "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common(3))
+    if totals.poison >= totals.events:
+        head = f"every record was dead-lettered ({totals.poison} of {totals.events}), none accepted"
+    else:
+        head = f"{totals.poison} of {totals.events} records dead-lettered"
+    return f"dead letters: {head}; they are in {path}" + (f"; most common reasons: {common}" if common else "")
+
+
+def _reason_kind(reason: str) -> str:
+    """A reason without its line number and cut short, so the same reason on many lines counts once."""
+    return bounded(re.sub(r"^line \d+", "line N", reason), 160)
+
+
+def _count_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with path.open("rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+def _copy_atomically(source: Path, target: Path) -> None:
+    temporary = target.with_name(f".{target.name}.tmp")
+    temporary.write_bytes(source.read_bytes() if source.exists() else b"")
+    os.replace(temporary, target)
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
@@ -183,10 +267,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from chalicelib.evaluate import evaluate_hits
-    from chalicelib.simulate import load_labels
 
-    event_labels, account_labels = load_labels(args.labels)
-    hits = [json.loads(line) for line in args.hits.read_text().splitlines() if line.strip()]
+    try:
+        event_labels, account_labels = read_labels(args.labels)
+        hits = read_hits(args.hits)
+    except InputFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     evaluation = evaluate_hits(hits, event_labels, account_labels)
     if args.json:
         print(json.dumps(evaluation.to_dict(), indent=1))
@@ -196,6 +283,52 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         write_results_markdown(args.markdown, evaluation, rules=args.rules, command=" ".join(sys.argv[1:]))
         print(f"wrote {args.markdown}", file=sys.stderr)
     return 0
+
+
+class InputFileError(Exception):
+    """An input file that is missing or of the wrong kind; the message says what to do."""
+
+
+LABELS_HINT = "--labels takes the labels.json that `python -m chalicelib simulate --out-dir DIR` writes"
+HITS_HINT = "--hits takes the JSON lines that `python -m chalicelib replay ... --out FILE` writes"
+
+
+def _read_text(path: Path, hint: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputFileError(f"{path} does not exist; {hint}") from None
+    except UnicodeDecodeError:
+        raise InputFileError(f"{path} is not UTF-8 text; {hint}") from None
+    except OSError as exc:
+        raise InputFileError(f"cannot read {path}: {exc.strerror or exc}; {hint}") from None
+
+
+def read_labels(path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    from chalicelib.evaluate import InputShapeError, labels_from_document
+
+    try:
+        return labels_from_document(json.loads(_read_text(path, LABELS_HINT)))
+    except json.JSONDecodeError as exc:
+        raise InputFileError(f"{path} is not a labels file: not JSON ({exc}); {LABELS_HINT}") from None
+    except InputShapeError as exc:
+        raise InputFileError(f"{path} is not a labels file: {exc}; {LABELS_HINT}") from None
+
+
+def read_hits(path: Path) -> list[dict[str, Any]]:
+    from chalicelib.evaluate import InputShapeError, check_hit
+
+    hits = []
+    for number, line in enumerate(_read_text(path, HITS_HINT).split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            hits.append(check_hit(json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise InputFileError(f"{path}:{number} is not a JSON line ({exc}); {HITS_HINT}") from None
+        except InputShapeError as exc:
+            raise InputFileError(f"{path}:{number} is {exc}; {HITS_HINT}") from None
+    return hits
 
 
 def print_evaluation(evaluation: Any) -> None:
@@ -322,11 +455,13 @@ def embedded_handler(rules: Path, data_dir: Path) -> Iterator[Deliver]:
                 os.environ[key] = value
 
 
-def run_through_handler(records: Sequence[StreamRecord], rules: Path, data_dir: Path, batch_size: int,
+def run_through_handler(records: Sequence[FileItem], rules: Path, data_dir: Path, batch_size: int,
                         label: str) -> RunTotals:
-    """Stream records through the handler as Lambda's event source mapping would."""
+    """Stream records through the handler as Lambda's event source mapping would; lines the file
+    reader refused go to the handler's own dead-letter file in `data_dir`."""
+    dead_letters = JsonLinesDeadLetterSink(data_dir / "dead-letters.jsonl")
     with embedded_handler(rules, data_dir) as handler, progress_bar(len(records), label) as advance:
-        return stream_through(handler, records, batch_size, advance)
+        return stream_through(handler, records, batch_size, advance, dead_letters=dead_letters)
 
 
 @dataclass
@@ -352,7 +487,8 @@ def simulate_and_run(*, rules: Path, seed: int, accounts: int, days: float, batc
     console.print(f"simulated {len(stream.events)} events of {accounts} accounts over {days:g} days "
                   f"(seed {seed}), {len(stream.labels)} of them fraud in {len(set(stream.labels.values()))} "
                   "scenarios")
-    records = list(records_from_lines((data_dir / "events.jsonl").read_text().splitlines(), "native"))
+    with (data_dir / "events.jsonl").open("rb") as handle:
+        records = list(records_from_lines(handle, "native"))
     totals = run_through_handler(records, rules, data_dir, batch_size, "streaming through the Kinesis handler")
     console.print(f"{totals.events} events in {totals.batches} batches of {batch_size} in {totals.seconds:.1f}s "
                   f"({totals.events / max(totals.seconds, 1e-9):,.0f} events/s): accepted {totals.accepted}, "
@@ -466,10 +602,14 @@ def cmd_kinesis_produce(args: argparse.Namespace) -> int:
         if args.stream not in existing:
             client.create_stream(StreamName=args.stream, ShardCount=args.shards)
             client.get_waiter("stream_exists").wait(StreamName=args.stream)
-    lines = args.events.read_text(encoding="utf-8").splitlines()
-    with progress_bar(len([ln for ln in lines if ln.strip()]), f"put_records to {args.stream}") as advance:
-        report = KinesisProducer(client, args.stream).put(outgoing_from_lines(lines, args.partition_field),
-                                                          on_sent=advance)
+    try:
+        with args.events.open("rb") as handle:  # bytes, split on LF only: see outgoing_from_lines
+            records = list(outgoing_from_lines(handle, args.partition_field))
+    except OSError as exc:
+        print(f"error: cannot read events file {args.events}: {exc}", file=sys.stderr)
+        return 1
+    with progress_bar(len(records), f"put_records to {args.stream}") as advance:
+        report = KinesisProducer(client, args.stream).put(records, on_sent=advance)
     print(f"{report.records} records in {report.calls} PutRecords calls; {report.retried_records} retried, "
           f"{len(report.failed)} failed")
     for record, reason in report.failed[:10]:
@@ -742,4 +882,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
-    return int(args.func(args))
+    try:
+        code = int(args.func(args))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Whoever read our output stopped (`... --json | head`): end quietly like a tool stopped by
+        # SIGPIPE, with stdout pointed at /dev/null so the exit flush cannot raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13  # 128 + SIGPIPE, as a shell reports it
+    return code

@@ -110,6 +110,41 @@ def evaluate_hits(hits: Iterable[Mapping[str, Any]], event_labels: Mapping[str, 
     return evaluation
 
 
+# --------------------------------------------------------------------------- input shapes
+
+HIT_FIELDS = ("ruleset_version", "rule_id", "kind", "mode", "event_id", "account_id")
+
+
+class InputShapeError(ValueError):
+    """A labels or hits document of the wrong shape; the message says what was expected."""
+
+
+def labels_from_document(data: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """(event labels, account labels) from the parsed labels.json that `simulate` writes."""
+    expected = 'expected {"events": {event_id: scenario}, "accounts": {account_id: scenario}}'
+    if not isinstance(data, dict) or not isinstance(data.get("events"), dict) \
+            or not isinstance(data.get("accounts"), dict):
+        found = f"an object with keys {', '.join(map(str, list(data)[:6])) or 'none'}" if isinstance(data, dict) \
+            else f"JSON {type(data).__name__}"
+        raise InputShapeError(f"{expected}, found {found}")
+    for part in ("events", "accounts"):
+        for key, scenario in data[part].items():
+            if not isinstance(scenario, str):
+                raise InputShapeError(f"{expected}, but {part}[{key!r}] is {type(scenario).__name__}, not text")
+    return dict(data["events"]), dict(data["accounts"])
+
+
+def check_hit(item: Any) -> dict[str, Any]:
+    """A parsed hit line, if it has the fields scoring reads."""
+    if not isinstance(item, dict):
+        raise InputShapeError(f"not a hit object but JSON {type(item).__name__}")
+    missing = [name for name in HIT_FIELDS if not isinstance(item.get(name), str)]
+    if missing:
+        hint = " (it looks like an event, not a hit)" if "rule_id" not in item and "amount" in item else ""
+        raise InputShapeError(f"not a hit{hint}: no text field {', '.join(repr(m) for m in missing)}")
+    return item
+
+
 # --------------------------------------------------------------------------- reports
 
 

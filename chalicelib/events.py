@@ -13,6 +13,7 @@ dead-letter sink with its reason and raw bytes; it never stops the rest of the b
 from __future__ import annotations
 
 import base64
+import hashlib
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -88,7 +89,7 @@ class Transaction(BaseModel):
     @classmethod
     def _sane_amount(cls, value: Decimal) -> Decimal:
         if abs(value) > MAX_ABS_AMOUNT:
-            raise ValueError(f"amount {value} is beyond +/-{MAX_ABS_AMOUNT:,.0f}")
+            raise ValueError(f"amount {bounded(str(value), 40)} is beyond +/-{MAX_ABS_AMOUNT:,.0f}")
         return value
 
     @field_validator("attributes")
@@ -137,6 +138,8 @@ def parse_timestamp(value: Any) -> datetime:
     elif isinstance(value, str):
         text = value.strip()
         if text.lstrip("-").isdigit():
+            if len(text) > 20:  # far outside the range, and int() refuses 4300+ digits anyway
+                raise ValueError(f"ts {bounded(text, 40)!r} is outside 1970..2100")
             ms = int(text)
         else:
             try:
@@ -166,33 +169,61 @@ class RawRecord:
     data: bytes
 
 
+MAX_REASON_CHARS = 400
+MAX_DEAD_LETTER_BYTES = 64 * 1024
+
+
+def bounded(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    """`text` cut to `limit` characters, the cut marked with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
 @dataclass(frozen=True, slots=True)
 class PoisonRecord:
-    """A record that could not become a `Transaction`, with the reason and the raw bytes."""
+    """A record that could not become a `Transaction`, with the reason and the raw bytes.
+
+    The reason is cut to MAX_REASON_CHARS (a value quoted in it can be as long as the record).
+    """
 
     record: RawRecord
     reason: str
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", bounded(self.reason))
+
     def to_dead_letter(self) -> dict[str, Any]:
+        """The dead letter: the reason and the raw bytes as they came, in base64 and, when they
+        are UTF-8, as text. Bytes beyond MAX_DEAD_LETTER_BYTES are cut (`data_truncated`); the
+        full length and SHA-256 still identify the record."""
+        data = self.record.data
+        kept = data[:MAX_DEAD_LETTER_BYTES]
         try:
-            text: str | None = self.record.data.decode("utf-8")
+            text: str | None = kept.decode("utf-8")
         except UnicodeDecodeError:
             text = None
-        return {
+        letter: dict[str, Any] = {
             "record_id": self.record.record_id,
             "sequence_number": self.record.sequence_number,
             "partition_key": self.record.partition_key,
             "reason": self.reason,
-            "data_base64": base64.b64encode(self.record.data).decode("ascii"),
+            "data_base64": base64.b64encode(kept).decode("ascii"),
             "data_text": text,
         }
+        if len(data) > len(kept):
+            letter.update(data_truncated=True, data_bytes=len(data),
+                          data_sha256=hashlib.sha256(data).hexdigest())
+        return letter
 
 
 def records_from_kinesis_event(event: Mapping[str, Any]) -> list[RawRecord | PoisonRecord]:
     """The records of a Lambda Kinesis event (`{"Records": [...]}`) in stream order."""
     out: list[RawRecord | PoisonRecord] = []
     for index, item in enumerate(event.get("Records") or ()):
-        kinesis = item.get("kinesis") or {}
+        kinesis = item.get("kinesis") if isinstance(item, Mapping) else None
+        if not isinstance(kinesis, Mapping):
+            raw = RawRecord(f"record-{index}", "", "", b"")
+            out.append(PoisonRecord(raw, f"event record {index} has no 'kinesis' object"))
+            continue
         sequence_number = str(kinesis.get("sequenceNumber", ""))
         record_id = str(item.get("eventID") or f"record-{sequence_number or index}")
         raw = RawRecord(record_id, sequence_number, str(kinesis.get("partitionKey", "")), b"")

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+
+from chalicelib.events import PoisonRecord, RawRecord, detect_format
 
 LineFormat = Literal["auto", "native", "seed", "kinesis"]
 LINE_FORMATS: tuple[LineFormat, ...] = ("auto", "native", "seed", "kinesis")
 SHARD_ID = "shardId-000000000000"
 STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/fraud-transactions"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,34 +26,101 @@ class StreamRecord:
     data: bytes
 
 
-def records_from_lines(lines: Iterable[str], line_format: LineFormat = "auto") -> Iterator[StreamRecord]:
-    """One stream record per non-blank line.
+@dataclass(frozen=True, slots=True)
+class RefusedLine:
+    """A line of a records file that cannot become a stream record (e.g. the wrong format for
+    `--format`): the caller dead-letters it with the reason and the line's bytes."""
 
-    `kinesis` lines are `{"sequenceNumber", "partitionKey", "data"}` with `data` the record text;
-    other lines are the record text itself and get the line number as sequence number, so
-    replaying the same file gives the same event ids.
+    sequence_number: str  # the physical line number, as for a record line
+    data: bytes
+    reason: str
+
+    def to_poison(self, shard_id: str = SHARD_ID) -> PoisonRecord:
+        raw = RawRecord(f"{shard_id}:{self.sequence_number}", self.sequence_number, "replay", self.data)
+        return PoisonRecord(raw, self.reason)
+
+
+FileItem = StreamRecord | RefusedLine
+
+_DIGITS = re.compile(r"[0-9]{1,128}")
+_FORMAT_HINT = {"native": "'account_id'", "seed": "'account' and 'transaction_amount'"}
+
+
+def split_lines(lines: Iterable[bytes | str]) -> Iterator[tuple[int, bytes]]:
+    """(physical line number, line bytes) of each non-blank line, without its line break.
+
+    Iterate a file opened in binary mode: lines end at LF only, and the CR of a CRLF ending is
+    dropped, so a bare CR or U+2028 inside a record never splits it and line numbers stay the
+    physical ones. `str` lines (already split by the caller) are encoded back to UTF-8, keeping
+    lone surrogates as the undecodable bytes they stand for.
     """
     for number, line in enumerate(lines, 1):
-        text = line.rstrip("\r\n")
-        if not text.strip():
-            continue
-        envelope = _kinesis_envelope(text) if line_format in ("auto", "kinesis") else None
-        if envelope is not None:
-            yield envelope
-        else:
-            yield StreamRecord(f"{number:021d}", "replay", text.encode("utf-8"))
+        data = line.encode("utf-8", "surrogatepass") if isinstance(line, str) else line
+        if data.endswith(b"\n"):
+            data = data[:-1]
+        if data.endswith(b"\r"):
+            data = data[:-1]
+        if data.strip():
+            yield number, data
 
 
-def _kinesis_envelope(text: str) -> StreamRecord | None:
+def records_from_lines(lines: Iterable[bytes | str], line_format: LineFormat = "auto") -> Iterator[FileItem]:
+    """One stream record per non-blank line, or a `RefusedLine` saying why not.
+
+    `kinesis` lines are `{"sequenceNumber", "partitionKey", "data"}` with `data` the record text;
+    other lines are the record bytes themselves and get the line number as sequence number, so
+    replaying the same file gives the same event ids. `native` and `seed` refuse a line that is
+    plainly another format; `auto` takes each line as what it looks like. A record line that is
+    not UTF-8 or not JSON is passed on as it is: the pipeline dead-letters it with the reason.
+    """
+    for number, data in split_lines(lines):
+        yield _line_item(number, data, line_format)
+
+
+def _line_item(number: int, data: bytes, line_format: LineFormat) -> FileItem:
+    sequence_number = f"{number:021d}"
+    as_record = StreamRecord(sequence_number, "replay", data)
     try:
-        item = json.loads(text)
-    except json.JSONDecodeError:
-        return None
-    if not (isinstance(item, dict) and "data" in item and "sequenceNumber" in item):
-        return None
+        item = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        if line_format == "kinesis":
+            return RefusedLine(sequence_number, data, f"line {number} is not a Kinesis envelope: "
+                               f"{'not UTF-8' if isinstance(exc, UnicodeDecodeError) else 'not JSON'} ({exc})")
+        return as_record
+    is_envelope = isinstance(item, dict) and "data" in item and "sequenceNumber" in item
+    if is_envelope:
+        if line_format in ("auto", "kinesis"):
+            return _unwrap_envelope(number, data, item)
+        return RefusedLine(sequence_number, data, f"line {number} is a Kinesis envelope {{sequenceNumber, "
+                           f"partitionKey, data}}, not a {line_format} record: use --format kinesis or auto")
+    looks_like = detect_format(item) if isinstance(item, dict) else None
+    if line_format == "kinesis":
+        what = f"a {looks_like} record" if looks_like else f"JSON {type(item).__name__}"
+        return RefusedLine(sequence_number, data, f"line {number} is not a Kinesis envelope {{sequenceNumber, "
+                           f"partitionKey, data}}: it looks like {what}"
+                           + (f"; use --format {looks_like} or auto" if looks_like else ""))
+    if line_format in ("native", "seed") and looks_like is not None and looks_like != line_format:
+        return RefusedLine(sequence_number, data, f"line {number} is not in the {line_format} format: it looks "
+                           f"like a {looks_like} record (has {_FORMAT_HINT[looks_like]}); use --format "
+                           f"{looks_like} or auto")
+    return as_record
+
+
+def _unwrap_envelope(number: int, line: bytes, item: dict[str, Any]) -> FileItem:
+    sequence_number = str(item["sequenceNumber"])
+    if not _DIGITS.fullmatch(sequence_number):
+        return RefusedLine(f"{number:021d}", line, f"line {number}: Kinesis envelope sequenceNumber "
+                           f"{sequence_number[:40]!r} is not a whole number")
     data = item["data"]
-    payload = data.encode("utf-8") if isinstance(data, str) else json.dumps(data).encode("utf-8")
-    return StreamRecord(str(item["sequenceNumber"]), str(item.get("partitionKey", "replay")), payload)
+    if not isinstance(data, str):
+        data = json.dumps(data)
+    try:
+        payload = data.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return RefusedLine(sequence_number, line, f"line {number}: Kinesis envelope data holds a lone "
+                           f"surrogate at character {exc.start} ({data[exc.start]!r}), which no UTF-8 "
+                           "record can carry")
+    return StreamRecord(sequence_number, str(item.get("partitionKey", "replay")), payload)
 
 
 def kinesis_event(records: Sequence[StreamRecord], *, shard_id: str = SHARD_ID,
@@ -76,8 +147,8 @@ def kinesis_event(records: Sequence[StreamRecord], *, shard_id: str = SHARD_ID,
     ]}
 
 
-def batched(items: Iterable[StreamRecord], size: int) -> Iterator[list[StreamRecord]]:
-    batch: list[StreamRecord] = []
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
     for item in items:
         batch.append(item)
         if len(batch) == size:

@@ -51,18 +51,22 @@ class ProduceReport:
     failed: list[tuple[Outgoing, str]] = field(default_factory=list)
 
 
-def outgoing_from_lines(lines: Iterable[str], partition_field: str = "account_id") -> Iterator[Outgoing]:
-    """One record per non-blank line, partitioned by a field of the record (seed records: 'account')."""
-    for line in lines:
-        text = line.strip()
-        if not text:
-            continue
+def outgoing_from_lines(lines: Iterable[bytes | str], partition_field: str = "account_id") -> Iterator[Outgoing]:
+    """One record per non-blank line, partitioned by a field of the record (seed records: 'account').
+
+    Pass a file opened in binary mode: lines end at LF only (a CRLF's CR is dropped), so U+2028
+    or a bare CR inside a record keeps it whole, and the bytes go out as they are - a line that
+    is not UTF-8 or not JSON is still sent, and the pipeline dead-letters it with the reason.
+    """
+    from chalicelib.kinesis import split_lines
+
+    for _number, data in split_lines(lines):
         try:
-            payload = json.loads(text)
+            payload = json.loads(data)
             key = payload.get(partition_field) or payload.get("account") or "unknown"
-        except (json.JSONDecodeError, AttributeError):
-            key = "unparseable"  # still sent: the pipeline dead-letters it with the reason
-        yield Outgoing(str(key)[:256], text.encode("utf-8"))
+        except (ValueError, AttributeError, RecursionError):  # not UTF-8 / not JSON / not an object
+            key = "unparseable"
+        yield Outgoing(str(key)[:256] or "unknown", data)
 
 
 def api_batches(records: Iterable[Outgoing]) -> Iterator[list[Outgoing]]:

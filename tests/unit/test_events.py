@@ -8,10 +8,13 @@ from decimal import Decimal
 import pytest
 
 from chalicelib.events import (
+    MAX_DEAD_LETTER_BYTES,
+    MAX_REASON_CHARS,
     PoisonRecord,
     RawRecord,
     Transaction,
     decode_record,
+    decode_records,
     records_from_kinesis_event,
 )
 
@@ -104,3 +107,41 @@ def test_attributes_path_lookup() -> None:
     assert tx.get("attributes.channel") == "web"
     assert tx.get("attributes.missing") is None
     assert tx.get("ip") is None
+
+
+def test_dead_letter_reasons_are_bounded_and_the_raw_bytes_kept() -> None:
+    data = b'{"account_id": "a", "ts": 0, "amount": "' + b"9" * 5001 + b'"}'
+    result = decode_record(raw(data))
+    assert isinstance(result, PoisonRecord)
+    assert "is beyond" in result.reason and len(result.reason) <= MAX_REASON_CHARS
+    long_reason = PoisonRecord(raw(b"{}"), "x" * 10_000).reason
+    assert len(long_reason) == MAX_REASON_CHARS and long_reason.endswith("\u2026")
+    letter = result.to_dead_letter()
+    assert base64.b64decode(letter["data_base64"]) == data and letter["data_text"] == data.decode()
+    assert "data_truncated" not in letter
+
+
+def test_dead_letter_keeps_at_most_64_kib_of_raw_bytes_with_length_and_digest() -> None:
+    import hashlib
+
+    data = b"x" * (MAX_DEAD_LETTER_BYTES + 10)
+    letter = decode_record(raw(data)).to_dead_letter()  # type: ignore[union-attr]
+    assert base64.b64decode(letter["data_base64"]) == data[:MAX_DEAD_LETTER_BYTES]
+    assert letter["data_truncated"] is True and letter["data_bytes"] == len(data)
+    assert letter["data_sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_kinesis_event_data_that_is_not_text_is_poison_not_a_crash() -> None:
+    bodies = [b"\xff\xfe", b"\xed\xa0\x80", '{"account_id": "\ud800"}'.encode("utf-8", "surrogatepass"),
+              b'{"account_id": "\\ud800", "amount": 1, "ts": 0}', b""]
+    event = {"Records": [
+        {"eventID": f"s:{i}", "kinesis": {"sequenceNumber": str(i), "partitionKey": "p",
+                                          "data": base64.b64encode(body).decode()}}
+        for i, body in enumerate(bodies)
+    ] + [{"eventID": "s:9", "kinesis": {"sequenceNumber": "9", "data": 12}}, "not a record", {"kinesis": None}]}
+    results = decode_records(records_from_kinesis_event(event))
+    assert len(results) == len(bodies) + 3 and all(isinstance(r, PoisonRecord) for r in results)
+    reasons = [r.reason for r in results if isinstance(r, PoisonRecord)]
+    assert [("not UTF-8" in r) for r in reasons[:3]] == [True, True, True]
+    assert "surrogate" in reasons[3] and "not JSON" in reasons[4] and "base64" in reasons[5]
+    assert all("no 'kinesis' object" in r for r in reasons[6:])

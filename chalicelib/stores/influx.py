@@ -259,8 +259,8 @@ class InfluxTimeSeriesStore(TimeSeriesStore):
         unknown = [i for i in ids if i not in self._unjudged]
         if unknown:  # not pending in this container: find their record-of-truth points
             params: dict[str, str] = {}
-            ids = _any_of('"event_id"', unknown, "e", params)
-            query = f"SELECT * FROM {_ident('tx_by_' + TRUTH)} WHERE time > now() - {DEDUP_WINDOW_S}s AND {ids}"
+            id_filter = _any_of('"event_id"', unknown, "e", params)
+            query = f"SELECT * FROM {_ident('tx_by_' + TRUTH)} WHERE time > now() - {DEDUP_WINDOW_S}s AND {id_filter}"
             self._remember(row.stored for row in self._rows(query, params))
         judged = [s for s in (self._unjudged.get(i) for i in ids) if s is not None]
         lines = [f"{escape_name('tx_by_' + TRUTH)},key={tag_value(s.event.account_id)} judged=1i {EPOCH_NS + s.seq}"

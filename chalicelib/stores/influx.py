@@ -382,6 +382,14 @@ class InfluxTimeSeriesStore(TimeSeriesStore):
                    if (v := s.event.attributes.get(attribute)) is not None and str(v) in keep}
         return sorted(out.values(), key=lambda s: s.seq)
 
+    def dump(self) -> list[tuple[Any, ...]]:
+        """Every stored event in seq order: (seq, judged, event_id, ts_ms, the other fields...),
+        for tests and debugging (reads the whole record of truth)."""
+        rows = self._rows(f"SELECT * FROM {_ident('tx_by_' + TRUTH)} WHERE time > {EPOCH_NS}", {})
+        return [(r.stored.seq, int(r.judged), r.stored.event.event_id, r.stored.ts_ms,
+                 *(r.stored.event.get(f) for f in TEXT_FIELDS), r.stored.event.lat, r.stored.event.lon,
+                 r.stored.event.attributes or None, r.refused) for r in sorted(rows, key=lambda r: r.stored.seq)]
+
     def _existing(self, events: Sequence[Transaction]) -> dict[str, _Row]:
         """Stored deliveries of these events (arrived within DEDUP_WINDOW_S), by event id."""
         params: dict[str, str] = {}

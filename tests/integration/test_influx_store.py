@@ -280,5 +280,5 @@ def test_influx_settings_are_checked() -> None:
 
 def test_a_missing_server_fails_loudly(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(InfluxServerMissing, match="install-test-services.sh"), running_influxd(tmp_path):
+    with pytest.raises(InfluxServerMissing, match=r"install-test-services\.sh"), running_influxd(tmp_path):
         pass

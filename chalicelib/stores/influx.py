@@ -50,6 +50,7 @@ import logging
 import random
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -71,7 +72,8 @@ MAX_POINTS_PER_WRITE = 5000
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_REMEMBERED = 50_000
 INDEXED_FIELDS = ("account_id", "merchant_id", "ip", "device_id", "email", "phone", "card_id")
-TRUTH = "account_id"
+TRUTH = "event_id"  # measurement tx_by_event_id, tagged by id_bucket(event_id)
+ID_BUCKETS = 4096
 TEXT_FIELDS = ("account_id", "amount", "currency", "merchant_id", "ip", "device_id", "email", "phone", "card_id")
 LEASES = "writer_slots"
 TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -147,15 +149,20 @@ def field_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def id_bucket(event_id: str) -> str:
+    """The record-of-truth series of an event id: one of ID_BUCKETS, so ids are never tags."""
+    return format(zlib.crc32(event_id.encode()) % ID_BUCKETS, "03x")
+
+
 def key_expression(key_field: str) -> tuple[str, str | None]:
     """(measurement to read, attribute name or None) for a key field; unknown fields refused."""
     if key_field in INDEXED_FIELDS:
         return f"tx_by_{key_field}", None
     if key_field == "currency":
-        return f"tx_by_{TRUTH}", None
+        return "tx_by_account_id", None
     name = attribute_name(key_field)
     if name:
-        return f"tx_by_{TRUTH}", name
+        return "tx_by_account_id", name
     raise StoreError(f"cannot key history by {key_field!r}: use an identifier field or attributes.NAME "
                      "(letters, digits, underscore)")
 
@@ -258,13 +265,9 @@ class InfluxTimeSeriesStore(TimeSeriesStore):
         ids = list(dict.fromkeys(event_ids))
         unknown = [i for i in ids if i not in self._unjudged]
         if unknown:  # not pending in this container: find their record-of-truth points
-            params: dict[str, str] = {}
-            id_filter = _any_of('"event_id"', unknown, "e", params)
-            query = f"SELECT * FROM {_ident('tx_by_' + TRUTH)} WHERE time > now() - {DEDUP_WINDOW_S}s AND {id_filter}"
-            self._remember(row.stored for row in self._rows(query, params))
+            self._remember(row.stored for row in self._by_event_id(unknown).values())
         judged = [s for s in (self._unjudged.get(i) for i in ids) if s is not None]
-        lines = [f"{escape_name('tx_by_' + TRUTH)},key={tag_value(s.event.account_id)} judged=1i {EPOCH_NS + s.seq}"
-                 for s in judged]
+        lines = [_point(TRUTH, id_bucket(s.event.event_id), "judged=1i", s.seq) for s in judged]
         refused = self._write_events([("", lines)]) if lines else {}
         if refused:
             raise StoreError(f"influxdb refused to mark events judged: {next(iter(refused.values()))}")
@@ -279,21 +282,21 @@ class InfluxTimeSeriesStore(TimeSeriesStore):
 
     def _truth_point(self, stored: StoredEvent, *, judged: bool) -> str:
         fields = _event_fields(stored.event) + f",judged={int(judged)}i"
-        return _point(TRUTH, stored.event.account_id, fields, stored.seq)
+        return _point(TRUTH, id_bucket(stored.event.event_id), fields, stored.seq)
 
     @staticmethod
     def _index_points(stored: StoredEvent) -> list[str]:
         fields = _event_fields(stored.event)
         return [_point(field, str(value), fields, stored.seq)
-                for field in INDEXED_FIELDS[1:] if (value := stored.event.get(field)) is not None]
+                for field in INDEXED_FIELDS if (value := stored.event.get(field)) is not None]
 
     def _mark_refused(self, stored: Sequence[StoredEvent], reasons: Mapping[str, str]) -> None:
         """Flag what was accepted of events refused in part, so no reader counts them."""
         lines = []
         for s in stored:
             flag = f"refused={field_string(reasons[s.event.event_id])}"
-            lines.append(_point(TRUTH, s.event.account_id, flag, s.seq))
-            lines += [_point(f, str(v), flag, s.seq) for f in INDEXED_FIELDS[1:] if (v := s.event.get(f)) is not None]
+            lines.append(_point(TRUTH, id_bucket(s.event.event_id), flag, s.seq))
+            lines += [_point(f, str(v), flag, s.seq) for f in INDEXED_FIELDS if (v := s.event.get(f)) is not None]
         self._send_lines(lines, tolerate_partial=True)
 
     def _allocate(self, count: int) -> list[int]:
@@ -392,11 +395,14 @@ class InfluxTimeSeriesStore(TimeSeriesStore):
 
     def _existing(self, events: Sequence[Transaction]) -> dict[str, _Row]:
         """Stored deliveries of these events (arrived within DEDUP_WINDOW_S), by event id."""
+        return self._by_event_id(sorted({e.event_id for e in events}))
+
+    def _by_event_id(self, event_ids: Sequence[str]) -> dict[str, _Row]:
         params: dict[str, str] = {}
-        accounts = _any_of('"key"', sorted({tag_value(e.account_id) for e in events}), "a", params)
-        ids = _any_of('"event_id"', sorted({e.event_id for e in events}), "e", params)
+        buckets = _any_of('"key"', sorted({id_bucket(i) for i in event_ids}), "b", params)
+        ids = _any_of('"event_id"', event_ids, "e", params)
         rows = self._rows(f"SELECT * FROM {_ident('tx_by_' + TRUTH)} "
-                          f"WHERE time > now() - {DEDUP_WINDOW_S}s AND {accounts} AND {ids}", params)
+                          f"WHERE time > now() - {DEDUP_WINDOW_S}s AND {buckets} AND {ids}", params)
         found: dict[str, _Row] = {}
         for row in sorted(rows, key=lambda r: r.stored.seq):
             found.setdefault(row.stored.event.event_id, row)  # the first delivery wins

@@ -49,6 +49,17 @@ def test_two_events_of_one_key_in_the_same_millisecond_stay_two(influx_store: In
     assert len({p.seq for p in written.pending} | {top}) == 3
 
 
+def test_an_event_id_is_stored_once_whatever_the_content_of_later_deliveries(
+        influx_store: InfluxTimeSeriesStore) -> None:
+    first = influx_store.write([tx("e1", 1_000, account_id="a", ip="1")])
+    again = sibling(influx_store).write([tx("e1", 9_000, account_id="b", ip="2", amount=99)])
+    assert again.new_ids == frozenset() and [p.event for p in again.pending] == [p.event for p in first.pending]
+    top = again.pending[0].seq
+    assert influx_store.history("account_id", ["b"], 0, 10_000, top) == []
+    assert influx_store.history("ip", ["2"], 0, 10_000, top) == []
+    assert len(influx_store.dump()) == 1
+
+
 def test_delta_reads_return_exactly_what_arrived_after_min_seq(influx_store: InfluxTimeSeriesStore) -> None:
     first = influx_store.write([tx("e1", 1_000, ip="1"), tx("e2", 2_000, ip="1")])
     second = influx_store.write([tx("e3", 1_500, ip="1"), tx("e4", 3_000, ip="2")])
@@ -241,9 +252,9 @@ def test_writes_go_in_chunks_the_server_accepts() -> None:
     written = store.write(events)
     assert len(written.pending) == 900
     bodies = [r[2]["body"] for r in http.requests if "/write" in r[1]]
-    assert len(bodies) == 3  # 900 truth points; 5400 index points in 5000-point chunks
+    assert len(bodies) == 3  # 900 record-of-truth points; 6300 index points in 5000-point chunks
     assert all(body.count(b"\n") <= 5000 for body in bodies)
-    assert sum(body.count(b"\n") for body in bodies) == 900 * 7
+    assert sum(body.count(b"\n") for body in bodies) == 900 * 8
 
 
 # --------------------------------------------------------------------------- configuration

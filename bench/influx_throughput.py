@@ -43,7 +43,8 @@ class CountingHttp:
         return self.inner.request(method, url, **kwargs)
 
 
-def run(store: TimeSeriesStore, raws: list[RawRecord], batch_size: int, ruleset: Any, tmp: Path) -> tuple[float, list[Hit]]:
+def run(store: TimeSeriesStore, raws: list[RawRecord], batch_size: int, ruleset: Any,
+        tmp: Path) -> tuple[float, list[Hit]]:
     pipeline = Pipeline(StaticRulesSource(ruleset), store, JsonLinesHitSink(tmp / f"hits-{uuid.uuid4().hex}.jsonl"),
                         JsonLinesDeadLetterSink(tmp / "dl.jsonl"))
     hits: list[Hit] = []

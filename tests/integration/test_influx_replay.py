@@ -13,11 +13,12 @@ from chalicelib.hits import Hit
 from chalicelib.kinesis import StreamRecord, records_from_lines
 from chalicelib.pipeline import Pipeline
 from chalicelib.rules import StaticRulesSource, load_rules_file
+from chalicelib.settings import Settings
 from chalicelib.simulate import iter_lines, simulate
-from chalicelib.stores import SQLiteTimeSeriesStore, TimeSeriesStore
+from chalicelib.stores import SQLiteTimeSeriesStore, TimeSeriesStore, build_timeseries_store
 from chalicelib.stores.graph import GraphStore
 from chalicelib.stores.gremlin import GremliteConnection
-from chalicelib.stores.influx import InfluxConnection, InfluxTimeSeriesStore
+from chalicelib.stores.influx import InfluxTimeSeriesStore
 from tests.conftest import PROJECT, SEED_SAMPLE
 from tests.fakes import MemoryDeadLetterSink, MemoryHitSink
 
@@ -34,8 +35,12 @@ def replay(store: TimeSeriesStore, records: list[StreamRecord], graph_path: Path
     return hits.hits
 
 
-def influx(url: str) -> InfluxTimeSeriesStore:
-    store = InfluxTimeSeriesStore(InfluxConnection(url, f"replay_{uuid.uuid4().hex[:10]}"))
+def influx(url: str) -> TimeSeriesStore:
+    """The store TIMESERIES_BACKEND=influxdb builds, on a fresh database."""
+    settings = Settings.from_env({"TIMESERIES_BACKEND": "influxdb", "INFLUXDB_URL": url,
+                                  "INFLUXDB_DATABASE": f"replay_{uuid.uuid4().hex[:10]}"})
+    store = build_timeseries_store(settings)
+    assert isinstance(store, InfluxTimeSeriesStore)
     store.create_database()
     return store
 

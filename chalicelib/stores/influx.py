@@ -456,6 +456,10 @@ class InfluxTimeSeriesStore(TimeSeriesStore):
             try:
                 response = self.http.request(method, url, body=body, headers=all_headers, retries=False)
             except urllib3.exceptions.HTTPError as exc:
+                cause = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
+                if isinstance(cause, urllib3.exceptions.SSLError):  # a certificate does not fix itself
+                    raise StoreError(f"influxdb TLS failed while {doing} ({url}): {cause} "
+                                     "(INFLUXDB_CA_BUNDLE names a CA file to trust)") from exc
                 reason = f"{type(exc).__name__}: {exc}"
             else:
                 status = response.status

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from chalicelib.stores.influx import (
     field_string,
     tag_value,
 )
-from tests.influx_server import InfluxServerMissing, running_influxd
+from tests.influx_server import InfluxServerMissing, running_influxd, self_signed_certificate
 
 
 def tx(event_id: str, ts_ms: int, **fields: object) -> Transaction:
@@ -293,3 +293,51 @@ def test_a_missing_server_fails_loudly(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(InfluxServerMissing, match=r"install-test-services\.sh"), running_influxd(tmp_path):
         pass
+
+
+# --------------------------------------------------------------------------- TLS and credentials (a second server)
+
+
+@pytest.fixture(scope="module")
+def secure_influx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """influxd over HTTPS (a self-signed certificate) with authentication and one admin user."""
+    import ssl
+    import urllib.parse
+    import urllib.request
+
+    root = tmp_path_factory.mktemp("influxd-secure")
+    tls = self_signed_certificate(root)
+    try:
+        with running_influxd(root, auth=True, tls=tls) as url:
+            body = urllib.parse.urlencode({"q": "CREATE USER \"admin\" WITH PASSWORD 'pw-1' WITH ALL PRIVILEGES"})
+            context = ssl.create_default_context(cafile=str(tls[0]))
+            with urllib.request.urlopen(url + "/query", body.encode(), timeout=10, context=context) as response:
+                assert response.status == 200
+            yield url, tls[0]
+    except InfluxServerMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+def test_user_and_password_over_tls_with_a_ca_bundle(secure_influx: tuple[str, Path]) -> None:
+    url, ca = secure_influx
+    store = InfluxTimeSeriesStore(InfluxConnection(url, "secure", username="admin", password="pw-1",
+                                                   ca_bundle=str(ca)))
+    store.create_database()
+    top = max(p.seq for p in store.write([tx("e1", 1_000, ip="1")]).pending)
+    assert [s.event.event_id for s in store.history("ip", ["1"], 0, 10_000, top)] == ["e1"]
+
+
+def test_wrong_credentials_and_untrusted_certificates_are_clear_errors_not_retries(
+        secure_influx: tuple[str, Path]) -> None:
+    url, ca = secure_influx
+    sleeps: list[float] = []
+    wrong = InfluxTimeSeriesStore(InfluxConnection(url, "secure", username="admin", password="nope",
+                                                   ca_bundle=str(ca)), sleep=sleeps.append)
+    with pytest.raises(StoreError, match="refused the credentials") as refused:
+        wrong.history("ip", ["1"], 0, 1, 10**12)
+    untrusted = InfluxTimeSeriesStore(InfluxConnection(url, "secure", username="admin", password="pw-1"),
+                                      sleep=sleeps.append)
+    with pytest.raises(StoreError, match="TLS failed") as tls:
+        untrusted.history("ip", ["1"], 0, 1, 10**12)
+    assert not isinstance(refused.value, TransientStoreError) and not isinstance(tls.value, TransientStoreError)
+    assert sleeps == []

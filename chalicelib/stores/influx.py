@@ -22,8 +22,9 @@ Layout (measurements in the configured database and retention policy):
   replays of old data are never "beyond retention", and delta reads (`min_seq`) are time-range
   reads.
 * `writer_slots`: a writer (a warm container) leases one of 1000 slots: it writes a lease point
-  and reads back who else wrote one for that slot within `LEASE_S` (server time, so client
-  clocks do not matter); it re-checks before writing when its check is older than `RECHECK_S`.
+  and holds the slot if its point is the earliest for that slot within `LEASE_S` (server time,
+  so client clocks do not matter); it renews and re-checks before writing when its last check is
+  older than `RECHECK_S`, and moves to another slot if someone else holds it.
 
 Idempotency: a write first reads the batch's event ids from the batch accounts' record-of-truth
 series (arrivals within `DEDUP_WINDOW_S`); stored events keep their seq and content (the first
@@ -316,10 +317,12 @@ class InfluxTimeSeriesStore(TimeSeriesStore):
             slot = candidate if candidate is not None else self.rng.randrange(SLOTS)
             candidate = None
             self._send_lines([f"{LEASES},slot={slot} owner={field_string(self.owner)}"])  # server-timed
-            owners = {row.get("owner") for row in self._select(
+            # the slot is whoever's lease point is the earliest still live (server time, ns): a
+            # writer that keeps renewing keeps it; of two claiming at once exactly one wins
+            holder = next((row.get("owner") for row in self._select(
                 f'SELECT "owner" FROM {LEASES} WHERE "slot" = $slot AND time > now() - {LEASE_S}s',
-                {"slot": str(slot)})}
-            if owners <= {self.owner}:
+                {"slot": str(slot)})), None)
+            if holder == self.owner:
                 if slot != self.slot:
                     log.info("influxdb writer %s holds slot %d", self.owner, slot)
                 self.slot, self._slot_checked = slot, now

@@ -151,6 +151,10 @@ def test_concurrent_writers_never_share_a_slot(influx_store: InfluxTimeSeriesSto
     b = second.write([tx("e2", 1_000)])
     assert first.slot is not None and second.slot is not None and first.slot != second.slot
     assert a.pending[0].seq % 1000 == first.slot and b.pending[0].seq % 1000 == second.slot
+    held = first.slot
+    first._slot_checked = 0.0  # its check is old: it renews, sees the other claim, and keeps its slot
+    c = first.write([tx("e3", 1_000)])
+    assert first.slot == held and c.pending[0].seq % 1000 == held
 
 
 def test_a_missing_database_is_a_clear_error(influx_url: str) -> None:

@@ -19,6 +19,7 @@ demo: $(STAMP)
 	$(BIN)/python -m chalicelib demo
 
 test: $(STAMP)
+	sh scripts/install-test-services.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest

@@ -5,9 +5,15 @@
 | DATA_DIR              | .data                            | where the embedded stores and sinks live  |
 | RULES_FILE            | rules.yaml beside app.py         | the rules file (hot-reloaded)             |
 | RULES_RELOAD_SECONDS  | 30                               | check the rules source at most this often |
-| TIMESERIES_BACKEND    | sqlite                           | sqlite (embedded) or timestream           |
+| TIMESERIES_BACKEND    | sqlite                           | sqlite (embedded), influxdb or timestream |
 | TIMESTREAM_DATABASE   | fraud                            | Timestream database (backend timestream)  |
 | TIMESTREAM_TABLE      | transactions                     | Timestream table                          |
+| INFLUXDB_URL          |                                  | https://HOST:8086 (backend influxdb)      |
+| INFLUXDB_DATABASE     | fraud                            | database (1.x) / DBRP-mapped bucket (2.x) |
+| INFLUXDB_RETENTION_POLICY |                              | retention policy; empty: the default one  |
+| INFLUXDB_SECRET_ARN   |                                  | secret (Secrets Manager) read at cold start |
+| INFLUXDB_TIMEOUT_SECONDS | 10                            | connect/read timeout per request          |
+| INFLUXDB_CA_BUNDLE    |                                  | PEM file to trust instead of system CAs   |
 | RULES_S3_URI          |                                  | s3://bucket/key: rules from S3 (ETag)     |
 | DEAD_LETTER_QUEUE_URL |                                  | SQS queue for poison records              |
 | GRAPH_BACKEND         | gremlite                         | gremlite (embedded), neptune, none        |
@@ -35,8 +41,8 @@ from typing import Literal
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
 
-TimeSeriesBackend = Literal["sqlite", "timestream"]
-TIMESERIES_BACKENDS: tuple[TimeSeriesBackend, ...] = ("sqlite", "timestream")
+TimeSeriesBackend = Literal["sqlite", "timestream", "influxdb"]
+TIMESERIES_BACKENDS: tuple[TimeSeriesBackend, ...] = ("sqlite", "timestream", "influxdb")
 GraphBackend = Literal["gremlite", "neptune", "none"]
 GRAPH_BACKENDS: tuple[GraphBackend, ...] = ("gremlite", "neptune", "none")
 
@@ -68,6 +74,13 @@ class Settings:
     aws_region: str = "us-east-1"
     timestream_database: str = "fraud"
     timestream_table: str = "transactions"
+    influxdb_url: str = ""
+    influxdb_database: str = "fraud"
+    influxdb_retention_policy: str = ""
+    #: the secret's ARN only; the credentials themselves are read at cold start and never kept here
+    influxdb_secret_arn: str = ""
+    influxdb_timeout_seconds: float = 10.0
+    influxdb_ca_bundle: str = ""
     rules_s3_uri: str = ""
     dead_letter_queue_url: str = ""
     rules_plugins_allowed: tuple[str, ...] = ()
@@ -110,6 +123,12 @@ class Settings:
             aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             timestream_database=env.get("TIMESTREAM_DATABASE", "fraud"),
             timestream_table=env.get("TIMESTREAM_TABLE", "transactions"),
+            influxdb_url=_http_url(env.get("INFLUXDB_URL", "")),
+            influxdb_database=env.get("INFLUXDB_DATABASE", "fraud"),
+            influxdb_retention_policy=env.get("INFLUXDB_RETENTION_POLICY", ""),
+            influxdb_secret_arn=env.get("INFLUXDB_SECRET_ARN", ""),
+            influxdb_timeout_seconds=_number(env, "INFLUXDB_TIMEOUT_SECONDS", 10.0),
+            influxdb_ca_bundle=env.get("INFLUXDB_CA_BUNDLE", ""),
             rules_s3_uri=_s3_uri(env.get("RULES_S3_URI", "")),
             dead_letter_queue_url=env.get("DEAD_LETTER_QUEUE_URL", ""),
             data_dir=Path(env.get("DATA_DIR", ".data")),
@@ -145,6 +164,12 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
 def _s3_uri(text: str) -> str:
     if text and not (text.startswith("s3://") and "/" in text[5:] and not text.endswith("/")):
         raise SettingsError(f"RULES_S3_URI={text!r} is not an object URI: use s3://BUCKET/KEY (e.g. s3://b/rules.yaml)")
+    return text
+
+
+def _http_url(text: str) -> str:
+    if text and not (text.startswith(("http://", "https://")) and len(text.split("://", 1)[1]) > 0):
+        raise SettingsError(f"INFLUXDB_URL={text!r} is not an HTTP URL: use e.g. https://HOST:8086")
     return text
 
 

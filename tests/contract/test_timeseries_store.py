@@ -8,11 +8,14 @@ from pathlib import Path
 import pytest
 
 from chalicelib.events import Transaction
-from chalicelib.stores import SQLiteTimeSeriesStore, StoreError, TimeSeriesStore
+from chalicelib.stores import SQLiteTimeSeriesStore, StoreError, TimeSeriesStore, WriteResult
 
 
-@pytest.fixture(params=["sqlite-file", "sqlite-memory"])
+@pytest.fixture(params=["sqlite-file", "sqlite-memory", "influxdb"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TimeSeriesStore]:
+    if request.param == "influxdb":  # a real influxd on loopback (tests/influx_server.py)
+        yield request.getfixturevalue("influx_store")
+        return
     backend = SQLiteTimeSeriesStore(tmp_path / "ts.sqlite" if request.param == "sqlite-file" else ":memory:")
     yield backend
     backend.close()
@@ -24,41 +27,52 @@ def tx(event_id: str, ts_s: int, **fields: object) -> Transaction:
     return Transaction(event_id=event_id, ts=ts_s * 1000, **fields)
 
 
+def last_seq(written: WriteResult) -> int:
+    """The arrival position of a write's last event (backends number arrivals differently)."""
+    return max(p.seq for p in written.pending)
+
+
 def test_write_is_idempotent_and_the_first_delivery_wins(store: TimeSeriesStore) -> None:
     first = store.write([tx("e1", 1), tx("e2", 2), tx("e1", 3, amount=99)])
     assert first.new_ids == {"e1", "e2"}
-    assert [(p.seq, p.event.event_id, p.event.amount) for p in first.pending] == [(1, "e1", 10.5), (2, "e2", 10.5)]
+    assert [(p.event.event_id, p.event.amount) for p in first.pending] == [("e1", 10.5), ("e2", 10.5)]
+    e1_seq, e2_seq = (p.seq for p in first.pending)
+    assert 0 < e1_seq < e2_seq
+    if isinstance(store, SQLiteTimeSeriesStore):
+        assert (e1_seq, e2_seq) == (1, 2)
     again = store.write([tx("e2", 2, amount=7), tx("e3", 4)])
     assert again.new_ids == {"e3"}
-    # e2 is stored but not judged yet, so it is pending again - with its stored content
+    # e2 is stored but not judged yet, so it is pending again - with its stored content and seq
     assert [(p.event.event_id, str(p.event.amount)) for p in again.pending] == [("e2", "10.50"), ("e3", "10.50")]
+    assert again.pending[0].seq == e2_seq < again.pending[1].seq
     store.mark_judged(["e1", "e2", "e3"])
     assert store.write([tx("e1", 1), tx("e3", 4)]).pending == ()
 
 
 def test_history_selects_by_key_time_range_and_arrival(store: TimeSeriesStore) -> None:
-    store.write([tx("e1", 10, ip="1"), tx("e2", 20, ip="2"), tx("e3", 30, ip="1"), tx("e4", 5, ip="1"),
-                 tx("e5", 40), tx("e6", 20, ip="1")])
-    got = store.history("ip", ["1"], start_ms=5_000, end_ms=30_000, max_seq=5)
+    written = store.write([tx("e1", 10, ip="1"), tx("e2", 20, ip="2"), tx("e3", 30, ip="1"), tx("e4", 5, ip="1"),
+                           tx("e5", 40), tx("e6", 20, ip="1")])
+    seq = {p.event.event_id: p.seq for p in written.pending}
+    got = store.history("ip", ["1"], start_ms=5_000, end_ms=30_000, max_seq=seq["e5"])
     # start is exclusive, end inclusive; e6 arrived after max_seq; e4 at 5 s is outside
     assert [s.event.event_id for s in got] == ["e1", "e3"]
-    assert [s.seq for s in got] == [1, 3] and got[0].ts_ms == 10_000
-    assert store.history("ip", [], 0, 10**12, 10) == []
+    assert [s.seq for s in got] == [seq["e1"], seq["e3"]] and got[0].ts_ms == 10_000
+    assert store.history("ip", [], 0, 10**12, seq["e6"]) == []
 
 
 def test_history_by_attribute_key(store: TimeSeriesStore) -> None:
-    store.write([tx("e1", 1, attributes={"terminal": 7}), tx("e2", 2, attributes={"terminal": "7"}),
-                 tx("e3", 3, attributes={"terminal": 8})])
-    got = store.history("attributes.terminal", ["7"], 0, 10**12, 10)
+    written = store.write([tx("e1", 1, attributes={"terminal": 7}), tx("e2", 2, attributes={"terminal": "7"}),
+                           tx("e3", 3, attributes={"terminal": 8})])
+    got = store.history("attributes.terminal", ["7"], 0, 10**12, last_seq(written))
     assert [s.event.event_id for s in got] == ["e1", "e2"]
     assert got[0].event.attributes == {"terminal": 7}
 
 
 def test_record_values_never_become_query_text(store: TimeSeriesStore) -> None:
     nasty = "x'); DROP TABLE events; --"
-    store.write([tx("e1'--", 1, ip=nasty, account_id=nasty)])
-    assert [s.event.ip for s in store.history("ip", [nasty], 0, 10**12, 10)] == [nasty]
-    assert [s.event.event_id for s in store.history("account_id", [nasty], 0, 10**12, 10)] == ["e1'--"]
+    top = last_seq(store.write([tx("e1'--", 1, ip=nasty, account_id=nasty)]))
+    assert [s.event.ip for s in store.history("ip", [nasty], 0, 10**12, top)] == [nasty]
+    assert [s.event.event_id for s in store.history("account_id", [nasty], 0, 10**12, top)] == ["e1'--"]
 
 
 def test_unknown_key_fields_are_refused(store: TimeSeriesStore) -> None:

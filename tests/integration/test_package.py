@@ -50,15 +50,20 @@ def test_kinesis_event_source_has_partial_batch_responses_bisect_retries_and_a_d
     assert function["Runtime"] == "python3.13"
     assert set(function["VpcConfig"]) == {"SecurityGroupIds", "SubnetIds"}
     env = function["Environment"]["Variables"]
-    assert (env["TIMESERIES_BACKEND"], env["GRAPH_BACKEND"]) == ("timestream", "neptune")
-    assert {"NEPTUNE_ENDPOINT", "RULES_S3_URI", "DEAD_LETTER_QUEUE_URL"} <= set(env)
+    # the backend the infra stack was deployed with (influxdb by default; timestream for old accounts)
+    assert env["TIMESERIES_BACKEND"] == {"Fn::ImportValue": {"Fn::Sub": "${InfraStack}-TimeSeriesBackend"}}
+    assert env["GRAPH_BACKEND"] == "neptune"
+    assert {"NEPTUNE_ENDPOINT", "RULES_S3_URI", "DEAD_LETTER_QUEUE_URL", "INFLUXDB_URL", "INFLUXDB_SECRET_ARN",
+            "INFLUXDB_DATABASE", "INFLUXDB_TIMEOUT_SECONDS"} <= set(env)
+    assert not any(k in env for k in ("INFLUXDB_TOKEN", "INFLUXDB_PASSWORD"))  # credentials only via the secret
 
 
 def test_the_zip_carries_exactly_the_root_rules_yaml(package: dict[str, Any]) -> None:
     with zipfile.ZipFile(PROJECT / "dist" / "deployment.zip") as archive:
         names = set(archive.namelist())
         assert archive.read("chalicelib/rules.yaml") == (PROJECT / "rules.yaml").read_bytes()
-    assert {"app.py", "chalicelib/pipeline.py"} <= names
+    assert {"app.py", "chalicelib/pipeline.py", "chalicelib/stores/influx.py"} <= names
+    assert any(n.startswith("urllib3/") for n in names)  # the InfluxDB backend's HTTP client
     assert any(n.startswith("pydantic_core/") and "cpython-313" in n for n in names)
     assert not any(n.startswith(("tests/", ".venv")) for n in names)
 
@@ -73,7 +78,9 @@ def test_the_policy_names_every_action_and_scopes_resources(package: dict[str, A
         if statement["Resource"] == "*":
             assert set(statement["Action"]) <= RESOURCE_STAR_ALLOWED, statement
     assert {"kinesis:GetRecords", "timestream:WriteRecords", "timestream:Select", "timestream:DescribeEndpoints",
-            "neptune-db:connect", "s3:GetObject", "sqs:SendMessage"} <= actions
+            "neptune-db:connect", "s3:GetObject", "sqs:SendMessage", "secretsmanager:GetSecretValue"} <= actions
+    secrets = [s for s in statements if "secretsmanager:GetSecretValue" in s["Action"]]
+    assert [s["Resource"] for s in secrets] == [{"Fn::ImportValue": {"Fn::Sub": "${InfraStack}-InfluxTokenSecretArn"}}]
 
 
 def test_packaged_code_runs_on_the_runtime_python(package: dict[str, Any], tmp_path: Path) -> None:

@@ -100,7 +100,7 @@ def condition_holds(condition: Any, event: Transaction) -> bool:
     actual = event.get(condition.field)
     op, wanted = condition.op, condition.value
     if op == "exists":
-        return (actual is not None) == wanted
+        return (actual is not None) is bool(wanted)
     if actual is None:
         return False
     if op in ("in", "not_in"):

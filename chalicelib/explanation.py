@@ -190,10 +190,12 @@ def _amount_spike(rule: Rule[Any], event: Transaction, window: Sequence[Transact
 def _first_seen(rule: Rule[Any], event: Transaction, window: Sequence[Transaction]) -> Aggregate:
     cfg = rule.config
     earlier = _others(event, window)
+    if event.get(cfg.field) is None:
+        return Aggregate(None, None, f"the event has no {cfg.field}")
     known = any(x.get(cfg.field) == event.get(cfg.field) for x in earlier)
     note = (f"{len(earlier)} earlier events (min_history {cfg.min_history}); "
             f"{cfg.field} {event.get(cfg.field)!r} {'already used' if known else 'new'}")
-    return Aggregate(0 if known or event.get(cfg.field) is None else 1, 0, note)
+    return Aggregate(0 if known else 1, 0, note)
 
 
 @register_aggregate("geo_velocity")

@@ -73,30 +73,40 @@ def _show(value: Any) -> str:
 
 
 def resolve_examples(rule_id: str, entries: Sequence[RuleExample | ExampleFile],
-                     base_dir: Path) -> list[tuple[str, RuleExample]]:
-    """(label, example) for every inline example and every example in the named files."""
-    out: list[tuple[str, RuleExample]] = []
+                     base_dir: Path) -> list[tuple[str, RuleExample | ExamplesError]]:
+    """(label, example) for every inline example and every example in the named files; a file
+    that cannot be used gives (label, the error) and the other entries still run."""
+    out: list[tuple[str, RuleExample | ExamplesError]] = []
     for index, entry in enumerate(entries, 1):
         if isinstance(entry, RuleExample):
             out.append((f"example {index}" + (f" ({entry.name})" if entry.name else ""), entry))
             continue
-        path = base_dir / entry.file
         try:
-            import yaml
-
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-            examples = _FILE_ADAPTER.validate_python(data)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ExamplesError(f"rule {rule_id}: cannot read examples file {path}: {exc}") from None
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-            raise ExamplesError(f"rule {rule_id}: examples file {path} is not a list of examples: {problems}") from None
-        except Exception as exc:  # YAML syntax errors
-            raise ExamplesError(f"rule {rule_id}: examples file {path} is not valid YAML: {exc}") from None
-        if len(examples) > MAX_EXAMPLES_PER_RULE:
-            raise ExamplesError(f"rule {rule_id}: {path} holds more than {MAX_EXAMPLES_PER_RULE} examples")
+            examples = _read_examples_file(rule_id, base_dir / entry.file)
+        except ExamplesError as exc:
+            out.append((entry.file, exc))
+            continue
         out += [(f"{entry.file} #{n}" + (f" ({e.name})" if e.name else ""), e) for n, e in enumerate(examples, 1)]
     return out
+
+
+def _read_examples_file(rule_id: str, path: Path) -> list[RuleExample]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExamplesError(f"cannot read examples file {path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ExamplesError(f"examples file {path} is not valid YAML: {exc}") from None
+    try:
+        examples = _FILE_ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+        raise ExamplesError(f"examples file {path} is not a list of examples: {problems}") from None
+    if len(examples) > MAX_EXAMPLES_PER_RULE:
+        raise ExamplesError(f"{path} holds more than {MAX_EXAMPLES_PER_RULE} examples")
+    return examples
 
 
 def _filled(fields: Mapping[str, Any], event_id: str) -> dict[str, Any]:
@@ -136,15 +146,14 @@ def run_all_examples(ruleset: RuleSet, base_dir: Path, *, require: bool = False)
     for config in ruleset.configs:
         if config.id not in enabled:
             continue
-        try:
-            examples = resolve_examples(config.id, config.examples, base_dir)
-        except ExamplesError as exc:
-            outcomes.append(ExampleOutcome(config.id, "examples", True, error=str(exc)))
-            continue
+        examples = resolve_examples(config.id, config.examples, base_dir)
         if require and not examples:
             outcomes.append(ExampleOutcome(config.id, "examples", True, error="the rule has no examples"))
         for number, (label, example) in enumerate(examples, 1):
-            outcomes.append(run_example(ruleset, config.id, label, example, number))
+            if isinstance(example, ExamplesError):
+                outcomes.append(ExampleOutcome(config.id, label, True, error=str(example)))
+            else:
+                outcomes.append(run_example(ruleset, config.id, label, example, number))
     return outcomes
 
 

@@ -32,9 +32,9 @@ class ScratchRun:
     def __init__(self, ruleset: RuleSet, directory: Path, *, graph: bool = True) -> None:
         self.directory = directory
         self.pipeline = Pipeline(
-            StaticRulesSource(ruleset), SQLiteTimeSeriesStore(directory / "timeseries.sqlite"),
+            StaticRulesSource(ruleset), SQLiteTimeSeriesStore(":memory:"),
             JsonLinesHitSink(directory / "hits.jsonl"), JsonLinesDeadLetterSink(directory / "dead-letters.jsonl"),
-            graph=GraphStore(GremliteConnection(directory / "graph.sqlite")) if graph else None)
+            graph=GraphStore(GremliteConnection(":memory:")) if graph else None)
         self.hits: list[Hit] = []
         self.poison: list[str] = []
 

@@ -21,6 +21,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/python -m chalicelib rules test rules.yaml --require-examples
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 import yaml
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chalicelib.events import Transaction
@@ -31,6 +31,8 @@ from chalicelib.testing.reference import assert_hits_agree, number, reference_hi
 from chalicelib.testing.strategies import batch_cuts, conditions, pools_for, streams
 
 Property = Callable[..., None]
+#: Pipeline runs take varying time: no per-example deadline (a profile may still set max_examples).
+_PIPELINE_SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
 
 
 # --------------------------------------------------------------------------- rulesets
@@ -161,6 +163,7 @@ def agrees_with_reference_property(rules: RuleSet | str, *,
     for rule in ruleset.micro_rules:
         reference_of(rule.kind)  # fail at import time when a kind has no reference
 
+    @settings(**_PIPELINE_SETTINGS)  # type: ignore[arg-type]
     @given(st.data())
     def agrees_with_reference(data: st.DataObject) -> None:
         drawn = data.draw(_streams_for(ruleset, stream), label="stream")
@@ -174,6 +177,7 @@ def batching_and_redelivery_property(rules: RuleSet | str, *,
     """A test: hits do not depend on batch cuts, and redelivering part of a batch changes nothing."""
     ruleset = rules_from(rules)
 
+    @settings(**_PIPELINE_SETTINGS)  # type: ignore[arg-type]
     @given(st.data())
     def batching_and_redelivery(data: st.DataObject) -> None:
         drawn = data.draw(_streams_for(ruleset, stream), label="stream")
@@ -199,6 +203,7 @@ def monotonicity_property(rules: RuleSet | str, rule_id: str, *,
         raise ValueError(f"kind {kind!r} declares no monotonicity property: nothing to test for {rule_id}")
     pools, amounts = pools_for(ruleset)
 
+    @settings(**_PIPELINE_SETTINGS)  # type: ignore[arg-type]
     @given(st.data())
     def monotone(data: st.DataObject) -> None:
         drawn = data.draw(_streams_for(ruleset, stream), label="stream")

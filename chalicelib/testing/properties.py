@@ -6,6 +6,8 @@ Two layers:
   a readable message when the property does not hold - call them from your own `@given` tests;
 * `*_property(...)` factories return a ready Hypothesis test: assign it to a `test_*` name in a
   test module and pytest runs it, e.g. `test_agrees = agrees_with_reference_property(RULES)`.
+  They run with no deadline under the active profile; pass `hypothesis_settings=settings(...)`
+  to choose otherwise (a settings decorator cannot be applied twice).
 
 The properties: the pipeline agrees with the reference on any stream; hits do not depend on how
 the stream is cut into batches or on redelivery of any part of a batch; and, where the kind
@@ -152,18 +154,24 @@ def _nonnegative(stream: Sequence[Transaction], field: str) -> bool:
 # --------------------------------------------------------------------------- ready Hypothesis tests
 
 
+def _settings(custom: settings | None) -> settings:
+    """The caller's settings, or no deadline (pipeline runs vary in time) over the active profile."""
+    return custom if custom is not None else settings(**_PIPELINE_SETTINGS)  # type: ignore[arg-type]
+
+
 def _streams_for(ruleset: RuleSet, stream: st.SearchStrategy[list[Transaction]] | None) -> Any:
     return stream if stream is not None else streams(reading=ruleset, bursts=0.05)
 
 
 def agrees_with_reference_property(rules: RuleSet | str, *,
-                                   stream: st.SearchStrategy[list[Transaction]] | None = None) -> Property:
+                                   stream: st.SearchStrategy[list[Transaction]] | None = None,
+                                   hypothesis_settings: settings | None = None) -> Property:
     """A test: on any drawn stream, however cut into batches, the pipeline agrees with the reference."""
     ruleset = rules_from(rules)
     for rule in ruleset.micro_rules:
         reference_of(rule.kind)  # fail at import time when a kind has no reference
 
-    @settings(**_PIPELINE_SETTINGS)  # type: ignore[arg-type]
+    @_settings(hypothesis_settings)
     @given(st.data())
     def agrees_with_reference(data: st.DataObject) -> None:
         drawn = data.draw(_streams_for(ruleset, stream), label="stream")
@@ -173,11 +181,12 @@ def agrees_with_reference_property(rules: RuleSet | str, *,
 
 
 def batching_and_redelivery_property(rules: RuleSet | str, *,
-                                     stream: st.SearchStrategy[list[Transaction]] | None = None) -> Property:
+                                     stream: st.SearchStrategy[list[Transaction]] | None = None,
+                                     hypothesis_settings: settings | None = None) -> Property:
     """A test: hits do not depend on batch cuts, and redelivering part of a batch changes nothing."""
     ruleset = rules_from(rules)
 
-    @settings(**_PIPELINE_SETTINGS)  # type: ignore[arg-type]
+    @_settings(hypothesis_settings)
     @given(st.data())
     def batching_and_redelivery(data: st.DataObject) -> None:
         drawn = data.draw(_streams_for(ruleset, stream), label="stream")
@@ -192,7 +201,8 @@ def batching_and_redelivery_property(rules: RuleSet | str, *,
 
 
 def monotonicity_property(rules: RuleSet | str, rule_id: str, *,
-                          stream: st.SearchStrategy[list[Transaction]] | None = None) -> Property:
+                          stream: st.SearchStrategy[list[Transaction]] | None = None,
+                          hypothesis_settings: settings | None = None) -> Property:
     """A test of every monotonicity property the rule's kind declares (see `Monotonicity`)."""
     ruleset = rules_from(rules)
     kind = rule_kind(ruleset, rule_id)
@@ -203,7 +213,7 @@ def monotonicity_property(rules: RuleSet | str, rule_id: str, *,
         raise ValueError(f"kind {kind!r} declares no monotonicity property: nothing to test for {rule_id}")
     pools, amounts = pools_for(ruleset)
 
-    @settings(**_PIPELINE_SETTINGS)  # type: ignore[arg-type]
+    @_settings(hypothesis_settings)
     @given(st.data())
     def monotone(data: st.DataObject) -> None:
         drawn = data.draw(_streams_for(ruleset, stream), label="stream")
@@ -244,14 +254,16 @@ def _raise(value: Any, steps: int) -> Any:
 
 
 def rule_properties(rules: RuleSet | str, rule_id: str, *,
-                    stream: st.SearchStrategy[list[Transaction]] | None = None) -> dict[str, Property]:
+                    stream: st.SearchStrategy[list[Transaction]] | None = None,
+                    hypothesis_settings: settings | None = None) -> dict[str, Property]:
     """Every ready-made property that applies to one rule, by name (for `pytest.mark.parametrize`)."""
     ruleset = only(rules_from(rules), rule_id)
-    found = {"agrees_with_reference": agrees_with_reference_property(ruleset, stream=stream),
-             "batching_and_redelivery": batching_and_redelivery_property(ruleset, stream=stream)}
+    options: dict[str, Any] = {"stream": stream, "hypothesis_settings": hypothesis_settings}
+    found = {"agrees_with_reference": agrees_with_reference_property(ruleset, **options),
+             "batching_and_redelivery": batching_and_redelivery_property(ruleset, **options)}
     _, declared = reference_of(rule_kind(ruleset, rule_id))
     if declared.thresholds or declared.window or declared.where:
-        found["monotonicity"] = monotonicity_property(ruleset, rule_id, stream=stream)
+        found["monotonicity"] = monotonicity_property(ruleset, rule_id, **options)
     return found
 
 

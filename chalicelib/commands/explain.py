@@ -47,11 +47,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from chalicelib.cli import load_rules_or_exit
 
     ruleset = load_rules_or_exit(args.rules)
-    event_text = Path(args.event[1:]).read_text(encoding="utf-8") if args.event.startswith("@") else args.event
     try:
+        event_text = Path(args.event[1:]).read_text(encoding="utf-8") if args.event.startswith("@") else args.event
         history_lines = args.history.read_text(encoding="utf-8").splitlines() if args.history else []
     except OSError as exc:
-        print(f"error: cannot read history file {args.history}: {exc}", file=sys.stderr)
+        print(f"error: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 1
     try:
         event, explanations, problems = explain(ruleset, event_text.strip(), history_lines, line_format=args.format)

@@ -3,17 +3,20 @@ start is inclusive (`e.ts - W <= x.ts` instead of `<`), i.e. one millisecond too
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
-from chalicelib.rules import Duration, register_rule_kind
+from chalicelib.rules import Duration, Finding, register_rule_kind
 from chalicelib.rules.velocity import VelocityConfig, VelocityRule
 from chalicelib.testing import (
+    Monotonicity,
     agrees_with_reference_property,
     batching_and_redelivery_property,
+    monotonicity_property,
     reference_of,
     register_reference,
 )
@@ -61,3 +64,36 @@ def test_the_same_property_passes_on_the_correct_kind() -> None:
 def test_batching_alone_does_not_see_this_bug() -> None:
     # The broken kind is consistently wrong: only a comparison with the reference finds it.
     batching_and_redelivery_property(BROKEN)()
+
+
+class QuietConfig(VelocityConfig):
+    kind: Literal["quiet_account"] = "quiet_account"  # type: ignore[assignment]
+
+
+@register_rule_kind
+class QuietRule(VelocityRule):
+    """Fires when an account has *at most* `threshold` events in the window: raising the
+    threshold adds hits, so a claim that the threshold is monotone is false."""
+
+    config_model = QuietConfig
+
+    def judge(self, event: Any, window: Sequence[Any]) -> Finding | None:
+        return Finding(len(window), self.config.threshold) if len(window) <= self.config.threshold else None
+
+
+@register_reference("quiet_account", monotonicity=Monotonicity(thresholds=("threshold",)))
+def quiet_account(config: Any, event: Any, window: Sequence[Any], context: Any) -> Any:
+    return len(window) if len(window) <= config.threshold else None
+
+
+QUIET = """
+version: 1
+rules:
+  - {id: quiet, kind: quiet_account, key: account_id, window: 1m, threshold: 1}
+"""
+
+
+def test_a_false_monotonicity_claim_is_caught() -> None:
+    agrees_with_reference_property(QUIET, hypothesis_settings=HUNT)()  # the kind matches its reference...
+    with pytest.raises(AssertionError, match=r"raising quiet\.threshold to \d+ added hits"):
+        monotonicity_property(QUIET, "quiet", hypothesis_settings=HUNT)()  # ...but is not monotone

@@ -5,9 +5,20 @@ toolkit's ready-made properties on the real pipeline. The project's own oracle
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chalicelib.rules import load_rules_text
-from chalicelib.testing import reference_of, rule_properties
+from chalicelib.testing import (
+    DEFAULT_POOLS,
+    batch_cuts,
+    check_agrees_with_reference,
+    conditions,
+    only,
+    reference_of,
+    rule_properties,
+    streams,
+)
 
 RULES = load_rules_text("""
 version: 1
@@ -49,3 +60,12 @@ def test_monotone_kinds_get_the_monotonicity_property() -> None:
 @pytest.mark.parametrize(("rule_id", "prop"), CASES)
 def test_toolkit_property_holds(rule_id: str, prop: str) -> None:
     rule_properties(RULES, rule_id)[prop]()
+
+
+@given(st.data())
+def test_reference_where_agrees_with_the_engine_on_any_condition(data: st.DataObject) -> None:
+    pools = {**DEFAULT_POOLS, "attributes.channel": ("web", "app", 3, None)}
+    condition = data.draw(conditions(pools=pools), label="where")
+    ruleset = only(RULES, "velocity", threshold=0, where=[condition])
+    stream = data.draw(streams(pools=pools, max_size=20), label="stream")
+    check_agrees_with_reference(ruleset, stream, data.draw(batch_cuts(len(stream))))

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 
@@ -24,4 +23,4 @@ def add_commands(commands: Any) -> None:
     explain.add_parser(commands)
 
 
-__all__ = ["add_commands", "add_rules_test", "argparse"]
+__all__ = ["add_commands", "add_rules_test"]

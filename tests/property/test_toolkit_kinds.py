@@ -69,3 +69,14 @@ def test_reference_where_agrees_with_the_engine_on_any_condition(data: st.DataOb
     ruleset = only(RULES, "velocity", threshold=0, where=[condition])
     stream = data.draw(streams(pools=pools, max_size=20), label="stream")
     check_agrees_with_reference(ruleset, stream, data.draw(batch_cuts(len(stream))))
+
+
+def test_a_kind_without_a_reference_is_a_clear_error() -> None:
+    from chalicelib.testing.reference import _REFERENCES
+
+    judge = _REFERENCES.pop("fan_out")
+    try:
+        with pytest.raises(LookupError, match=r"no reference judge for rule kind 'fan_out': register one"):
+            rule_properties(RULES, "fan-out")
+    finally:
+        _REFERENCES["fan_out"] = judge

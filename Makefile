@@ -22,6 +22,7 @@ test: $(STAMP)
 	sh scripts/install-test-services.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/python -m chalicelib rules test rules.yaml --require-examples
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chalicelib.commands import add_commands, add_rules_test
 from chalicelib.events import bounded
 from chalicelib.kinesis import (
     LINE_FORMATS,
@@ -749,6 +750,7 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--region", default=None, help="AWS region (default: from the environment)")
     push.add_argument("--endpoint-url", default=None, help="an S3-API endpoint (for local testing)")
     push.set_defaults(func=cmd_rules_push)
+    add_rules_test(rules_commands)
 
     demo = commands.add_parser("demo", help="the main job: simulate, stream through the handler, evaluate, report",
                                description="Simulate a labelled stream, stream it through the Kinesis handler on the "
@@ -848,6 +850,7 @@ def build_parser() -> argparse.ArgumentParser:
     rings.add_argument("--json", action="store_true", help="print JSON instead of a table")
     rings.add_argument("--data-dir", type=Path, default=Path(".data"), help="directory with graph.sqlite")
     rings.set_defaults(func=cmd_graph_rings)
+    add_commands(commands)  # backtest, explain
     return parser
 
 

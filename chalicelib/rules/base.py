@@ -22,6 +22,7 @@ from pydantic_core import core_schema
 from chalicelib.entities import VERTEX_LABELS, GraphView, ReachQuery, iso_ms
 from chalicelib.events import Transaction, attribute_name
 from chalicelib.rules import limits
+from chalicelib.rules.examples import MAX_EXAMPLES_PER_RULE, Examples
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -210,6 +211,8 @@ class RuleConfig(_Frozen):
     enabled: bool = True
     where: tuple[Condition, ...] = Field(default=(), max_length=limits.MAX_CONDITIONS)
     edge: EdgeSpec = EdgeSpec()
+    #: Checked by `rules test`, never run in production; excluded from dumps, so not in the version.
+    examples: Examples = Field(default=(), max_length=MAX_EXAMPLES_PER_RULE, exclude=True)
 
 
 class WindowedConfig(RuleConfig):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
+from chalicelib.rules import load_rules_text
 from chalicelib.testing import (
     Monotonicity,
     agrees_with_reference_property,
@@ -17,7 +18,7 @@ from chalicelib.testing import (
     register_reference,
 )
 
-RULES = """
+RULES = load_rules_text("""
 version: 1
 plugins: [average_over_kind]        # examples/average_over_kind.py, the plugin kind
 rules:
@@ -27,7 +28,7 @@ rules:
     window: 10m
     threshold: 20000
     where: [{field: amount, op: ge, value: 100}]
-"""
+""", plugins_allowed=["average_over_kind"])  # a plugin runs only where it is allowed
 
 
 # What `average_over` means, written independently of its implementation: exact, brute force.

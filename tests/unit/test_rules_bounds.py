@@ -123,7 +123,7 @@ def test_a_broken_file_shows_every_problem_in_one_run() -> None:
         "(the valid range of each field: docs/RULE_KINDS.md, Bounds)",
         "rules.yaml:9 rule 'c' field 'rules': refers to unknown rule 'nope'",
         "rules.yaml:10 rule 'm' field 'colour': unknown key (allowed keys: id, description, severity, mode, "
-        "enabled, where, edge, kind, field, list, ignore_case)",
+        "enabled, where, edge, examples, kind, field, list, ignore_case)",
     ]
 
 

@@ -92,6 +92,7 @@ class GremlinGraphStore(GraphStore):
     # ----------------------------------------------------------------------- writes
 
     def write_entity_batch(self, batch: EntityBatch) -> int:
+        self.connection.begin()
         vertices = sorted((v, first) for v, first in batch.vertices.items() if not self._vertex_known(v, first))
         relationships = sorted((ref, first, last) for ref, (first, last) in batch.relationships.items()
                                if not self._relationship_known(ref, first, last))

@@ -187,8 +187,9 @@ def graph_request(ruleset: RuleSet, judged: Sequence[StoredEvent]) -> GraphReque
 def evaluate_graph(ruleset: RuleSet, judged: Sequence[StoredEvent], view: GraphView, phase: int) -> list[Hit]:
     """Hits of the graph rules of one phase, per judged event (in arrival order)."""
     found = []
+    rules = ruleset.graph_rules(phase)
     for stored in sorted(judged, key=lambda s: s.seq):
-        for rule in ruleset.graph_rules(phase):
+        for rule in rules:
             if not rule.applies_to(stored.event):
                 continue
             finding = rule.judge_graph(stored.event, view)

@@ -97,8 +97,8 @@ class GremlinGraphStore(GraphStore):
         relationships = sorted((ref, first, last) for ref, (first, last) in batch.relationships.items()
                                if not self._relationship_known(ref, first, last))
         if self.write_form == "merge":
-            self._send_rows([_vertex_row(v, first) for v, first in vertices], _merge_vertices)
-            self._send_rows([_relationship_row(*item) for item in relationships], _merge_relationships)
+            self._send_packed([_vertex_row(v, first) for v, first in vertices],
+                              [_relationship_row(*item) for item in relationships], _merge_relationships)
         else:
             self._run_chained(vertices, lambda t, item, _: _upsert_vertex(t, *item))
             self._run_chained(relationships, lambda t, item, i: _upsert_relationship(t, item, f"r{i}"))
@@ -117,10 +117,15 @@ class GremlinGraphStore(GraphStore):
             for end in (hit.edge.from_, hit.edge.to):
                 ref = VertexRef(VERTEX_LABELS[end.field], end.value)
                 ends[ref] = min(hit.ts, ends.get(ref, hit.ts))
-        self.write_entity_batch(EntityBatch(vertices=ends))
         if self.write_form == "merge":
-            self._send_rows([_hit_row(h) for h in fresh], _merge_hits)
+            new_ends = sorted((v, first) for v, first in ends.items() if not self._vertex_known(v, first))
+            self.connection.begin()
+            self._send_packed([_vertex_row(v, first) for v, first in new_ends], [_hit_row(h) for h in fresh],
+                              _merge_hits)
+            for v, first in new_ends:
+                self._staged_vertices[v] = min(first, self._staged_vertices.get(v, first))
         else:
+            self.write_entity_batch(EntityBatch(vertices=ends))
             self._run_chained(fresh, lambda t, hit, i: _upsert_hit(t, hit, f"h{i}"))
         self._staged_hits.update(h.hit_id for h in fresh)
         return len(fresh)
@@ -171,10 +176,23 @@ class GremlinGraphStore(GraphStore):
             self.writes += min(self.chain, len(items) - start)
             self.write_traversals += 1
 
-    def _send_rows(self, rows: list[dict[str, Any]], merge: Any) -> None:
+    def _send_packed(self, vertex_rows: list[dict[str, Any]], edge_rows: list[dict[str, Any]],
+                     merge_edges: Any) -> None:
+        """Vertices, then edges, `merge_rows` rows per request: a request holding both merges its
+        vertices, then (after the `fold()` barrier) its edges, so an edge's ends always exist."""
+        rows = [(True, r) for r in vertex_rows] + [(False, r) for r in edge_rows]
         for start in range(0, len(rows), self.merge_rows):
             chunk = rows[start:start + self.merge_rows]
-            self.connection.run(merge(self.g.inject(chunk).unfold()), "iterate")
+            vertices = [r for is_vertex, r in chunk if is_vertex]
+            edges = [r for is_vertex, r in chunk if not is_vertex]
+            if vertices and edges:
+                traversal = merge_edges(_merge_vertices(self.g.inject(vertices).unfold()).fold()
+                                        .constant(edges).unfold())
+            elif vertices:
+                traversal = _merge_vertices(self.g.inject(vertices).unfold())
+            else:
+                traversal = merge_edges(self.g.inject(edges).unfold())
+            self.connection.run(traversal, "iterate")
             self.writes += len(chunk)
             self.write_traversals += 1
 

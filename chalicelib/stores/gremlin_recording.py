@@ -24,7 +24,7 @@ from chalicelib.stores.gremlin import GraphConnection, Want
 
 @dataclass(frozen=True)
 class Request:
-    text: str  # Gremlin text with the injected rows shown as `rows`
+    text: str  # Gremlin text with the injected rows shown as `rows` (in inject() and constant())
     rows: int  # rows injected (0 for a request without inject)
     bytes: int  # GraphBinary size of the request message, as the driver would send it
     write: bool
@@ -52,7 +52,7 @@ class RecordingConnection(GraphConnection):
         size = len(self._serializer.serialize_message(str(uuid.uuid4()), message))
         rows = sum(len(step[1]) for step in bytecode.step_instructions if _injects_rows(step))
         shown = Bytecode(bytecode)
-        shown.step_instructions = [["inject", _Rows()] if _injects_rows(step) else step
+        shown.step_instructions = [[step[0], _Rows()] if _injects_rows(step) else step
                                    for step in bytecode.step_instructions]
         return Request(Translator("g").translate(shown), rows, size, write)
 
@@ -78,7 +78,7 @@ class _Rows:
 
 
 def _injects_rows(step: list[Any]) -> bool:
-    return step[0] == "inject" and len(step) == 2 and isinstance(step[1], list)
+    return step[0] in ("inject", "constant") and len(step) == 2 and isinstance(step[1], list)
 
 
 def _rebind(t: Any, g: Any) -> Any:

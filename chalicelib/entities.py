@@ -70,10 +70,16 @@ class EntityBatch:
 _LINKS = tuple((name, label, VERTEX_LABELS[name]) for name, label in RELATIONSHIPS.items())
 
 
-def entities_of(events: Iterable[Transaction]) -> EntityBatch:
-    # plain tuples while collecting (a batch repeats most of its entities), refs once at the end
-    vertices: dict[tuple[str, str], str] = {}
-    spans: dict[tuple[str, str, str, str], tuple[str, str]] = {}
+#: (label, key) -> first seen; (account, label, target label, target key) -> (first, last) seen
+VertexRows = dict[tuple[str, str], str]
+RelationshipRows = dict[tuple[str, str, str, str], tuple[str, str]]
+
+
+def entity_rows(events: Iterable[Transaction]) -> tuple[VertexRows, RelationshipRows]:
+    """`entities_of` as plain tuples, for stores that write rows (building refs costs more than
+    collecting them: a batch repeats most of its entities)."""
+    vertices: VertexRows = {}
+    spans: RelationshipRows = {}
     for event in events:
         seen = iso_ms(event.ts)
         account = event.account_id
@@ -92,6 +98,11 @@ def entities_of(events: Iterable[Transaction]) -> EntityBatch:
                 spans[key] = (seen, seen)
             elif seen < span[0] or seen > span[1]:
                 spans[key] = (min(span[0], seen), max(span[1], seen))
+    return vertices, spans
+
+
+def entities_of(events: Iterable[Transaction]) -> EntityBatch:
+    vertices, spans = entity_rows(events)
     return EntityBatch(
         {VertexRef(label, key): seen for (label, key), seen in vertices.items()},
         {RelationshipRef(account, label, VertexRef(target_label, key)): span

@@ -27,7 +27,9 @@ from chalicelib.entities import (
     Identifier,
     RelationshipRef,
     VertexRef,
+    entity_rows,
 )
+from chalicelib.events import Transaction
 from chalicelib.hits import Hit
 from chalicelib.stores.exceptions import StoreError, TransientStoreError
 from chalicelib.stores.graph_base import EVIDENCE_LIMIT, HIT_PROPERTIES, GraphStore
@@ -104,10 +106,17 @@ class SQLiteGraphStore(GraphStore):
 
     # ----------------------------------------------------------------------- writes
 
+    def write_entities(self, events: Iterable[Transaction]) -> int:
+        vertices, spans = entity_rows(events)
+        return self._write_rows([(*v, first) for v, first in vertices.items()],
+                                [(*ref, *span) for ref, span in spans.items()])
+
     def write_entity_batch(self, batch: EntityBatch) -> int:
-        vertices = [(v.label, v.key, first) for v, first in batch.vertices.items()]
-        relationships = [(ref.account, ref.label, ref.target.label, ref.target.key, first, last)
-                         for ref, (first, last) in batch.relationships.items()]
+        return self._write_rows([(v.label, v.key, first) for v, first in batch.vertices.items()],
+                                [(ref.account, ref.label, ref.target.label, ref.target.key, first, last)
+                                 for ref, (first, last) in batch.relationships.items()])
+
+    def _write_rows(self, vertices: list[tuple[str, ...]], relationships: list[tuple[str, ...]]) -> int:
         with self._errors("writing entities"):
             self._begin()
             self._db.executemany(UPSERT_VERTEX, vertices)

@@ -150,7 +150,8 @@ def test_reads_for_a_batch_are_one_request_per_hop_plus_one_for_hits(tmp_path: P
     local.commit()
     wire = RecordingConnection(inner=local)
     store = GremlinGraphStore(wire, write_form="merge")
-    queries = [ReachQuery(("email", "phone", "device_id"), 1), ReachQuery(("email", "phone", "device_id", "card_id"), 2)]
+    queries = [ReachQuery(("email", "phone", "device_id"), 1),
+               ReachQuery(("email", "phone", "device_id", "card_id"), 2)]
     view = store.neighbourhood({e.account_id for e in events}, queries, "2026-10-31T00:00:00.000Z")
     assert len(view.reach[queries[1]]) == len({e.account_id for e in events})
     assert len(wire.requests) <= 2 + 1

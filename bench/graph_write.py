@@ -17,7 +17,8 @@ default rules.yaml (graph rules included), batches of 1,000 through `Pipeline.pr
     mostly their regular merchants, one event a second: a batch spans 17 minutes, so hourly
     refreshes are due about every fourth batch - a real shard's batch spans about a second).
 
-    .venv/bin/python bench/graph_write.py [--long-days 30] [--skip-gremlite] [--skip-long]
+    .venv/bin/python bench/graph_write.py [--long-days 30] [--repeat 3]
+        [--skip-embedded] [--skip-gremlite] [--skip-neptune] [--skip-long]
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ def run(ruleset: RuleSet, raws: list[RawRecord], directory: Path, graph: GraphSt
     return seconds, graph_seconds[0], hits
 
 
-def embedded(ruleset: RuleSet, raws: list[RawRecord], skip_gremlite: bool) -> None:
+def embedded(ruleset: RuleSet, raws: list[RawRecord], skip_gremlite: bool, repeat: int) -> None:
     print(f"== embedded backends: {len(raws)} events, default rules, batches of {BATCH}")
     rows = []
     backends: list[tuple[str, Callable[[Path], GraphStore | None]]] = [
@@ -134,8 +135,13 @@ def embedded(ruleset: RuleSet, raws: list[RawRecord], skip_gremlite: bool) -> No
     if not skip_gremlite:
         backends.append(("gremlite", lambda d: GremlinGraphStore(GremliteConnection(d / "graph.sqlite"))))
     for name, make in backends:
-        with tempfile.TemporaryDirectory() as tmp:
-            seconds, graph_s, hits = run(ruleset, raws, Path(tmp), make(Path(tmp)))
+        best: tuple[float, float, int] | None = None
+        for _ in range(1 if name == "gremlite" else repeat):  # best of a few: the machine is shared
+            with tempfile.TemporaryDirectory() as tmp:
+                result = run(ruleset, raws, Path(tmp), make(Path(tmp)))
+            best = result if best is None or result[0] < best[0] else best
+        assert best is not None
+        seconds, graph_s, hits = best
         rows.append((name, seconds, graph_s, hits))
         graph_rate = f"({len(raws) / graph_s:7,.0f} events/s)" if graph_s else ""
         print(f"{name:<9} {len(raws) / seconds:8,.0f} events/s  graph phase {graph_s:6.2f}s "
@@ -224,15 +230,18 @@ def main() -> None:
     parser.add_argument("--skip-gremlite", action="store_true")
     parser.add_argument("--skip-long", action="store_true")
     parser.add_argument("--skip-embedded", action="store_true")
+    parser.add_argument("--skip-neptune", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per embedded backend (best is shown)")
     args = parser.parse_args()
     logging.disable(logging.WARNING)  # GRAPH none warns once per batch that macro rules are off
     ruleset = load_rules_file(ROOT / "rules.yaml")
     demo = raw_records(simulate(seed=7, accounts=1000, days=3.0).events)
     if not args.skip_embedded:
-        embedded(ruleset, demo, args.skip_gremlite)
-    print("== Neptune path (requests counted on a recording connection)")
-    neptune(ruleset, "demo", demo)
-    neptune(ruleset, "dense", raw_records(dense_stream(10 * BATCH)))
+        embedded(ruleset, demo, args.skip_gremlite, args.repeat)
+    if not args.skip_neptune:
+        print("== Neptune path (requests counted on a recording connection)")
+        neptune(ruleset, "demo", demo)
+        neptune(ruleset, "dense", raw_records(dense_stream(10 * BATCH)))
     if not args.skip_long:
         history(ruleset, demo, args.long_days)
 

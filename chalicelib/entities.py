@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import NamedTuple
 
 from chalicelib.events import Transaction
@@ -39,6 +39,7 @@ RELATIONSHIPS: dict[str, str] = {
 }
 
 
+@lru_cache(maxsize=1 << 16)  # the same times come back (an event's ts, once per graph rule)
 def iso_ms(ts: datetime) -> str:
     """Fixed-width ISO-8601 UTC with milliseconds ('2026-11-28T16:45:20.133Z'): sorts as it reads,
     so graph stores compare times as text."""

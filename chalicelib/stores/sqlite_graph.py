@@ -108,8 +108,9 @@ class SQLiteGraphStore(GraphStore):
 
     def write_entities(self, events: Iterable[Transaction]) -> int:
         vertices, spans = entity_rows(events)
-        return self._write_rows([(*v, first) for v, first in vertices.items()],
-                                [(*ref, *span) for ref, span in spans.items()])
+        # in key order: neighbouring rows land on the same B-tree pages
+        return self._write_rows(sorted((*v, first) for v, first in vertices.items()),
+                                sorted(ref + span for ref, span in spans.items()))
 
     def write_entity_batch(self, batch: EntityBatch) -> int:
         return self._write_rows([(v.label, v.key, first) for v, first in batch.vertices.items()],

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib.entities import RELATIONSHIPS, VERTEX_LABELS, RelationshipRef, VertexRef, iso_ms
+from chalicelib.entities import RELATIONSHIPS, VERTEX_LABELS, ReachQuery, RelationshipRef, VertexRef, iso_ms
 from chalicelib.events import Transaction
 from chalicelib.hits import EdgeEnd, Hit, HitEdge
 from chalicelib.stores import GraphStore, GremlinGraphStore, GremliteConnection, SQLiteGraphStore
@@ -149,7 +149,8 @@ def test_rollback_forgets_what_was_not_committed(store: GraphStore) -> None:
     assert store.counts()["vertices"] == 2
 
 
-def bfs_model(stream: list[Transaction], via: list[str], seed: str, hops: int) -> dict[str, int]:
+def bfs_model(stream: list[Transaction], via: list[str], seed: str, hops: int,
+              cap: int | None = None) -> dict[str, int]:
     ident_accounts: dict[tuple[str, str], set[str]] = defaultdict(set)
     account_idents: dict[str, set[tuple[str, str]]] = defaultdict(set)
     for e in stream:
@@ -162,6 +163,8 @@ def bfs_model(stream: list[Transaction], via: list[str], seed: str, hops: int) -
         nxt = []
         for account in frontier:
             for ident in account_idents[account]:
+                if cap is not None and len(ident_accounts[ident]) > cap:
+                    continue  # an identifier shared too widely (an office IP) is not followed
                 for other in ident_accounts[ident]:
                     if other not in seen:
                         seen[other] = hop
@@ -217,3 +220,33 @@ def test_account_view_shows_entities_neighbours_and_hits(store: GraphStore) -> N
     assert view["accounts"] == [{"account": "a", "hops": 0}, {"account": "b", "hops": 1}]  # c only shares a merchant
     assert [h["hit_id"] for h in view["hits"]] == ["h1"]
     assert store.account_view("nobody")["found"] is False
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(event_batches(), st.integers(2, 4), st.data())
+@settings(max_examples=20)
+def test_a_batch_neighbourhood_matches_the_model(backend: str, batches: tuple[list[Transaction], list[int]],
+                                                 cap: int, data: st.DataObject) -> None:
+    """Several queries in one walk (with an identifier cap), and the hits of everyone reached."""
+    stream, _ = batches
+    accounts = sorted({e.account_id for e in stream})
+    seeds = data.draw(st.lists(st.sampled_from([*accounts, "stranger"]), min_size=1, max_size=4))
+    hits = [make_hit(f"h{i}", data.draw(st.sampled_from(accounts)), f"2026-11-01T1{i % 10}:00:00.000Z")
+            for i in range(data.draw(st.integers(0, 6)))]
+    queries = [ReachQuery(("email",), 1), ReachQuery(("email", "phone"), 2, cap)]
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_store(backend, Path(tmp))
+        store.write_entities(stream)
+        store.write_hits(hits)
+        store.commit()
+        view = store.neighbourhood(seeds, queries, "2026-11-01T12:00:00.000Z")
+        store.close()
+    reached = set(seeds)
+    for query in queries:
+        for seed in set(seeds):
+            expected = bfs_model(stream, list(query.via), seed, query.max_hops, query.max_accounts_per_identifier)
+            expected = expected if seed in accounts else {}
+            assert view.reach[query][seed].hops == expected
+            reached |= expected.keys()
+    assert [h.hit_id for h in view.hits] == [h.hit_id for h in sorted(hits, key=lambda h: (h.ts, h.hit_id))
+                                             if h.account_id in reached and h.ts > "2026-11-01T12:00:00.000Z"]

@@ -23,13 +23,15 @@ so a batch's walk costs one request per hop.
 
 Writes are remembered per warm container (only after commit): a vertex, relationship or hit
 already written with timestamps that cover the new ones is not sent again. With
-`last_seen_granularity_ms` > 0 a relationship's last_seen is refreshed only when it moved by at
-least that much (the Neptune default: an hour), so a warm batch sends only what is new.
+`last_seen_granularity_ms` > 0 a relationship's last_seen is refreshed only when it moved by a
+threshold between half that and all of it (the Neptune default: an hour), so a warm batch sends
+only what is new and the stored last_seen is never more than the granularity behind.
 """
 
 from __future__ import annotations
 
 import json
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
@@ -165,7 +167,16 @@ class GremlinGraphStore(GraphStore):
         if not known or first < min(k[0] for k in known):
             return False
         known_last = max(k[1] for k in known)
-        return last <= known_last or _ms_apart(known_last, last) < self.last_seen_granularity_ms
+        return last <= known_last or _ms_apart(known_last, last) < self._refresh_after(ref)
+
+    def _refresh_after(self, ref: RelationshipRef) -> int:
+        """How far last_seen may move before it is written again: between half the granularity
+        and all of it, fixed per relationship, so relationships first seen together do not all
+        fall due in the same batch."""
+        granularity = self.last_seen_granularity_ms
+        if granularity <= 0:
+            return 0
+        return granularity - zlib.crc32(relationship_id(ref).encode()) % (granularity // 2 + 1)
 
     def _run_chained(self, items: Sequence[Any], step: Any) -> None:
         for start in range(0, len(items), self.chain):

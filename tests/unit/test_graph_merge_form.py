@@ -186,3 +186,12 @@ def test_a_conflicting_request_is_retried_whole(write_form: str) -> None:
     store.write_entities([Transaction(event_id="e1", ts=START, account_id="a1", amount=5, email="x@y")])
     store.commit()
     assert len(remote.sent) >= 2 and remote.sent[1] is remote.sent[0]
+
+
+def test_last_seen_refreshes_are_spread_between_half_the_granularity_and_all_of_it() -> None:
+    store, _ = merge_store(granularity_ms=3_600_000)
+    refs = list(entities_of(population(300)).relationships)
+    thresholds = [store._refresh_after(ref) for ref in refs]
+    assert all(1_800_000 <= t <= 3_600_000 for t in thresholds)
+    assert max(thresholds) - min(thresholds) > 1_200_000  # spread, not one instant for all
+    assert merge_store(granularity_ms=0)[0]._refresh_after(refs[0]) == 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -250,3 +251,26 @@ def test_a_batch_neighbourhood_matches_the_model(backend: str, batches: tuple[li
             reached |= expected.keys()
     assert [h.hit_id for h in view.hits] == [h.hit_id for h in sorted(hits, key=lambda h: (h.ts, h.hit_id))
                                              if h.account_id in reached and h.ts > "2026-11-01T12:00:00.000Z"]
+
+
+def test_with_a_granularity_last_seen_is_never_more_than_that_behind(tmp_path: Path) -> None:
+    """Neptune's setting, on gremlite: first_seen exact, last_seen at most the granularity behind."""
+    granularity = 3_600_000
+    store = GremlinGraphStore(GremliteConnection(tmp_path / "g.sqlite"), last_seen_granularity_ms=granularity)
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    stream = [Transaction(event_id=f"e{i}", ts=start + timedelta(minutes=7 * i), account_id=f"a{i % 3}", amount=1,
+                          email=f"u{i % 2}@x") for i in range(60)]
+    for batch in split(stream, list(range(5, 60, 5))):
+        store.write_entities(batch)
+        store.commit()
+    stored = store.relationship_times()
+    _, expected = model_of(stream)
+    assert stored.keys() == expected.keys()
+    lags = []
+    for ref, (first, last) in expected.items():
+        assert stored[ref][0] == first
+        lag = datetime.fromisoformat(last) - datetime.fromisoformat(stored[ref][1])
+        assert timedelta(0) <= lag <= timedelta(milliseconds=granularity)
+        lags.append(lag)
+    assert max(lags) > timedelta(0)  # the granularity did save writes
+    store.close()

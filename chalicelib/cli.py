@@ -32,13 +32,15 @@ from chalicelib.kinesis import (
 )
 from chalicelib.pipeline import Pipeline
 from chalicelib.rules import RulesError, RuleSet, StaticRulesSource, load_rules_file
+from chalicelib.settings import Settings
 from chalicelib.stores import (
     DeadLetterSink,
     GraphStore,
-    GremliteConnection,
     JsonLinesDeadLetterSink,
     JsonLinesHitSink,
     SQLiteTimeSeriesStore,
+    build_graph_store,
+    open_embedded_graph,
 )
 from chalicelib.stores.jsonl import JsonLinesFile
 
@@ -68,8 +70,16 @@ def embedded_pipeline(ruleset: RuleSet, data_dir: Path, hits_path: Path,
         SQLiteTimeSeriesStore(data_dir / "timeseries.sqlite"),
         JsonLinesHitSink(hits_path),
         JsonLinesDeadLetterSink(dead_letters_path or data_dir / "dead-letters.jsonl"),
-        graph=GraphStore(GremliteConnection(data_dir / "graph.sqlite")),
+        graph=build_graph_store(Settings(data_dir=data_dir, graph_backend=embedded_graph_backend())),
     )
+
+
+def embedded_graph_backend() -> Any:
+    """The embedded graph for local runs: GRAPH_BACKEND if it names one (sqlite, gremlite), else sqlite."""
+    import os
+
+    backend = os.environ.get("GRAPH_BACKEND", "sqlite")
+    return backend if backend in ("sqlite", "gremlite") else "sqlite"
 
 
 Deliver = Callable[[dict[str, Any]], dict[str, Any]]
@@ -442,7 +452,7 @@ def embedded_handler(rules: Path, data_dir: Path) -> Iterator[Deliver]:
     import app as chalice_app
 
     saved = {k: os.environ.get(k) for k in ("DATA_DIR", "RULES_FILE", "GRAPH_BACKEND", "TIMESERIES_BACKEND")}
-    os.environ.update(DATA_DIR=str(data_dir), RULES_FILE=str(rules.resolve()), GRAPH_BACKEND="gremlite",
+    os.environ.update(DATA_DIR=str(data_dir), RULES_FILE=str(rules.resolve()), GRAPH_BACKEND=embedded_graph_backend(),
                       TIMESERIES_BACKEND="sqlite")
     chalice_app.reset_pipeline()
     try:
@@ -481,7 +491,8 @@ def simulate_and_run(*, rules: Path, seed: int, accounts: int, days: float, batc
 
     data_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("timeseries.sqlite", "timeseries.sqlite-wal", "timeseries.sqlite-shm", "graph.sqlite",
-                  "graph.sqlite-wal", "graph.sqlite-shm", "hits.jsonl", "dead-letters.jsonl"):
+                  "graph.sqlite-wal", "graph.sqlite-shm", "entity-graph.sqlite", "entity-graph.sqlite-wal",
+                  "entity-graph.sqlite-shm", "hits.jsonl", "dead-letters.jsonl"):
         (data_dir / stale).unlink(missing_ok=True)
     stream = simulate(seed=seed, accounts=accounts, days=days)
     stream.write(data_dir / "events.jsonl", data_dir / "labels.json")
@@ -635,11 +646,12 @@ def cmd_kinesis_poll(args: argparse.Namespace) -> int:
 
 
 def open_graph(data_dir: Path) -> GraphStore:
-    path = data_dir / "graph.sqlite"
-    if not path.exists():
-        raise SystemExit(f"error: no graph at {path}: run `replay --data-dir {data_dir}` or `demo` first, "
-                         "or point --data-dir at the directory that holds graph.sqlite")
-    return GraphStore(GremliteConnection(path))
+    graph = open_embedded_graph(data_dir)
+    if graph is None:
+        raise SystemExit(f"error: no graph in {data_dir} (entity-graph.sqlite or graph.sqlite): run "
+                         f"`replay --data-dir {data_dir}` or `demo` first, or point --data-dir at the directory "
+                         "that holds it")
+    return graph
 
 
 def cmd_graph_account(args: argparse.Namespace) -> int:
@@ -827,8 +839,8 @@ def build_parser() -> argparse.ArgumentParser:
             sub.set_defaults(func=cmd_kinesis_poll)
 
     graph = commands.add_parser("graph", help="investigate the entity graph",
-                                description="Investigate the entity graph the pipeline wrote (gremlite "
-                                            "file graph.sqlite under --data-dir).")
+                                description="Investigate the entity graph the pipeline wrote under --data-dir "
+                                            "(entity-graph.sqlite, or gremlite's graph.sqlite).")
     graph_commands = graph.add_subparsers(dest="graph_command", required=True, metavar="SUBCOMMAND")
     account = graph_commands.add_parser("account", help="an account's neighbourhood and its hits",
                                         description="Show an account's entities, the accounts that share "
@@ -836,7 +848,7 @@ def build_parser() -> argparse.ArgumentParser:
     account.add_argument("account", help="the account id")
     account.add_argument("--hops", type=_positive, default=1, help="account-to-account hops (default 1)")
     account.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    account.add_argument("--data-dir", type=Path, default=Path(".data"), help="directory with graph.sqlite")
+    account.add_argument("--data-dir", type=Path, default=Path(".data"), help="directory with the embedded graph")
     account.set_defaults(func=cmd_graph_account)
     rings = graph_commands.add_parser("rings", help="groups of accounts linked by shared identifiers",
                                       description="List groups of accounts linked through shared identifiers, "
@@ -848,7 +860,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="ignore identifiers shared by more accounts than this (offices, carriers)")
     rings.add_argument("--limit", type=_positive, default=20, help="rings to show (default 20)")
     rings.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    rings.add_argument("--data-dir", type=Path, default=Path(".data"), help="directory with graph.sqlite")
+    rings.add_argument("--data-dir", type=Path, default=Path(".data"), help="directory with the embedded graph")
     rings.set_defaults(func=cmd_graph_rings)
     add_commands(commands)  # backtest, explain
     return parser

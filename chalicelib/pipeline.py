@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.entities import GraphView, HitRef
+from chalicelib.entities import HitRef
 from chalicelib.events import (
     PoisonRecord,
     RawRecord,
@@ -28,10 +28,11 @@ from chalicelib.events import (
 )
 from chalicelib.hits import Hit
 from chalicelib.rules import FileRulesSource, RuleSet, RulesSource
-from chalicelib.rules.engine import GraphRequest, evaluate, evaluate_graph, graph_request, history_requests
+from chalicelib.rules.engine import evaluate, evaluate_graph, graph_request, history_requests
 from chalicelib.settings import Settings
 from chalicelib.stores import (
     DeadLetterSink,
+    GraphStore,
     HitSink,
     JsonLinesDeadLetterSink,
     JsonLinesHitSink,
@@ -40,7 +41,6 @@ from chalicelib.stores import (
     build_graph_store,
     build_timeseries_store,
 )
-from chalicelib.stores.graph import GraphStore
 
 log = logging.getLogger(__name__)
 
@@ -158,34 +158,28 @@ class Pipeline:
     def _graph_phase(self, ruleset: RuleSet, pending: list[StoredEvent], micro_hits: list[Hit],
                      rule_errors: Counter[str]) -> list[Hit]:
         """Write the batch's entities, judge the macro rules on the graph, write every hit as an
-        edge, commit. Returns all hits of the batch in arrival order, then rule order."""
+        edge, commit. Returns all hits of the batch in arrival order, then rule order. Anything
+        that stops the phase rolls the graph's batch back (it is written again on redelivery)."""
         assert self.graph is not None
-        self.graph.write_entities(p.event for p in pending)
-        hits = list(micro_hits)
-        request = graph_request(ruleset, pending, errors=rule_errors)
-        if request is not None:
-            view = self._graph_view(request, micro_hits)
-            phase_one = evaluate_graph(ruleset, pending, view, 1, errors=rule_errors)
-            view = view.with_hits(HitRef.of(h) for h in phase_one)
-            hits += phase_one + evaluate_graph(ruleset, pending, view, 2, errors=rule_errors)
-            seq = {p.event.event_id: p.seq for p in pending}
-            order = {r.id: i for i, r in enumerate(ruleset.rules)}
-            hits.sort(key=lambda h: (seq[h.event_id], order[h.rule_id]))
-        self.graph.write_hits(hits)
-        self.graph.commit()
+        try:
+            self.graph.write_entities(p.event for p in pending)
+            hits = list(micro_hits)
+            request = graph_request(ruleset, pending, errors=rule_errors)
+            if request is not None:
+                view = self.graph.neighbourhood(request.accounts, request.reach, request.hits_since)
+                view = view.with_hits(HitRef.of(h) for h in micro_hits)
+                phase_one = evaluate_graph(ruleset, pending, view, 1, errors=rule_errors)
+                view = view.with_hits(HitRef.of(h) for h in phase_one)
+                hits += phase_one + evaluate_graph(ruleset, pending, view, 2, errors=rule_errors)
+                seq = {p.event.event_id: p.seq for p in pending}
+                order = {r.id: i for i, r in enumerate(ruleset.rules)}
+                hits.sort(key=lambda h: (seq[h.event_id], order[h.rule_id]))
+            self.graph.write_hits(hits)
+            self.graph.commit()
+        except BaseException:
+            self.graph.rollback()
+            raise
         return hits
-
-    def _graph_view(self, request: GraphRequest, micro_hits: list[Hit]) -> GraphView:
-        assert self.graph is not None
-        reach = self.graph.reach_many(request.accounts, request.reach)
-        found: list[HitRef] = []
-        if request.hits_since is not None:
-            involved = set(request.accounts)
-            for per_seed in reach.values():
-                for seed_reach in per_seed.values():
-                    involved.update(seed_reach.hops)
-            found = self.graph.hits_for_accounts(involved, request.hits_since)
-        return GraphView(reach, found).with_hits(HitRef.of(h) for h in micro_hits)
 
     @staticmethod
     def _failed(report: BatchReport, first_unfinished: RawRecord | PoisonRecord, exc: Exception) -> BatchReport:
@@ -203,7 +197,7 @@ class Pipeline:
 
 def build_pipeline(settings: Settings) -> Pipeline:
     """The pipeline the settings describe: embedded by default (rules file, SQLite time series,
-    gremlite graph, JSON-lines hit and dead-letter sinks); in AWS rules from S3 (falling back to the
+    SQLite graph tables, JSON-lines hit and dead-letter sinks); in AWS rules from S3 (falling back to the
     packaged rules.yaml while S3 cannot be read), Timestream, Neptune, SQS and hits in the log."""
     rules: RulesSource
     if settings.rules_s3_uri:

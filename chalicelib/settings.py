@@ -16,8 +16,12 @@
 | INFLUXDB_CA_BUNDLE    |                                  | PEM file to trust instead of system CAs   |
 | RULES_S3_URI          |                                  | s3://bucket/key: rules from S3 (ETag)     |
 | DEAD_LETTER_QUEUE_URL |                                  | SQS queue for poison records              |
-| GRAPH_BACKEND         | gremlite                         | gremlite (embedded), neptune, none        |
+| GRAPH_BACKEND         | sqlite                           | sqlite, gremlite (embedded), neptune, none|
 | NEPTUNE_ENDPOINT      |                                  | Neptune cluster endpoint host name        |
+| NEPTUNE_WRITE_FORM    | merge                            | merge (mergeV/mergeE, engine 1.2.1.0+) or |
+|                       |                                  | coalesce (engines without merge steps)    |
+| NEPTUNE_LAST_SEEN_GRANULARITY_SECONDS | 3600             | refresh a relationship's last_seen when it|
+|                       |                                  | moved at least this much (0: always)      |
 | NEPTUNE_PORT          | 8182                             |                                           |
 | NEPTUNE_IAM_AUTH      | true                             | sign the connection with SigV4            |
 | MAX_RECORD_BYTES      | 32768                            | larger records are dead-lettered          |
@@ -43,8 +47,10 @@ PROJECT_DIR = PACKAGE_DIR.parent
 
 TimeSeriesBackend = Literal["sqlite", "timestream", "influxdb"]
 TIMESERIES_BACKENDS: tuple[TimeSeriesBackend, ...] = ("sqlite", "timestream", "influxdb")
-GraphBackend = Literal["gremlite", "neptune", "none"]
-GRAPH_BACKENDS: tuple[GraphBackend, ...] = ("gremlite", "neptune", "none")
+GraphBackend = Literal["sqlite", "gremlite", "neptune", "none"]
+GRAPH_BACKENDS: tuple[GraphBackend, ...] = ("sqlite", "gremlite", "neptune", "none")
+NeptuneWriteForm = Literal["merge", "coalesce"]
+NEPTUNE_WRITE_FORMS: tuple[NeptuneWriteForm, ...] = ("merge", "coalesce")
 
 
 class SettingsError(ValueError):
@@ -67,8 +73,10 @@ class Settings:
     timeseries_backend: TimeSeriesBackend = "sqlite"
     max_record_bytes: int = 32 * 1024
     log_level: str = "INFO"
-    graph_backend: GraphBackend = "gremlite"
+    graph_backend: GraphBackend = "sqlite"
     neptune_endpoint: str = ""
+    neptune_write_form: NeptuneWriteForm = "merge"
+    neptune_last_seen_granularity_s: float = 3600.0
     neptune_port: int = 8182
     neptune_iam_auth: bool = True
     aws_region: str = "us-east-1"
@@ -87,7 +95,13 @@ class Settings:
 
     @property
     def graph_path(self) -> Path:
+        """The gremlite graph file (GRAPH_BACKEND=gremlite)."""
         return self.data_dir / "graph.sqlite"
+
+    @property
+    def sqlite_graph_path(self) -> Path:
+        """The embedded default graph's tables (GRAPH_BACKEND=sqlite)."""
+        return self.data_dir / "entity-graph.sqlite"
 
     @property
     def timeseries_path(self) -> Path:
@@ -112,12 +126,18 @@ class Settings:
             raise SettingsError(
                 f"TIMESERIES_BACKEND={backend!r} is not known: use one of {', '.join(TIMESERIES_BACKENDS)}"
             )
-        graph = env.get("GRAPH_BACKEND", "gremlite")
+        graph = env.get("GRAPH_BACKEND", "sqlite")
         if graph not in GRAPH_BACKENDS:
             raise SettingsError(f"GRAPH_BACKEND={graph!r} is not known: use one of {', '.join(GRAPH_BACKENDS)}")
+        write_form = env.get("NEPTUNE_WRITE_FORM", "merge")
+        if write_form not in NEPTUNE_WRITE_FORMS:
+            raise SettingsError(f"NEPTUNE_WRITE_FORM={write_form!r} is not known: use one of "
+                                f"{', '.join(NEPTUNE_WRITE_FORMS)}")
         return cls(
             graph_backend=graph,  # type: ignore[arg-type]
             neptune_endpoint=env.get("NEPTUNE_ENDPOINT", ""),
+            neptune_write_form=write_form,  # type: ignore[arg-type]
+            neptune_last_seen_granularity_s=_number(env, "NEPTUNE_LAST_SEEN_GRANULARITY_SECONDS", 3600.0),
             neptune_port=int(_number(env, "NEPTUNE_PORT", 8182)),
             neptune_iam_auth=env.get("NEPTUNE_IAM_AUTH", "true").lower() not in ("0", "false", "no"),
             aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",

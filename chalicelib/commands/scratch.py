@@ -16,10 +16,9 @@ from chalicelib.kinesis import FileItem, RefusedLine, StreamRecord, kinesis_even
 from chalicelib.pipeline import BatchReport, Pipeline
 from chalicelib.rules import RuleSet, StaticRulesSource
 from chalicelib.stores import (
-    GraphStore,
-    GremliteConnection,
     JsonLinesDeadLetterSink,
     JsonLinesHitSink,
+    SQLiteGraphStore,
     SQLiteTimeSeriesStore,
 )
 
@@ -34,7 +33,7 @@ class ScratchRun:
         self.pipeline = Pipeline(
             StaticRulesSource(ruleset), SQLiteTimeSeriesStore(":memory:"),
             JsonLinesHitSink(directory / "hits.jsonl"), JsonLinesDeadLetterSink(directory / "dead-letters.jsonl"),
-            graph=GraphStore(GremliteConnection(":memory:")) if graph else None)
+            graph=SQLiteGraphStore(":memory:") if graph else None)
         self.hits: list[Hit] = []
         self.poison: list[str] = []
 

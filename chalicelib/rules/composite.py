@@ -58,11 +58,11 @@ class CompositeRule(GraphRule[CompositeConfig]):
         cfg = self.config
         contributing: dict[str, list[str]] = {}
         if cfg.scope == "event":
-            relevant = [h for h in view.hits if h.event_id == event.event_id]
+            relevant = view.hits_by_event.get(event.event_id, [])
         else:
             assert cfg.window is not None
             since, until = iso_ms(event.ts - cfg.window), iso_ms(event.ts)
-            relevant = [h for h in view.hits if h.account_id == event.account_id and since < h.ts <= until]
+            relevant = [h for h in view.hits_by_account.get(event.account_id, ()) if since < h.ts <= until]
         for hit in relevant:
             if hit.rule_id in cfg.rules and (hit.mode == "enforce" or cfg.include_shadow):
                 contributing.setdefault(hit.rule_id, []).append(hit.hit_id)

@@ -218,8 +218,9 @@ def evaluate_graph(ruleset: RuleSet, judged: Sequence[StoredEvent], view: GraphV
                    *, errors: Counter[str] | None = None) -> list[Hit]:
     """Hits of the graph rules of one phase, per judged event (in arrival order)."""
     found = []
+    rules = ruleset.graph_rules(phase)
     for stored in sorted(judged, key=lambda s: s.seq):
-        for rule in ruleset.graph_rules(phase):
+        for rule in rules:
             if rule.id in ruleset.quarantined:
                 continue
             try:  # the per-rule boundary, as in `evaluate`

@@ -61,11 +61,13 @@ class NearFlaggedRule(GraphRule[NearFlaggedConfig]):
             return None
         since, until = iso_ms(event.ts - self.config.window), iso_ms(event.ts)
         flagged: dict[str, list[str]] = {}
-        for hit in view.hits:
-            hops = reach.hops.get(hit.account_id)
-            if (hops and hit.mode == "enforce" and since < hit.ts <= until
-                    and self.counts(hit.rule_id, hit.kind)):
-                flagged.setdefault(hit.account_id, []).append(hit.rule_id)
+        by_account = view.hits_by_account
+        for account in reach.hops.keys() & by_account.keys():
+            if not reach.hops[account]:
+                continue  # the account itself
+            for hit in by_account[account]:
+                if hit.mode == "enforce" and since < hit.ts <= until and self.counts(hit.rule_id, hit.kind):
+                    flagged.setdefault(account, []).append(hit.rule_id)
         if len(flagged) <= self.config.threshold:
             return None
         nearest = sorted(flagged, key=lambda a: (reach.hops[a], a))

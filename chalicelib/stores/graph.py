@@ -1,26 +1,44 @@
-"""The GraphStore: entity upserts, hit edges, and the queries macro rules and investigators need.
+"""The Gremlin GraphStore: the graph as gremlinpython traversals on gremlite (embedded) or Neptune.
 
-Written once as gremlinpython traversals; a `GraphConnection` runs them on gremlite (embedded) or
-Neptune. Only steps both engines support are used: property-keyed `fold().coalesce(unfold(),
-addV())` upserts (no mergeV/mergeE, no custom ids), no dedup/groupCount/sum/is/range - that work
-is done in Python. Edge ends are named by step labels (`as_` + `to`), which gremlite requires.
+Two write forms, chosen by `write_form`:
 
-Writes are idempotent (upsert by natural key / hit_id) and deduplicated per batch and per warm
-container: what this container has written is remembered, so a vertex or relationship costs one
-upsert per container lifetime, not one per event. The memory is only updated on commit.
+* `merge` (Neptune engine 1.2.1.0+, TinkerPop 3.6.2+): rows are sent as data, ~200 per request,
+  through `inject(rows).unfold().mergeV()/mergeE()`, so a batch costs a handful of requests.
+  Vertices and edges get natural-key ids (`Label:key`; a relationship's id is the JSON of its
+  four parts; a hit edge's is `hit:<hit_id>`), which makes every write an idempotent match-or-create
+  on the id, and makes two concurrent creators of one element collide (Neptune answers one with
+  ConcurrentModificationException; the whole request is retried) instead of duplicating it.
+  The min/max timestamp rule runs after the merge, inside the same request, from the row:
+
+      .sideEffect(where(gt('first')).by('first_seen').by().property('first_seen', select('first')))
+      .sideEffect(where(lt('last')).by('last_seen').by().property('last_seen', select('last')))
+
+* `coalesce` (gremlite, or a Gremlin engine without the merge steps): property-keyed
+  `fold().coalesce(unfold(), addV())` upserts, a few chained per request, then the same min/max
+  side effects with constants (`has('first_seen', gt(first)).property('first_seen', first)`).
+
+Only steps both gremlite and Neptune support are used on the read side: `has(... within)`,
+`project`, `fold`; dedup/grouping is done in Python. Reads take one request per 1,000 accounts,
+so a batch's walk costs one request per hop.
+
+Writes are remembered per warm container (only after commit): a vertex, relationship or hit
+already written with timestamps that cover the new ones is not sent again. With
+`last_seen_granularity_ms` > 0 a relationship's last_seen is refreshed only when it moved by a
+threshold between half that and all of it (the Neptune default: an hour), so a warm batch sends
+only what is new and the stored last_seen is never more than the granularity behind.
 """
 
 from __future__ import annotations
 
 import json
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from gremlin_python.process.graph_traversal import GraphTraversal, __
-from gremlin_python.process.traversal import P
+from gremlin_python.process.traversal import Cardinality, Direction, Merge, P, T
 
 from chalicelib.entities import (
     RELATIONSHIPS,
@@ -28,47 +46,46 @@ from chalicelib.entities import (
     EntityBatch,
     HitRef,
     Identifier,
-    Reach,
-    ReachQuery,
     RelationshipRef,
     VertexRef,
-    entities_of,
 )
-from chalicelib.events import Transaction
 from chalicelib.hits import Hit
+from chalicelib.stores.graph_base import EVIDENCE_LIMIT, HIT_PROPERTIES, GraphStore, Ring
 from chalicelib.stores.gremlin import GraphConnection
 
-FIELD_OF_LABEL = {label: name for name, label in VERTEX_LABELS.items()}
+WriteForm = Literal["merge", "coalesce"]
+WRITE_FORMS: tuple[WriteForm, ...] = ("merge", "coalesce")
 
 KEY = "key"  # the vertex property holding the natural id
-CHAIN = 5  # upserts chained per traversal: fewer Neptune round trips; gremlite is fastest at ~5 (bench)
-WITHIN = 200  # values per P.within
-LAST_SEEN_GRANULARITY_MS = 3_600_000  # refresh an edge's last_seen at most hourly
+CHAIN = 5  # coalesce upserts chained per traversal: gremlite is fastest at ~5 (bench)
+MERGE_ROWS = 200  # rows per mergeV/mergeE request (Neptune's guidance: ~100-200 records per request)
+READ_CHUNK = 1000  # account keys per read request (one request per hop for a 1,000-event batch)
 MEMO_LIMIT = 500_000  # remembered writes per container before the memory starts afresh
-EVIDENCE_LIMIT = 4000  # characters of JSON evidence kept on a hit edge
-HIT_PROPERTIES = ("hit_id", "rule_id", "kind", "mode", "severity", "event_id", "account_id", "ts",
-                  "value", "threshold", "ruleset_version")
+NEPTUNE_LAST_SEEN_GRANULARITY_MS = 3_600_000
 
 
-@dataclass
-class Ring:
-    accounts: list[str]
-    identifiers: list[Identifier]
+class GremlinGraphStore(GraphStore):
+    backend = "gremlin"
 
-
-class GraphStore:
-    def __init__(self, connection: GraphConnection, chain: int = CHAIN) -> None:
+    def __init__(self, connection: GraphConnection, *, write_form: WriteForm = "coalesce", chain: int = CHAIN,
+                 merge_rows: int = MERGE_ROWS, last_seen_granularity_ms: int = 0) -> None:
+        if write_form not in WRITE_FORMS:
+            raise ValueError(f"write_form must be one of {WRITE_FORMS}, not {write_form!r}")
         self.connection = connection
+        self.write_form = write_form
         self.chain = chain
-        self._vertices: set[VertexRef] = set()
-        self._relationships: dict[RelationshipRef, str] = {}  # -> last_seen written
+        self.merge_rows = merge_rows
+        self.last_seen_granularity_ms = last_seen_granularity_ms
+        # committed: what the graph is known to hold at least (first_seen upper bound, last_seen lower bound)
+        self._vertices: dict[VertexRef, str] = {}
+        self._relationships: dict[RelationshipRef, tuple[str, str]] = {}
         self._hits: set[str] = set()
-        # written in the open transaction; remembered for good on commit, forgotten on rollback
-        self._staged_vertices: set[VertexRef] = set()
-        self._staged_relationships: dict[RelationshipRef, str] = {}
+        # written in the open batch; remembered for good on commit, forgotten on rollback
+        self._staged_vertices: dict[VertexRef, str] = {}
+        self._staged_relationships: dict[RelationshipRef, tuple[str, str]] = {}
         self._staged_hits: set[str] = set()
-        self.writes = 0  # upserts sent (for reports and benchmarks)
-        self.write_traversals = 0  # round trips those took
+        self.writes = 0  # elements sent (for reports and benchmarks)
+        self.write_traversals = 0  # write requests those took
 
     @property
     def g(self) -> Any:
@@ -76,35 +93,42 @@ class GraphStore:
 
     # ----------------------------------------------------------------------- writes
 
-    def write_entities(self, events: Iterable[Transaction]) -> int:
-        """Upsert the vertices and relationships the events imply; return how many were sent."""
-        return self.write_entity_batch(entities_of(events))
-
     def write_entity_batch(self, batch: EntityBatch) -> int:
-        vertices = sorted(v for v in batch.vertices if v not in self._vertices and v not in self._staged_vertices)
-        self._run_chained(vertices, lambda t, v: _upsert_vertex(t, v, batch.vertices[v]))
-        self._staged_vertices.update(vertices)
-
-        new, stale = [], []
-        for ref, (first, last) in sorted(batch.relationships.items()):
-            written = self._staged_relationships.get(ref) or self._relationships.get(ref)
-            if written is None:
-                new.append((ref, first, last))
-            elif _ms_apart(written, last) >= LAST_SEEN_GRANULARITY_MS:
-                stale.append((ref, first, last))
-        self._run_chained(new, lambda t, item, i: _upsert_relationship(t, item, f"r{i}"), numbered=True)
-        self._run_chained(stale, lambda t, item: _refresh_last_seen(t, item))
-        self._staged_relationships.update((ref, last) for ref, _, last in [*new, *stale])
-        return len(vertices) + len(new) + len(stale)
+        self.connection.begin()
+        vertices = sorted((v, first) for v, first in batch.vertices.items() if not self._vertex_known(v, first))
+        relationships = sorted((ref, first, last) for ref, (first, last) in batch.relationships.items()
+                               if not self._relationship_known(ref, first, last))
+        if self.write_form == "merge":
+            self._send_packed([_vertex_row(v, first) for v, first in vertices],
+                              [_relationship_row(*item) for item in relationships], _merge_relationships)
+        else:
+            self._run_chained(vertices, lambda t, item, _: _upsert_vertex(t, *item))
+            self._run_chained(relationships, lambda t, item, i: _upsert_relationship(t, item, f"r{i}"))
+        for v, first in vertices:
+            self._staged_vertices[v] = min(first, self._staged_vertices.get(v, first))
+        for ref, first, last in relationships:
+            staged_first, staged_last = self._staged_relationships.get(ref, (first, last))
+            self._staged_relationships[ref] = (min(first, staged_first), max(last, staged_last))
+        return len(vertices) + len(relationships)
 
     def write_hits(self, hits: Sequence[Hit]) -> int:
-        """One labelled edge per hit, from its `edge.from` entity to its `edge.to` entity."""
         fresh = [h for h in {h.hit_id: h for h in hits}.values()
                  if h.hit_id not in self._hits and h.hit_id not in self._staged_hits]
-        ends = {VertexRef(VERTEX_LABELS[end.field], end.value): h.ts
-                for h in fresh for end in (h.edge.from_, h.edge.to)}
-        self.write_entity_batch(EntityBatch(vertices=ends))
-        self._run_chained(fresh, lambda t, hit, i: _upsert_hit(t, hit, f"h{i}"), numbered=True)
+        ends: dict[VertexRef, str] = {}
+        for hit in fresh:
+            for end in (hit.edge.from_, hit.edge.to):
+                ref = VertexRef(VERTEX_LABELS[end.field], end.value)
+                ends[ref] = min(hit.ts, ends.get(ref, hit.ts))
+        if self.write_form == "merge":
+            new_ends = sorted((v, first) for v, first in ends.items() if not self._vertex_known(v, first))
+            self.connection.begin()
+            self._send_packed([_vertex_row(v, first) for v, first in new_ends], [_hit_row(h) for h in fresh],
+                              _merge_hits)
+            for v, first in new_ends:
+                self._staged_vertices[v] = min(first, self._staged_vertices.get(v, first))
+        else:
+            self.write_entity_batch(EntityBatch(vertices=ends))
+            self._run_chained(fresh, lambda t, hit, i: _upsert_hit(t, hit, f"h{i}"))
         self._staged_hits.update(h.hit_id for h in fresh)
         return len(fresh)
 
@@ -114,9 +138,11 @@ class GraphStore:
             self._vertices.clear()
             self._relationships.clear()
             self._hits.clear()
-        self._vertices |= self._staged_vertices
-        for ref, last in self._staged_relationships.items():
-            self._relationships[ref] = max(last, self._relationships.get(ref, last))
+        for v, first in self._staged_vertices.items():
+            self._vertices[v] = min(first, self._vertices.get(v, first))
+        for ref, (first, last) in self._staged_relationships.items():
+            known_first, known_last = self._relationships.get(ref, (first, last))
+            self._relationships[ref] = (min(first, known_first), max(last, known_last))
         self._hits |= self._staged_hits
         self._forget_staged()
 
@@ -132,23 +158,61 @@ class GraphStore:
     def close(self) -> None:
         self.connection.close()
 
-    def _run_chained(self, items: Sequence[Any], step: Any, numbered: bool = False) -> None:
+    def _vertex_known(self, vertex: VertexRef, first: str) -> bool:
+        known = [f for f in (self._staged_vertices.get(vertex), self._vertices.get(vertex)) if f is not None]
+        return bool(known) and min(known) <= first
+
+    def _relationship_known(self, ref: RelationshipRef, first: str, last: str) -> bool:
+        known = [k for k in (self._staged_relationships.get(ref), self._relationships.get(ref)) if k is not None]
+        if not known or first < min(k[0] for k in known):
+            return False
+        known_last = max(k[1] for k in known)
+        return last <= known_last or _ms_apart(known_last, last) < self._refresh_after(ref)
+
+    def _refresh_after(self, ref: RelationshipRef) -> int:
+        """How far last_seen may move before it is written again: between half the granularity
+        and all of it, fixed per relationship, so relationships first seen together do not all
+        fall due in the same batch."""
+        granularity = self.last_seen_granularity_ms
+        if granularity <= 0:
+            return 0
+        return granularity - zlib.crc32(relationship_id(ref).encode()) % (granularity // 2 + 1)
+
+    def _run_chained(self, items: Sequence[Any], step: Any) -> None:
         for start in range(0, len(items), self.chain):
             traversal: Any = self.g
             for i, item in enumerate(items[start:start + self.chain]):
-                traversal = step(traversal, item, i) if numbered else step(traversal, item)
+                traversal = step(traversal, item, i)
             self.connection.run(traversal, "iterate")
             self.writes += min(self.chain, len(items) - start)
             self.write_traversals += 1
 
-    # ----------------------------------------------------------------------- queries
+    def _send_packed(self, vertex_rows: list[dict[str, Any]], edge_rows: list[dict[str, Any]],
+                     merge_edges: Any) -> None:
+        """Vertices, then edges, `merge_rows` rows per request: a request holding both merges its
+        vertices, then (after the `fold()` barrier) its edges, so an edge's ends always exist."""
+        rows = [(True, r) for r in vertex_rows] + [(False, r) for r in edge_rows]
+        for start in range(0, len(rows), self.merge_rows):
+            chunk = rows[start:start + self.merge_rows]
+            vertices = [r for is_vertex, r in chunk if is_vertex]
+            edges = [r for is_vertex, r in chunk if not is_vertex]
+            if vertices and edges:
+                traversal = merge_edges(_merge_vertices(self.g.inject(vertices).unfold()).fold()
+                                        .constant(edges).unfold())
+            elif vertices:
+                traversal = _merge_vertices(self.g.inject(vertices).unfold())
+            else:
+                traversal = merge_edges(self.g.inject(edges).unfold())
+            self.connection.run(traversal, "iterate")
+            self.writes += len(chunk)
+            self.write_traversals += 1
+
+    # ----------------------------------------------------------------------- reads
 
     def identifiers_of(self, accounts: Iterable[str], via: Sequence[str]) -> dict[str, list[Identifier]]:
-        """For each account: the identifiers (of the `via` fields) it has, with every account
-        that shares each. One traversal per WITHIN accounts."""
         labels = [RELATIONSHIPS[name] for name in via]
         out: dict[str, list[Identifier]] = {}
-        for chunk in _chunks(sorted(set(accounts)), WITHIN):
+        for chunk in _chunks(sorted(set(accounts)), READ_CHUNK):
             rows = self.connection.run(
                 self.g.V().has("Account", KEY, P.within(*chunk)).project("a", "ids").by(KEY).by(
                     __.out(*labels).project("l", "k", "accts").by(__.label()).by(KEY)
@@ -158,34 +222,10 @@ class GraphStore:
                 out[row["a"]] = [Identifier(i["l"], i["k"], tuple(sorted(set(i["accts"])))) for i in row["ids"]]
         return out
 
-    def reach(self, seeds: Iterable[str], via: Sequence[str], max_hops: int,
-              max_accounts_per_identifier: int | None = None) -> dict[str, Reach]:
-        """Breadth-first through shared identifiers, level by level for all seeds at once: at most
-        `max_hops` rounds of traversals per call, however many seeds. Identifiers shared by more
-        than `max_accounts_per_identifier` accounts (offices, carriers) are not followed."""
-        return self.reach_many(seeds, [ReachQuery(tuple(via), max_hops, max_accounts_per_identifier)])[
-            ReachQuery(tuple(via), max_hops, max_accounts_per_identifier)]
-
-    def reach_many(self, seeds: Iterable[str], queries: Sequence[ReachQuery]) -> dict[ReachQuery, dict[str, Reach]]:
-        """`reach` for several queries with one shared walk over the union of their `via` fields
-        and their deepest hop count, so a batch costs max(max_hops) rounds of traversals."""
-        seeds = sorted(set(seeds))
-        if not queries:
-            return {}
-        via = list(dict.fromkeys(f for q in queries for f in q.via))
-        adjacency: dict[str, list[Identifier]] = {}
-        frontier = set(seeds)
-        for _ in range(max(q.max_hops for q in queries)):
-            adjacency.update(self.identifiers_of(frontier - adjacency.keys(), via))
-            frontier = {a for acct in frontier for ident in adjacency.get(acct, ())
-                        if any(_followed(ident, q) for q in queries) for a in ident.accounts} - adjacency.keys()
-        return {q: {seed: _bfs(seed, adjacency, q) for seed in seeds} for q in queries}
-
     def hits_for_accounts(self, accounts: Iterable[str], since: str) -> list[HitRef]:
-        """Hit edges touching these accounts with ts > since (iso_ms), deduplicated by hit_id."""
         found: dict[str, HitRef] = {}
         wanted = set(accounts)
-        for chunk in _chunks(sorted(wanted), WITHIN):
+        for chunk in _chunks(sorted(wanted), READ_CHUNK):
             rows = self.connection.run(
                 self.g.V().has("Account", KEY, P.within(*chunk)).both_e().has("hit_id").has("ts", P.gt(since))
                 .project("hit_id", "rule_id", "kind", "account_id", "ts", "mode", "event_id")
@@ -196,9 +236,7 @@ class GraphStore:
                     found[row["hit_id"]] = HitRef(**row)
         return sorted(found.values(), key=lambda h: (h.ts, h.hit_id))
 
-    def rings(self, via: Sequence[str], min_size: int = 2,
-              max_accounts_per_identifier: int | None = None) -> list[Ring]:
-        """Groups of accounts linked through shared identifiers, largest first."""
+    def identifier_members(self, via: Sequence[str]) -> dict[tuple[str, str], set[str]]:
         labels = [RELATIONSHIPS[name] for name in via]
         rows = self.connection.run(
             self.g.E().has_label(*labels).project("a", "l", "k")
@@ -206,131 +244,128 @@ class GraphStore:
         members: dict[tuple[str, str], set[str]] = defaultdict(set)
         for row in rows:
             members[(row["l"], row["k"])].add(row["a"])
-        parent: dict[str, str] = {}
+        return members
 
-        def find(x: str) -> str:
-            while parent.setdefault(x, x) != x:
-                parent[x] = parent[parent[x]]
-                x = parent[x]
-            return x
-
-        shared = {k: v for k, v in members.items() if len(v) > 1
-                  and (max_accounts_per_identifier is None or len(v) <= max_accounts_per_identifier)}
-        for accounts in shared.values():
-            first, *rest = sorted(accounts)
-            for other in rest:
-                parent[find(other)] = find(first)
-        groups: dict[str, set[str]] = defaultdict(set)
-        for accounts in shared.values():
-            for account in accounts:
-                groups[find(account)].add(account)
-        rings = []
-        for accounts in groups.values():
-            if len(accounts) >= min_size:
-                links = [Identifier(label, key, tuple(sorted(accts))) for (label, key), accts in shared.items()
-                         if accts & accounts]
-                links.sort(key=lambda i: (-len(i.accounts), i.label, i.key))
-                rings.append(Ring(sorted(accounts), links))
-        rings.sort(key=lambda r: (-len(r.accounts), r.accounts[0]))
-        return rings
-
-    def account_view(self, account: str, hops: int = 1, max_accounts_per_identifier: int = 50) -> dict[str, Any]:
-        """An account's neighbourhood for investigators: its entities, the accounts sharing them
-        (up to `hops` account-to-account steps), and every hit edge on those accounts."""
-        via = [name for name in RELATIONSHIPS if name != "merchant_id"]
-        reach = self.reach([account], via, hops, max_accounts_per_identifier)[account]
-        if not reach.hops:
-            return {"account": account, "found": False}
-        accounts = sorted(reach.hops, key=lambda a: (reach.hops[a], a))
-        entity_rows = self.connection.run(
+    def relationships_of(self, account: str) -> list[dict[str, Any]]:
+        rows = self.connection.run(
             self.g.V().has("Account", KEY, account).out_e().not_(__.has("hit_id"))
             .project("label", "to_label", "to", "first_seen", "last_seen")
             .by(__.label()).by(__.in_v().label()).by(__.in_v().values(KEY))
             .by(__.values("first_seen").fold()).by(__.values("last_seen").fold()), "list")
-        hits = []
-        for chunk in _chunks(accounts, WITHIN):
+        return [{"relationship": r["label"], "label": r["to_label"], "key": r["to"],
+                 "first_seen": (r["first_seen"] or [None])[0], "last_seen": (r["last_seen"] or [None])[0]}
+                for r in rows]
+
+    def hit_edges_of(self, accounts: Sequence[str]) -> list[dict[str, Any]]:
+        hits: list[dict[str, Any]] = []
+        for chunk in _chunks(list(accounts), READ_CHUNK):
             hits.extend(self.connection.run(
                 self.g.V().has("Account", KEY, P.within(*chunk)).out_e().has("hit_id")
                 .project("label", "to_label", "to", *HIT_PROPERTIES)
                 .by(__.label()).by(__.in_v().label()).by(__.in_v().values(KEY))
                 .by("hit_id").by("rule_id").by("kind").by("mode").by("severity").by("event_id")
                 .by("account_id").by("ts").by("value").by("threshold").by("ruleset_version"), "list"))
-        unique_hits = sorted({h["hit_id"]: h for h in hits}.values(), key=lambda h: (h["ts"], h["hit_id"]))
-        return {
-            "account": account,
-            "found": True,
-            "entities": [{"relationship": r["label"], "label": r["to_label"], "key": r["to"],
-                          "first_seen": (r["first_seen"] or [None])[0], "last_seen": (r["last_seen"] or [None])[0]}
-                         for r in sorted(entity_rows, key=lambda r: (r["label"], r["to"]))],
-            "accounts": [{"account": a, "hops": reach.hops[a]} for a in accounts],
-            "shared_identifiers": [{"label": i.label, "key": i.key, "accounts": list(i.accounts)}
-                                   for i in sorted(reach.identifiers.values(), key=lambda i: (-len(i.accounts), i.key))
-                                   if len(i.accounts) > 1],
-            "hits": unique_hits,
-        }
+        return hits
+
+    def vertex_times(self) -> dict[VertexRef, str]:
+        rows = self.connection.run(self.g.V().project("l", "k", "f").by(__.label()).by(KEY).by("first_seen"), "list")
+        return {VertexRef(r["l"], r["k"]): r["f"] for r in rows}
+
+    def relationship_times(self) -> dict[RelationshipRef, tuple[str, str]]:
+        rows = self.connection.run(
+            self.g.E().has_label(*RELATIONSHIPS.values()).project("a", "l", "tl", "t", "f", "s")
+            .by(__.out_v().values(KEY)).by(__.label()).by(__.in_v().label()).by(__.in_v().values(KEY))
+            .by("first_seen").by("last_seen"), "list")
+        return {RelationshipRef(r["a"], r["l"], VertexRef(r["tl"], r["t"])): (r["f"], r["s"]) for r in rows}
 
     def counts(self) -> dict[str, int]:
         return {"vertices": self.connection.run(self.g.V().count(), "list")[0],
                 "edges": self.connection.run(self.g.E().count(), "list")[0]}
 
 
-# --------------------------------------------------------------------------- traversal pieces
+# --------------------------------------------------------------------------- merge form (rows as data)
 
 
-def _upsert_vertex(t: Any, vertex: VertexRef, first_seen: str) -> GraphTraversal:
+def vertex_id(vertex: VertexRef) -> str:
+    return f"{vertex.label}:{vertex.key}"
+
+
+def relationship_id(ref: RelationshipRef) -> str:
+    return json.dumps([ref.label, ref.account, ref.target.label, ref.target.key], separators=(",", ":"))
+
+
+def _vertex_row(vertex: VertexRef, first: str) -> dict[str, Any]:
+    return {"match": {T.id: vertex_id(vertex), T.label: vertex.label},
+            "create": {KEY: vertex.key, "first_seen": first}, "first": first}
+
+
+def _relationship_row(ref: RelationshipRef, first: str, last: str) -> dict[str, Any]:
+    return {"match": {T.id: relationship_id(ref), T.label: ref.label,
+                      Direction.OUT: vertex_id(VertexRef("Account", ref.account)), Direction.IN: vertex_id(ref.target)},
+            "create": {"first_seen": first, "last_seen": last}, "first": first, "last": last}
+
+
+def _hit_row(hit: Hit) -> dict[str, Any]:
+    source = VertexRef(VERTEX_LABELS[hit.edge.from_.field], hit.edge.from_.value)
+    target = VertexRef(VERTEX_LABELS[hit.edge.to.field], hit.edge.to.value)
+    return {"match": {T.id: f"hit:{hit.hit_id}", T.label: hit.edge.label,
+                      Direction.OUT: vertex_id(source), Direction.IN: vertex_id(target)},
+            "create": _hit_properties(hit)}
+
+
+def _merge_vertices(rows: GraphTraversal) -> GraphTraversal:
+    return (rows.as_("row").select("first").as_("first").select("row")
+            .merge_v(__.select("match")).option(Merge.on_create, __.select("create"))
+            .side_effect(__.where(P.gt("first")).by("first_seen").by()
+                         .property(Cardinality.single, "first_seen", __.select("first"))))
+
+
+def _merge_relationships(rows: GraphTraversal) -> GraphTraversal:
+    return (rows.as_("row").select("first").as_("first").select("row").select("last").as_("last").select("row")
+            .merge_e(__.select("match")).option(Merge.on_create, __.select("create"))
+            .side_effect(__.where(P.gt("first")).by("first_seen").by().property("first_seen", __.select("first")))
+            .side_effect(__.where(P.lt("last")).by("last_seen").by().property("last_seen", __.select("last"))))
+
+
+def _merge_hits(rows: GraphTraversal) -> GraphTraversal:
+    return rows.merge_e(__.select("match")).option(Merge.on_create, __.select("create"))
+
+
+# --------------------------------------------------------------------------- coalesce form (chained upserts)
+
+
+def _upsert_vertex(t: Any, vertex: VertexRef, first: str) -> GraphTraversal:
     return t.V().has(vertex.label, KEY, vertex.key).fold().coalesce(
-        __.unfold(), __.add_v(vertex.label).property(KEY, vertex.key).property("first_seen", first_seen))
+        __.unfold(), __.add_v(vertex.label).property(KEY, vertex.key).property("first_seen", first)).side_effect(
+        __.has("first_seen", P.gt(first)).property(Cardinality.single, "first_seen", first))
 
 
 def _upsert_relationship(t: Any, item: tuple[RelationshipRef, str, str], name: str) -> GraphTraversal:
     ref, first, last = item
     return t.V().has(ref.target.label, KEY, ref.target.key).as_(name).V().has("Account", KEY, ref.account).coalesce(
         __.out_e(ref.label).where(__.in_v().as_(name)),
-        __.add_e(ref.label).to(name).property("first_seen", first).property("last_seen", last))
-
-
-def _refresh_last_seen(t: Any, item: tuple[RelationshipRef, str, str]) -> GraphTraversal:
-    ref, _, last = item
-    return t.V().has("Account", KEY, ref.account).out_e(ref.label).where(
-        __.in_v().has(ref.target.label, KEY, ref.target.key)).property("last_seen", last)
+        __.add_e(ref.label).to(name).property("first_seen", first).property("last_seen", last)).side_effect(
+        __.has("first_seen", P.gt(first)).property("first_seen", first)).side_effect(
+        __.has("last_seen", P.lt(last)).property("last_seen", last))
 
 
 def _upsert_hit(t: Any, hit: Hit, name: str) -> GraphTraversal:
     source = VertexRef(VERTEX_LABELS[hit.edge.from_.field], hit.edge.from_.value)
     target = VertexRef(VERTEX_LABELS[hit.edge.to.field], hit.edge.to.value)
     create = __.add_e(hit.edge.label).to(name)
-    for prop in HIT_PROPERTIES:
-        value = getattr(hit, prop)
-        create = create.property(prop, float(value) if prop in ("value", "threshold") else value)
-    evidence = json.dumps(hit.evidence, default=str, separators=(",", ":"))[:EVIDENCE_LIMIT]
-    create = create.property("evidence", evidence)
+    for prop, value in _hit_properties(hit).items():
+        create = create.property(prop, value)
     return t.V().has(target.label, KEY, target.key).as_(name).V().has(source.label, KEY, source.key).coalesce(
         __.out_e(hit.edge.label).has("hit_id", hit.hit_id), create)
 
 
-def _followed(ident: Identifier, query: ReachQuery) -> bool:
-    limit = query.max_accounts_per_identifier
-    return FIELD_OF_LABEL[ident.label] in query.via and (limit is None or len(ident.accounts) <= limit)
-
-
-def _bfs(seed: str, adjacency: dict[str, list[Identifier]], query: ReachQuery) -> Reach:
-    if seed not in adjacency:
-        return Reach()
-    reach = Reach(hops={seed: 0})
-    frontier = [seed]
-    for hop in range(1, query.max_hops + 1):
-        nxt = []
-        for account in frontier:
-            for ident in adjacency.get(account, ()):
-                if not _followed(ident, query):
-                    continue
-                reach.identifiers[(ident.label, ident.key)] = ident
-                for other in ident.accounts:
-                    if other not in reach.hops:
-                        reach.hops[other] = hop
-                        nxt.append(other)
-        frontier = nxt
-    return reach
+def _hit_properties(hit: Hit) -> dict[str, Any]:
+    props: dict[str, Any] = {}
+    for prop in HIT_PROPERTIES:
+        value = getattr(hit, prop)
+        props[prop] = float(value) if prop in ("value", "threshold") else value
+    props["evidence"] = json.dumps(hit.evidence, default=str, separators=(",", ":"))[:EVIDENCE_LIMIT]
+    return props
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
@@ -345,4 +380,4 @@ def _ms_apart(earlier: str, later: str) -> int:
     return int((parse(later) - parse(earlier)).total_seconds() * 1000)
 
 
-__all__ = ["GraphStore", "HitRef", "Identifier", "Reach", "Ring"]
+__all__ = ["GraphStore", "GremlinGraphStore", "Ring", "WriteForm"]

@@ -51,6 +51,10 @@ class GraphConnection(ABC):
     @abstractmethod
     def _translate(self, exc: Exception) -> StoreError: ...
 
+    def begin(self) -> None:  # noqa: B027 - only engines with transactions need it
+        """Open the batch's write transaction (before its first read-then-write), where the engine
+        has one; idempotent until commit/rollback."""
+
     @abstractmethod
     def commit(self) -> None: ...
 
@@ -81,6 +85,16 @@ class GremliteConnection(GraphConnection):
         if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
             return TransientStoreError(f"graph store busy: {exc}")
         return StoreError(f"graph store failed: {type(exc).__name__}: {exc}")
+
+    def begin(self) -> None:
+        """`BEGIN IMMEDIATE`: a coalesce upsert reads before it writes, so two processes that both
+        read "missing" would both create the element; taking the write lock first serialises them."""
+        con = self.remote.con
+        if not con.in_transaction:
+            try:
+                con.execute("BEGIN IMMEDIATE")
+            except Exception as exc:
+                raise self._translate(exc) from exc
 
     def commit(self) -> None:
         try:

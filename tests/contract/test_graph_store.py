@@ -1,22 +1,26 @@
-"""The GraphStore contract on gremlite, checked against a brute-force Python model of the graph."""
+"""The GraphStore contract, run on every embedded backend (SQLite tables and gremlite) and checked
+against a brute-force Python model of the graph: vertices with first_seen = min, relationships with
+first_seen = min and last_seen = max, whatever the batching, replay or process restart."""
 
 from __future__ import annotations
 
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from gremlin_python.process.graph_traversal import __
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib.entities import RELATIONSHIPS, VERTEX_LABELS
+from chalicelib.entities import RELATIONSHIPS, VERTEX_LABELS, ReachQuery, RelationshipRef, VertexRef, iso_ms
 from chalicelib.events import Transaction
 from chalicelib.hits import EdgeEnd, Hit, HitEdge
-from chalicelib.stores import GraphStore, GremliteConnection
+from chalicelib.stores import GraphStore, GremlinGraphStore, GremliteConnection, SQLiteGraphStore
 from tests.strategies import split, transactions
+
+BACKENDS = ("sqlite", "gremlite")
 
 EMAILS = ["e1@x", "e2@x", None]
 PHONES = ["p1", "p2", None]
@@ -38,39 +42,49 @@ def event_batches(draw: st.DrawFn) -> tuple[list[Transaction], list[int]]:
     return stream, [p for p in points if 0 < p < size]
 
 
-def open_store(path: Path) -> GraphStore:
-    return GraphStore(GremliteConnection(path))
+def open_store(backend: str, directory: Path) -> GraphStore:
+    if backend == "sqlite":
+        return SQLiteGraphStore(directory / "entity-graph.sqlite")
+    return GremlinGraphStore(GremliteConnection(directory / "graph.sqlite"))
 
 
-def graph_contents(store: GraphStore) -> tuple[list[tuple[str, str]], list[tuple[str, str, str, str, str]]]:
-    g = store.g
-    vertices = sorted((r["l"], r["k"]) for r in g.V().project("l", "k").by(__.label()).by("key").to_list())
-    edges = sorted((r["fl"], r["f"], r["l"], r["tl"], r["t"]) for r in g.E().project("fl", "f", "l", "tl", "t")
-                   .by(__.out_v().label()).by(__.out_v().values("key")).by(__.label())
-                   .by(__.in_v().label()).by(__.in_v().values("key")).to_list())
-    return vertices, edges
+Contents = tuple[dict[VertexRef, str], dict[RelationshipRef, tuple[str, str]]]
 
 
-def model_of(stream: list[Transaction]) -> tuple[list[tuple[str, str]], list[tuple[str, str, str, str, str]]]:
-    vertices, edges = set(), set()
+def graph_contents(store: GraphStore) -> Contents:
+    return store.vertex_times(), store.relationship_times()
+
+
+def model_of(stream: list[Transaction]) -> Contents:
+    """Every vertex with the earliest ts it was seen at; every relationship with its earliest and latest."""
+    vertices: dict[VertexRef, str] = {}
+    edges: dict[RelationshipRef, tuple[str, str]] = {}
     for e in stream:
-        vertices.add(("Account", e.account_id))
+        seen = iso_ms(e.ts)
+        ends = [VertexRef("Account", e.account_id)]
         for field, label in RELATIONSHIPS.items():
             value = e.get(field)
             if value is not None:
-                vertices.add((VERTEX_LABELS[field], value))
-                edges.add(("Account", e.account_id, label, VERTEX_LABELS[field], value))
-    return sorted(vertices), sorted(edges)
+                target = VertexRef(VERTEX_LABELS[field], value)
+                ends.append(target)
+                ref = RelationshipRef(e.account_id, label, target)
+                first, last = edges.get(ref, (seen, seen))
+                edges[ref] = (min(first, seen), max(last, seen))
+        for v in ends:
+            vertices[v] = min(seen, vertices.get(v, seen))
+    return vertices, edges
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @given(event_batches(), st.data())
 @settings(max_examples=25)
-def test_entity_upserts_match_the_model_and_replay_adds_nothing(batches: tuple[list[Transaction], list[int]],
+def test_entity_upserts_match_the_model_and_replay_adds_nothing(backend: str,
+                                                                batches: tuple[list[Transaction], list[int]],
                                                                 data: st.DataObject) -> None:
     stream, points = batches
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "g.sqlite"
-        store = open_store(path)
+        path = Path(tmp)
+        store = open_store(backend, path)
         for batch in split(stream, points):
             store.write_entities(batch)
             store.commit()
@@ -81,16 +95,21 @@ def test_entity_upserts_match_the_model_and_replay_adds_nothing(batches: tuple[l
         store.write_entities(replayed)
         store.commit()
         store.close()
-        cold = open_store(path)
+        cold = open_store(backend, path)
         assert cold.write_entities(replayed) > 0  # a cold container really sends the upserts...
         cold.commit()
         assert graph_contents(cold) == expected  # ...and they change nothing
         cold.close()
 
 
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[GraphStore]:
-    graph = open_store(tmp_path / "g.sqlite")
+def store(backend: str, tmp_path: Path) -> Iterator[GraphStore]:
+    graph = open_store(backend, tmp_path)
     yield graph
     graph.close()
 
@@ -102,36 +121,37 @@ def make_hit(hit_id: str, account: str, ts: str, rule: str = "r1", mode: str = "
                {"count": 7, "event_ids": ["x"]})
 
 
-def test_hit_edges_carry_their_properties_and_upsert_by_hit_id(store: GraphStore, tmp_path: Path) -> None:
+def test_hit_edges_carry_their_properties_and_upsert_by_hit_id(store: GraphStore, backend: str,
+                                                               tmp_path: Path) -> None:
     store.write_entities([Transaction(event_id="e", ts=0, account_id="a", amount=1, ip="1.2.3.4")])
     hit = make_hit("h1", "a", "2026-11-01T10:00:00.000Z", to=EdgeEnd("ip", "1.2.3.4"))
     assert store.write_hits([hit, hit]) == 1
     store.commit()
-    rows = store.g.E().has("hit_id", "h1").element_map().to_list()
-    assert len(rows) == 1
-    props = {k: v for k, v in rows[0].items() if isinstance(k, str)}
-    assert props == {"hit_id": "h1", "rule_id": "r1", "kind": "velocity", "mode": "enforce", "severity": "high",
-                     "event_id": "ev-h1", "account_id": "a", "ts": "2026-11-01T10:00:00.000Z", "value": 7.0,
-                     "threshold": 5.0, "ruleset_version": "v1", "evidence": '{"count":7,"event_ids":["x"]}'}
-    assert store.g.E().has("hit_id", "h1").in_v().values("key").to_list() == ["1.2.3.4"]
+    assert store.hit_edges_of(["a"]) == [{
+        "label": "VELOCITY_1M", "to_label": "IP", "to": "1.2.3.4", "hit_id": "h1", "rule_id": "r1",
+        "kind": "velocity", "mode": "enforce", "severity": "high", "event_id": "ev-h1", "account_id": "a",
+        "ts": "2026-11-01T10:00:00.000Z", "value": 7.0, "threshold": 5.0, "ruleset_version": "v1"}]
+    assert store.counts() == {"vertices": 2, "edges": 2}
     store.close()
-    cold = open_store(tmp_path / "g.sqlite")
+    cold = open_store(backend, tmp_path)
     cold.write_hits([hit])  # a redelivery in a new container
     cold.commit()
-    assert cold.g.E().has("hit_id", "h1").count().to_list() == [1]
+    assert cold.counts() == {"vertices": 2, "edges": 2}
+    assert len(cold.hit_edges_of(["a"])) == 1
     cold.close()
 
 
 def test_rollback_forgets_what_was_not_committed(store: GraphStore) -> None:
     store.write_entities([Transaction(event_id="e", ts=0, account_id="a", amount=1, email="x@y")])
     store.rollback()
-    assert store.g.V().count().to_list() == [0]
+    assert store.counts()["vertices"] == 0
     assert store.write_entities([Transaction(event_id="e", ts=0, account_id="a", amount=1, email="x@y")]) == 3
     store.commit()
-    assert store.g.V().count().to_list() == [2]
+    assert store.counts()["vertices"] == 2
 
 
-def bfs_model(stream: list[Transaction], via: list[str], seed: str, hops: int) -> dict[str, int]:
+def bfs_model(stream: list[Transaction], via: list[str], seed: str, hops: int,
+              cap: int | None = None) -> dict[str, int]:
     ident_accounts: dict[tuple[str, str], set[str]] = defaultdict(set)
     account_idents: dict[str, set[tuple[str, str]]] = defaultdict(set)
     for e in stream:
@@ -144,6 +164,8 @@ def bfs_model(stream: list[Transaction], via: list[str], seed: str, hops: int) -
         nxt = []
         for account in frontier:
             for ident in account_idents[account]:
+                if cap is not None and len(ident_accounts[ident]) > cap:
+                    continue  # an identifier shared too widely (an office IP) is not followed
                 for other in ident_accounts[ident]:
                     if other not in seen:
                         seen[other] = hop
@@ -152,13 +174,14 @@ def bfs_model(stream: list[Transaction], via: list[str], seed: str, hops: int) -
     return seen
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @given(event_batches(), st.integers(1, 3), st.sampled_from([["email"], ["phone"], ["email", "phone"]]))
 @settings(max_examples=25)
-def test_reach_and_rings_match_the_model(batches: tuple[list[Transaction], list[int]], hops: int,
+def test_reach_and_rings_match_the_model(backend: str, batches: tuple[list[Transaction], list[int]], hops: int,
                                          via: list[str]) -> None:
     stream, _ = batches
     with tempfile.TemporaryDirectory() as tmp:
-        store = open_store(Path(tmp) / "g.sqlite")
+        store = open_store(backend, Path(tmp))
         store.write_entities(stream)
         store.commit()
         accounts = sorted({e.account_id for e in stream})
@@ -198,3 +221,56 @@ def test_account_view_shows_entities_neighbours_and_hits(store: GraphStore) -> N
     assert view["accounts"] == [{"account": "a", "hops": 0}, {"account": "b", "hops": 1}]  # c only shares a merchant
     assert [h["hit_id"] for h in view["hits"]] == ["h1"]
     assert store.account_view("nobody")["found"] is False
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(event_batches(), st.integers(2, 4), st.data())
+@settings(max_examples=20)
+def test_a_batch_neighbourhood_matches_the_model(backend: str, batches: tuple[list[Transaction], list[int]],
+                                                 cap: int, data: st.DataObject) -> None:
+    """Several queries in one walk (with an identifier cap), and the hits of everyone reached."""
+    stream, _ = batches
+    accounts = sorted({e.account_id for e in stream})
+    seeds = data.draw(st.lists(st.sampled_from([*accounts, "stranger"]), min_size=1, max_size=4))
+    hits = [make_hit(f"h{i}", data.draw(st.sampled_from(accounts)), f"2026-11-01T1{i % 10}:00:00.000Z")
+            for i in range(data.draw(st.integers(0, 6)))]
+    queries = [ReachQuery(("email",), 1), ReachQuery(("email", "phone"), 2, cap)]
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_store(backend, Path(tmp))
+        store.write_entities(stream)
+        store.write_hits(hits)
+        store.commit()
+        view = store.neighbourhood(seeds, queries, "2026-11-01T12:00:00.000Z")
+        store.close()
+    reached = set(seeds)
+    for query in queries:
+        for seed in set(seeds):
+            expected = bfs_model(stream, list(query.via), seed, query.max_hops, query.max_accounts_per_identifier)
+            expected = expected if seed in accounts else {}
+            assert view.reach[query][seed].hops == expected
+            reached |= expected.keys()
+    assert [h.hit_id for h in view.hits] == [h.hit_id for h in sorted(hits, key=lambda h: (h.ts, h.hit_id))
+                                             if h.account_id in reached and h.ts > "2026-11-01T12:00:00.000Z"]
+
+
+def test_with_a_granularity_last_seen_is_never_more_than_that_behind(tmp_path: Path) -> None:
+    """Neptune's setting, on gremlite: first_seen exact, last_seen at most the granularity behind."""
+    granularity = 3_600_000
+    store = GremlinGraphStore(GremliteConnection(tmp_path / "g.sqlite"), last_seen_granularity_ms=granularity)
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    stream = [Transaction(event_id=f"e{i}", ts=start + timedelta(minutes=7 * i), account_id=f"a{i % 3}", amount=1,
+                          email=f"u{i % 2}@x") for i in range(60)]
+    for batch in split(stream, list(range(5, 60, 5))):
+        store.write_entities(batch)
+        store.commit()
+    stored = store.relationship_times()
+    _, expected = model_of(stream)
+    assert stored.keys() == expected.keys()
+    lags = []
+    for ref, (first, last) in expected.items():
+        assert stored[ref][0] == first
+        lag = datetime.fromisoformat(last) - datetime.fromisoformat(stored[ref][1])
+        assert timedelta(0) <= lag <= timedelta(milliseconds=granularity)
+        lags.append(lag)
+    assert max(lags) > timedelta(0)  # the granularity did save writes
+    store.close()

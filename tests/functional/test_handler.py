@@ -111,14 +111,27 @@ def test_transient_store_failure_reports_batch_item_failures(client: Client, tmp
     assert retry["batchItemFailures"] == [] and retry["accepted"] == 3
 
 
-def test_locked_graph_reports_batch_item_failures_and_redelivery_completes(client: Client, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "gremlite"])
+def test_locked_graph_reports_batch_item_failures_and_redelivery_completes(client: Client, tmp_path: Path,
+                                                                          backend: str) -> None:
     import sqlite3
 
+    pipeline = chalice_app.get_pipeline()  # the warm container's (the stage's GRAPH_BACKEND: sqlite)
+    if backend == "gremlite":
+        from chalicelib.stores import GremlinGraphStore, GremliteConnection
+
+        assert pipeline.graph is not None
+        pipeline.graph.close()
+        pipeline.graph = GremlinGraphStore(GremliteConnection(tmp_path / "graph.sqlite"))
     invoke(client, [json.dumps(NATIVE[0]).encode()])
     graph_store = chalice_app.get_pipeline().graph
-    assert graph_store is not None
-    graph_store.connection.remote.con.execute("PRAGMA busy_timeout = 50")
-    locker = sqlite3.connect(tmp_path / "graph.sqlite", timeout=0)
+    assert graph_store is not None and graph_store is pipeline.graph
+    if backend == "gremlite":
+        graph_store.connection.remote.con.execute("PRAGMA busy_timeout = 50")  # type: ignore[attr-defined]
+        locker = sqlite3.connect(tmp_path / "graph.sqlite", timeout=0)
+    else:
+        graph_store._db.execute("PRAGMA busy_timeout = 50")  # type: ignore[attr-defined]
+        locker = sqlite3.connect(tmp_path / "entity-graph.sqlite", timeout=0)
     locker.execute("BEGIN EXCLUSIVE")
     try:
         report = invoke(client, [json.dumps(e).encode() for e in NATIVE[1:]], first_sequence=2)
@@ -131,5 +144,5 @@ def test_locked_graph_reports_batch_item_failures_and_redelivery_completes(clien
     assert retry["batchItemFailures"] == []
     assert retry["accepted"] == 0 and retry["rejudged"] == 6  # stored by the failed delivery, judged now
     assert retry["hits"]["repeat-500-15m"] == 2
-    edges = graph_store.g.E().has("hit_id").count().to_list()[0]
+    edges = len(graph_store.hit_edges_of(["acct-1"]))
     assert edges == len(jsonl(tmp_path / "hits.jsonl"))

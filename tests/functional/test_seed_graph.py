@@ -5,6 +5,7 @@ rule; nobody else is, in particular not for paying the same merchants."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,13 +16,17 @@ from tests.functional.test_cli import cli, summary
 RING = {f"1234-5678-{i}" for i in range(20, 31)}
 
 
-@pytest.fixture(scope="module")
-def replayed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = tmp_path_factory.mktemp("seed")
-    result = summary(cli("replay", "--rules", "rules.yaml", "--events", str(SEED_SAMPLE), "--data-dir", str(data),
-                         "--out", str(data / "out.jsonl")))
-    assert result["accepted"] == 550
-    return data
+@pytest.fixture(scope="module", params=["sqlite", "gremlite"])
+def replayed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The sample replayed on each embedded graph backend (GRAPH_BACKEND for the whole module's CLI calls)."""
+    data = tmp_path_factory.mktemp(f"seed-{request.param}")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("GRAPH_BACKEND", request.param)
+        result = summary(cli("replay", "--rules", "rules.yaml", "--events", str(SEED_SAMPLE), "--data-dir",
+                             str(data), "--out", str(data / "out.jsonl")))
+        assert result["accepted"] == 550
+        assert (data / ("entity-graph.sqlite" if request.param == "sqlite" else "graph.sqlite")).exists()
+        yield data
 
 
 def test_the_ring_is_one_ring_linked_by_its_email_and_phone(replayed: Path) -> None:
@@ -59,9 +64,10 @@ def test_hits_are_edges_in_the_graph(replayed: Path) -> None:
 
 def test_replaying_again_adds_no_vertex_or_edge(replayed: Path, tmp_path: Path) -> None:
     def counts() -> tuple[int, int]:
-        from chalicelib.stores import GraphStore, GremliteConnection
+        from chalicelib.stores import open_embedded_graph
 
-        graph = GraphStore(GremliteConnection(replayed / "graph.sqlite"))
+        graph = open_embedded_graph(replayed)
+        assert graph is not None
         try:
             c = graph.counts()
         finally:

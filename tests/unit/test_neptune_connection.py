@@ -20,7 +20,7 @@ from gremlin_python.process.traversal import Traverser
 
 from chalicelib.events import Transaction
 from chalicelib.hits import EdgeEnd, Hit, HitEdge
-from chalicelib.stores import GraphStore, GremliteConnection, NeptuneConnection, TransientStoreError
+from chalicelib.stores import GraphStore, GremlinGraphStore, GremliteConnection, NeptuneConnection, TransientStoreError
 from chalicelib.stores.exceptions import StoreError
 from chalicelib.stores.gremlin import NeptuneSettings, RetryingRemote, RetryPolicy, sigv4_headers
 
@@ -69,11 +69,11 @@ def test_neptune_sends_exactly_the_traversals_gremlite_runs(tmp_path: Path) -> N
     local = GremliteConnection(tmp_path / "g.sqlite")
     local_recorder = Recorder(local.remote)
     local.g = traversal().with_remote(local_recorder)
-    operate(GraphStore(local))
+    operate(GremlinGraphStore(local))
 
     wire = Recorder()
     neptune = NeptuneConnection(NEPTUNE, credentials=lambda: CREDENTIALS, driver=lambda url, source, headers: wire)
-    operate(GraphStore(neptune))
+    operate(GremlinGraphStore(neptune))
 
     assert wire.sent == local_recorder.sent
     # 7 vertices and 7 relationships in chains of 5, one hit edge, the hits and identifiers queries

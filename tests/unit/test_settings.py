@@ -11,7 +11,7 @@ from chalicelib.stores.timestream import TimestreamTimeSeriesStore
 
 def test_defaults_are_the_embedded_stores() -> None:
     settings = Settings.from_env({})
-    assert (settings.timeseries_backend, settings.graph_backend) == ("sqlite", "gremlite")
+    assert (settings.timeseries_backend, settings.graph_backend) == ("sqlite", "sqlite")
     assert settings.rules_reload_seconds == 30 and settings.data_dir == Path(".data")
     assert settings.rules_file.name == "rules.yaml" and settings.rules_file.exists()
 

@@ -1,0 +1,241 @@
+"""The GraphStore interface: what the pipeline, the macro rules and investigators ask of the graph.
+
+A backend implements the writes (idempotent upserts of vertices, relationships and hit edges,
+committed or rolled back per batch) and a few bulk reads; the walks built on those reads - reach
+through shared identifiers, a batch's neighbourhood, rings, an account's view - live here, once,
+so every backend answers them the same way and with a bounded number of reads (one per hop).
+
+Timestamps: a vertex's `first_seen` is the minimum, a relationship's `first_seen` the minimum and
+its `last_seen` the maximum of what any writer wrote - whatever the order of writes, restarts,
+redeliveries or concurrent writers. A backend may coarsen `last_seen` to a stated granularity
+(`last_seen_granularity_ms`, to save Neptune requests); it is then never more than that behind.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from chalicelib.entities import (
+    RELATIONSHIPS,
+    VERTEX_LABELS,
+    EntityBatch,
+    GraphView,
+    HitRef,
+    Identifier,
+    Reach,
+    ReachQuery,
+    RelationshipRef,
+    VertexRef,
+    entities_of,
+)
+from chalicelib.events import Transaction
+from chalicelib.hits import Hit
+
+FIELD_OF_LABEL = {label: name for name, label in VERTEX_LABELS.items()}
+EVIDENCE_LIMIT = 4000  # characters of JSON evidence kept on a hit edge
+HIT_PROPERTIES = ("hit_id", "rule_id", "kind", "mode", "severity", "event_id", "account_id", "ts",
+                  "value", "threshold", "ruleset_version")
+
+
+@dataclass
+class Ring:
+    accounts: list[str]
+    identifiers: list[Identifier]
+
+
+class GraphStore(ABC):
+    """Entity vertices, Account -[relationship]-> identifier edges, and one edge per hit."""
+
+    #: how far a relationship's stored last_seen may lag the true maximum (0: exact)
+    last_seen_granularity_ms: int = 0
+    #: the backend's name in settings (GRAPH_BACKEND) and reports
+    backend: ClassVar[str] = ""
+
+    # ----------------------------------------------------------------------- writes
+
+    def write_entities(self, events: Iterable[Transaction]) -> int:
+        """Upsert the vertices and relationships the events imply; return how many were sent."""
+        return self.write_entity_batch(entities_of(events))
+
+    @abstractmethod
+    def write_entity_batch(self, batch: EntityBatch) -> int:
+        """Upsert vertices (first_seen = min) and relationships (first_seen = min, last_seen = max)."""
+
+    @abstractmethod
+    def write_hits(self, hits: Sequence[Hit]) -> int:
+        """One labelled edge per hit (`edge.from` -> `edge.to`), idempotent by hit_id; the end
+        vertices are created when missing. Returns how many hits were sent."""
+
+    @abstractmethod
+    def commit(self) -> None:
+        """Make the batch's writes durable."""
+
+    @abstractmethod
+    def rollback(self) -> None:
+        """Forget the batch's uncommitted writes (where the backend can)."""
+
+    def close(self) -> None:  # noqa: B027 - optional for backends without resources
+        """Release connections."""
+
+    # ----------------------------------------------------------------------- bulk reads
+
+    @abstractmethod
+    def identifiers_of(self, accounts: Iterable[str], via: Sequence[str]) -> dict[str, list[Identifier]]:
+        """For each account in the graph (an Account vertex): its identifiers of the `via` fields
+        (maybe none), each with every account that has it. Accounts not in the graph are absent.
+        One bulk read (a few for very many accounts)."""
+
+    @abstractmethod
+    def hits_for_accounts(self, accounts: Iterable[str], since: str) -> list[HitRef]:
+        """Hit edges of these accounts (hit.account_id) with ts > since (iso_ms), one per hit_id,
+        ordered by (ts, hit_id)."""
+
+    @abstractmethod
+    def identifier_members(self, via: Sequence[str]) -> dict[tuple[str, str], set[str]]:
+        """Every identifier of the `via` fields -> the accounts that have it (whole graph)."""
+
+    @abstractmethod
+    def relationships_of(self, account: str) -> list[dict[str, Any]]:
+        """The account's relationship edges: relationship, label, key, first_seen, last_seen."""
+
+    @abstractmethod
+    def hit_edges_of(self, accounts: Sequence[str]) -> list[dict[str, Any]]:
+        """Hit edges leaving these accounts' vertices, with label, to_label, to and HIT_PROPERTIES."""
+
+    @abstractmethod
+    def vertex_times(self) -> dict[VertexRef, str]:
+        """Every vertex with its stored first_seen - for audits and tests."""
+
+    @abstractmethod
+    def relationship_times(self) -> dict[RelationshipRef, tuple[str, str]]:
+        """Every relationship with its stored (first_seen, last_seen) - for audits and tests."""
+
+    @abstractmethod
+    def counts(self) -> dict[str, int]:
+        """{"vertices": n, "edges": m} (relationship and hit edges)."""
+
+    # ----------------------------------------------------------------------- walks
+
+    def reach(self, seeds: Iterable[str], via: Sequence[str], max_hops: int,
+              max_accounts_per_identifier: int | None = None) -> dict[str, Reach]:
+        """Breadth-first through shared identifiers (see `reach_many`)."""
+        query = ReachQuery(tuple(via), max_hops, max_accounts_per_identifier)
+        return self.reach_many(seeds, [query])[query]
+
+    def reach_many(self, seeds: Iterable[str], queries: Sequence[ReachQuery]) -> dict[ReachQuery, dict[str, Reach]]:
+        """Reach per query and seed with one shared walk, level by level for all seeds at once,
+        over the union of the queries' `via` fields: max(max_hops) bulk reads per call, however
+        many seeds. Identifiers shared by more than a query's `max_accounts_per_identifier`
+        accounts (offices, carriers) are not followed by that query."""
+        seeds = sorted(set(seeds))
+        if not queries:
+            return {}
+        via = list(dict.fromkeys(f for q in queries for f in q.via))
+        adjacency: dict[str, list[Identifier]] = {}  # known accounts only
+        asked: set[str] = set()
+        frontier = set(seeds)
+        for _ in range(max(q.max_hops for q in queries)):
+            wanted = frontier - asked
+            if not wanted:
+                break
+            adjacency.update(self.identifiers_of(wanted, via))
+            asked |= wanted
+            frontier = {a for acct in frontier for ident in adjacency.get(acct, ())
+                        if any(_followed(ident, q) for q in queries) for a in ident.accounts} - asked
+        return {q: {seed: _bfs(seed, adjacency, q) for seed in seeds} for q in queries}
+
+    def neighbourhood(self, accounts: Iterable[str], queries: Sequence[ReachQuery],
+                      hits_since: str | None) -> GraphView:
+        """What a batch's macro rules judge on: reach per query from the batch's accounts, and
+        the hits since `hits_since` of every account reached. max(hops) + 1 bulk reads."""
+        reach = self.reach_many(accounts, queries)
+        found: list[HitRef] = []
+        if hits_since is not None:
+            involved = set(accounts)
+            for per_seed in reach.values():
+                for seed_reach in per_seed.values():
+                    involved.update(seed_reach.hops)
+            found = self.hits_for_accounts(involved, hits_since)
+        return GraphView(reach, found)
+
+    def rings(self, via: Sequence[str], min_size: int = 2,
+              max_accounts_per_identifier: int | None = None) -> list[Ring]:
+        """Groups of accounts linked through shared identifiers, largest first."""
+        members = self.identifier_members(via)
+        parent: dict[str, str] = {}
+
+        def find(x: str) -> str:
+            while parent.setdefault(x, x) != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        shared = {k: v for k, v in members.items() if len(v) > 1
+                  and (max_accounts_per_identifier is None or len(v) <= max_accounts_per_identifier)}
+        for accounts in shared.values():
+            first, *rest = sorted(accounts)
+            for other in rest:
+                parent[find(other)] = find(first)
+        groups: dict[str, set[str]] = defaultdict(set)
+        for accounts in shared.values():
+            for account in accounts:
+                groups[find(account)].add(account)
+        rings = []
+        for accounts in groups.values():
+            if len(accounts) >= min_size:
+                links = [Identifier(label, key, tuple(sorted(accts))) for (label, key), accts in shared.items()
+                         if accts & accounts]
+                links.sort(key=lambda i: (-len(i.accounts), i.label, i.key))
+                rings.append(Ring(sorted(accounts), links))
+        rings.sort(key=lambda r: (-len(r.accounts), r.accounts[0]))
+        return rings
+
+    def account_view(self, account: str, hops: int = 1, max_accounts_per_identifier: int = 50) -> dict[str, Any]:
+        """An account's neighbourhood for investigators: its entities, the accounts sharing them
+        (up to `hops` account-to-account steps), and every hit edge on those accounts."""
+        via = [name for name in RELATIONSHIPS if name != "merchant_id"]
+        reach = self.reach([account], via, hops, max_accounts_per_identifier)[account]
+        if not reach.hops:
+            return {"account": account, "found": False}
+        accounts = sorted(reach.hops, key=lambda a: (reach.hops[a], a))
+        hits = self.hit_edges_of(accounts)
+        unique_hits = sorted({h["hit_id"]: h for h in hits}.values(), key=lambda h: (h["ts"], h["hit_id"]))
+        return {
+            "account": account,
+            "found": True,
+            "entities": sorted(self.relationships_of(account), key=lambda r: (r["relationship"], r["key"])),
+            "accounts": [{"account": a, "hops": reach.hops[a]} for a in accounts],
+            "shared_identifiers": [{"label": i.label, "key": i.key, "accounts": list(i.accounts)}
+                                   for i in sorted(reach.identifiers.values(), key=lambda i: (-len(i.accounts), i.key))
+                                   if len(i.accounts) > 1],
+            "hits": unique_hits,
+        }
+
+
+def _followed(ident: Identifier, query: ReachQuery) -> bool:
+    limit = query.max_accounts_per_identifier
+    return FIELD_OF_LABEL[ident.label] in query.via and (limit is None or len(ident.accounts) <= limit)
+
+
+def _bfs(seed: str, adjacency: dict[str, list[Identifier]], query: ReachQuery) -> Reach:
+    if seed not in adjacency:
+        return Reach()
+    reach = Reach(hops={seed: 0})
+    frontier = [seed]
+    for hop in range(1, query.max_hops + 1):
+        nxt = []
+        for account in frontier:
+            for ident in adjacency.get(account, ()):
+                if not _followed(ident, query):
+                    continue
+                reach.identifiers[(ident.label, ident.key)] = ident
+                for other in ident.accounts:
+                    if other not in reach.hops:
+                        reach.hops[other] = hop
+                        nxt.append(other)
+        frontier = nxt
+    return reach

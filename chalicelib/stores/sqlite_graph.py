@@ -1,0 +1,254 @@
+"""The embedded default graph: three tables in one SQLite file (WAL), written set-wise.
+
+A batch's writes are a few `executemany` upserts inside one transaction (`BEGIN IMMEDIATE` at the
+first write, so concurrent writers queue instead of interleaving); `commit()` ends it. The
+timestamp rule is in the upsert itself - `first_seen = min(...)`, `last_seen = max(...)` in
+`ON CONFLICT DO UPDATE` - so it holds whoever writes, in whatever order, with no memory of past
+writes in the process. A hop of a walk is one query (identifiers of the frontier joined with
+everyone who has them), through a covering index on the identifier side. Key lists are passed as
+one JSON parameter: no value from a record ever becomes SQL text.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from chalicelib.entities import (
+    RELATIONSHIPS,
+    VERTEX_LABELS,
+    EntityBatch,
+    HitRef,
+    Identifier,
+    RelationshipRef,
+    VertexRef,
+    entity_rows,
+)
+from chalicelib.events import Transaction
+from chalicelib.hits import Hit
+from chalicelib.stores.exceptions import StoreError, TransientStoreError
+from chalicelib.stores.graph_base import EVIDENCE_LIMIT, HIT_PROPERTIES, GraphStore
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS graph_vertices (
+    label TEXT NOT NULL, key TEXT NOT NULL, first_seen TEXT NOT NULL,
+    PRIMARY KEY (label, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS graph_relationships (
+    account TEXT NOT NULL, label TEXT NOT NULL, target_label TEXT NOT NULL, target_key TEXT NOT NULL,
+    first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,
+    PRIMARY KEY (account, label, target_label, target_key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ix_graph_relationships_target
+    ON graph_relationships (target_label, target_key, label, account);
+CREATE TABLE IF NOT EXISTS graph_hits (
+    hit_id TEXT PRIMARY KEY, label TEXT NOT NULL,
+    from_label TEXT NOT NULL, from_key TEXT NOT NULL, to_label TEXT NOT NULL, to_key TEXT NOT NULL,
+    rule_id TEXT NOT NULL, kind TEXT NOT NULL, mode TEXT NOT NULL, severity TEXT NOT NULL,
+    event_id TEXT NOT NULL, account_id TEXT NOT NULL, ts TEXT NOT NULL, value REAL, threshold REAL,
+    ruleset_version TEXT NOT NULL, evidence TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_graph_hits_account_ts ON graph_hits (account_id, ts);
+"""
+
+UPSERT_VERTEX = """
+INSERT INTO graph_vertices (label, key, first_seen) VALUES (?, ?, ?)
+ON CONFLICT (label, key) DO UPDATE SET first_seen = excluded.first_seen
+WHERE excluded.first_seen < graph_vertices.first_seen
+"""
+UPSERT_RELATIONSHIP = """
+INSERT INTO graph_relationships (account, label, target_label, target_key, first_seen, last_seen)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (account, label, target_label, target_key) DO UPDATE SET
+    first_seen = min(graph_relationships.first_seen, excluded.first_seen),
+    last_seen = max(graph_relationships.last_seen, excluded.last_seen)
+WHERE excluded.first_seen < graph_relationships.first_seen OR excluded.last_seen > graph_relationships.last_seen
+"""
+HIT_COLUMNS = ("hit_id", "label", "from_label", "from_key", "to_label", "to_key", *HIT_PROPERTIES[1:], "evidence")
+INSERT_HIT = (f"INSERT INTO graph_hits ({', '.join(HIT_COLUMNS)}) VALUES ({', '.join('?' * len(HIT_COLUMNS))}) "
+              "ON CONFLICT (hit_id) DO NOTHING")
+#: one hop: the identifiers (of the listed relationship labels) of the listed accounts, each with
+#: every account that has it
+IDENTIFIERS_OF = """
+WITH mine AS (
+    SELECT DISTINCT target_label, target_key, label FROM graph_relationships
+    WHERE account IN (SELECT value FROM json_each(?1)) AND label IN (SELECT value FROM json_each(?2))
+)
+SELECT m.target_label, m.target_key, r.account FROM mine m
+JOIN graph_relationships r ON r.target_label = m.target_label AND r.target_key = m.target_key AND r.label = m.label
+"""
+KNOWN_ACCOUNTS = ("SELECT key FROM graph_vertices WHERE label = 'Account' "
+                  "AND key IN (SELECT value FROM json_each(?))")
+
+
+class SQLiteGraphStore(GraphStore):
+    backend = "sqlite"
+
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = 10.0) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(str(path), timeout=busy_timeout_s, isolation_level=None,
+                                       check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise _translate(exc, f"opening {path}") from exc
+        self._open = False  # a batch transaction is open
+        self.writes = 0  # rows sent (for reports and benchmarks)
+
+    # ----------------------------------------------------------------------- writes
+
+    def write_entities(self, events: Iterable[Transaction]) -> int:
+        vertices, spans = entity_rows(events)
+        # in key order: neighbouring rows land on the same B-tree pages
+        return self._write_rows(sorted((*v, first) for v, first in vertices.items()),
+                                sorted(ref + span for ref, span in spans.items()))
+
+    def write_entity_batch(self, batch: EntityBatch) -> int:
+        return self._write_rows([(v.label, v.key, first) for v, first in batch.vertices.items()],
+                                [(ref.account, ref.label, ref.target.label, ref.target.key, first, last)
+                                 for ref, (first, last) in batch.relationships.items()])
+
+    def _write_rows(self, vertices: list[tuple[str, ...]], relationships: list[tuple[str, ...]]) -> int:
+        with self._errors("writing entities"):
+            self._begin()
+            self._db.executemany(UPSERT_VERTEX, vertices)
+            self._db.executemany(UPSERT_RELATIONSHIP, relationships)
+        self.writes += len(vertices) + len(relationships)
+        return len(vertices) + len(relationships)
+
+    def write_hits(self, hits: Sequence[Hit]) -> int:
+        fresh = list({h.hit_id: h for h in hits}.values())
+        ends: dict[VertexRef, str] = {}
+        for hit in fresh:
+            for end in (hit.edge.from_, hit.edge.to):
+                ref = VertexRef(VERTEX_LABELS[end.field], end.value)
+                ends[ref] = min(hit.ts, ends.get(ref, hit.ts))
+        self.write_entity_batch(EntityBatch(vertices=ends))
+        with self._errors("writing hit edges"):
+            self._db.executemany(INSERT_HIT, [_hit_row(h) for h in fresh])
+        self.writes += len(fresh)
+        return len(fresh)
+
+    def commit(self) -> None:
+        if self._open:
+            with self._errors("committing the graph"):
+                self._db.execute("COMMIT")
+            self._open = False
+
+    def rollback(self) -> None:
+        if self._open:
+            self._open = False
+            with self._errors("rolling back the graph"):
+                self._db.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self.rollback()
+        self._db.close()
+
+    def _begin(self) -> None:
+        if not self._open:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._open = True
+
+    # ----------------------------------------------------------------------- reads
+
+    def identifiers_of(self, accounts: Iterable[str], via: Sequence[str]) -> dict[str, list[Identifier]]:
+        wanted = sorted(set(accounts))
+        keys = json.dumps(wanted)
+        with self._errors("reading identifiers"):
+            known = [row[0] for row in self._db.execute(KNOWN_ACCOUNTS, (keys,))]
+            rows = self._db.execute(IDENTIFIERS_OF, (keys, json.dumps([RELATIONSHIPS[f] for f in via]))).fetchall()
+        members: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for label, key, account in rows:
+            members[(label, key)].add(account)
+        out: dict[str, list[Identifier]] = {account: [] for account in known}
+        for (label, key), accounts_of in members.items():
+            ident = Identifier(label, key, tuple(sorted(accounts_of)))
+            for account in accounts_of:
+                if account in out:
+                    out[account].append(ident)
+        return out
+
+    def hits_for_accounts(self, accounts: Iterable[str], since: str) -> list[HitRef]:
+        with self._errors("reading hits"):
+            rows = self._db.execute(
+                "SELECT hit_id, rule_id, kind, account_id, ts, mode, event_id FROM graph_hits "
+                "WHERE account_id IN (SELECT value FROM json_each(?)) AND ts > ? ORDER BY ts, hit_id",
+                (json.dumps(sorted(set(accounts))), since)).fetchall()
+        return [HitRef(*row) for row in rows]
+
+    def identifier_members(self, via: Sequence[str]) -> dict[tuple[str, str], set[str]]:
+        with self._errors("reading identifiers"):
+            rows = self._db.execute(
+                "SELECT target_label, target_key, account FROM graph_relationships "
+                "WHERE label IN (SELECT value FROM json_each(?))", (json.dumps([RELATIONSHIPS[f] for f in via]),))
+            members: dict[tuple[str, str], set[str]] = defaultdict(set)
+            for label, key, account in rows:
+                members[(label, key)].add(account)
+        return members
+
+    def relationships_of(self, account: str) -> list[dict[str, Any]]:
+        with self._errors("reading relationships"):
+            rows = self._db.execute(
+                "SELECT label, target_label, target_key, first_seen, last_seen FROM graph_relationships "
+                "WHERE account = ?", (account,)).fetchall()
+        return [{"relationship": r[0], "label": r[1], "key": r[2], "first_seen": r[3], "last_seen": r[4]}
+                for r in rows]
+
+    def hit_edges_of(self, accounts: Sequence[str]) -> list[dict[str, Any]]:
+        columns = ("label", "to_label", "to", *HIT_PROPERTIES)
+        with self._errors("reading hit edges"):
+            rows = self._db.execute(
+                f"SELECT label, to_label, to_key, {', '.join(HIT_PROPERTIES)} FROM graph_hits "
+                "WHERE account_id IN (SELECT value FROM json_each(?)) AND from_label = 'Account' "
+                "AND from_key = account_id", (json.dumps(list(accounts)),)).fetchall()
+        return [dict(zip(columns, row, strict=True)) for row in rows]
+
+    def vertex_times(self) -> dict[VertexRef, str]:
+        with self._errors("reading vertices"):
+            rows = self._db.execute("SELECT label, key, first_seen FROM graph_vertices").fetchall()
+        return {VertexRef(label, key): first for label, key, first in rows}
+
+    def relationship_times(self) -> dict[RelationshipRef, tuple[str, str]]:
+        with self._errors("reading relationships"):
+            rows = self._db.execute("SELECT account, label, target_label, target_key, first_seen, last_seen "
+                                    "FROM graph_relationships").fetchall()
+        return {RelationshipRef(a, label, VertexRef(tl, tk)): (f, s) for a, label, tl, tk, f, s in rows}
+
+    def counts(self) -> dict[str, int]:
+        with self._errors("counting"):
+            vertices = self._db.execute("SELECT COUNT(*) FROM graph_vertices").fetchone()[0]
+            edges = (self._db.execute("SELECT COUNT(*) FROM graph_relationships").fetchone()[0]
+                     + self._db.execute("SELECT COUNT(*) FROM graph_hits").fetchone()[0])
+        return {"vertices": int(vertices), "edges": int(edges)}
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise _translate(exc, doing) from exc
+
+
+def _hit_row(hit: Hit) -> tuple[Any, ...]:
+    source, target = hit.edge.from_, hit.edge.to
+    evidence = json.dumps(hit.evidence, default=str, separators=(",", ":"))[:EVIDENCE_LIMIT]
+    return (hit.hit_id, hit.edge.label, VERTEX_LABELS[source.field], source.value, VERTEX_LABELS[target.field],
+            target.value, hit.rule_id, hit.kind, hit.mode, hit.severity, hit.event_id, hit.account_id, hit.ts,
+            float(hit.value), float(hit.threshold), hit.ruleset_version, evidence)
+
+
+def _translate(exc: sqlite3.Error, doing: str) -> StoreError:
+    text = str(exc).lower()
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text or "disk i/o" in text):
+        return TransientStoreError(f"graph store busy while {doing}: {exc}")
+    return StoreError(f"graph store failed while {doing}: {exc}")

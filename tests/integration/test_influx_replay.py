@@ -15,9 +15,7 @@ from chalicelib.pipeline import Pipeline
 from chalicelib.rules import StaticRulesSource, load_rules_file
 from chalicelib.settings import Settings
 from chalicelib.simulate import iter_lines, simulate
-from chalicelib.stores import SQLiteTimeSeriesStore, TimeSeriesStore, build_timeseries_store
-from chalicelib.stores.graph import GraphStore
-from chalicelib.stores.gremlin import GremliteConnection
+from chalicelib.stores import SQLiteGraphStore, SQLiteTimeSeriesStore, TimeSeriesStore, build_timeseries_store
 from chalicelib.stores.influx import InfluxTimeSeriesStore
 from tests.conftest import PROJECT, SEED_SAMPLE
 from tests.fakes import MemoryDeadLetterSink, MemoryHitSink
@@ -26,7 +24,7 @@ from tests.fakes import MemoryDeadLetterSink, MemoryHitSink
 def replay(store: TimeSeriesStore, records: list[StreamRecord], graph_path: Path, batch_size: int) -> dict[str, Hit]:
     hits = MemoryHitSink()
     pipeline = Pipeline(StaticRulesSource(load_rules_file(PROJECT / "rules.yaml")), store, hits,
-                        MemoryDeadLetterSink(), graph=GraphStore(GremliteConnection(graph_path)))
+                        MemoryDeadLetterSink(), graph=SQLiteGraphStore(graph_path))
     try:
         totals = stream_through(pipeline, records, batch_size)
     finally:

@@ -71,10 +71,27 @@ class GremliteConnection(GraphConnection):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            _initialize_once(self.path, timeout_s)
             self.remote = SQLiteConnection(str(self.path), timeout=timeout_s)
         except Exception as exc:
             raise self._translate(exc) from exc
         self.g = traversal().with_remote(self.remote)
+
+    def run(self, t: Any, want: Want = "list") -> Any:
+        if want == "iterate":
+            self._begin_writing()
+        return super().run(t, want)
+
+    def _begin_writing(self) -> None:
+        """Hold the file's write lock from before a write traversal reads anything to the commit.
+        Upserts look for an existing vertex or edge and add one when there is none; under
+        sqlite3's deferred transactions another process could add it between the look and the
+        add, and the graph would hold it twice."""
+        if not self.remote.con.in_transaction:
+            try:
+                self.remote.con.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from exc
 
     def _translate(self, exc: Exception) -> StoreError:
         text = str(exc).lower()
@@ -93,6 +110,24 @@ class GremliteConnection(GraphConnection):
 
     def close(self) -> None:
         self.remote.close()
+
+
+def _initialize_once(path: Path, timeout_s: float) -> None:
+    """Create gremlite's tables in one transaction under the write lock. Left to gremlite, two
+    processes opening a new file at once both create them (one fails: "table quads already
+    exists", or sees half of them: BadDatabase), and a process killed half-way leaves a file no
+    one can open."""
+    from gremlite.connection import db_already_initialized, initialize_db
+
+    con = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None)
+    try:
+        con.execute("BEGIN IMMEDIATE")
+        if db_already_initialized(con):
+            con.execute("ROLLBACK")
+        else:
+            initialize_db(con)  # commits
+    finally:
+        con.close()
 
 
 # --------------------------------------------------------------------------- Neptune

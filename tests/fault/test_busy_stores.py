@@ -1,0 +1,43 @@
+"""A store held locked past its busy timeout: the batch fails as a transient error and is
+redelivered, the run finishes, and every store ends as in a clean run."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.fault.conftest import BATCH_SIZE, CleanRun, Stream
+from tests.fault.harness import PROFILE, DataDir, Replay, assert_same_stores, jsonl_by_id, stored_events
+
+pytestmark = pytest.mark.fault
+
+BUSY_TIMEOUT_S = 10  # what the embedded stores wait for a lock before giving up
+
+
+@pytest.mark.parametrize("store", ["graph.sqlite", "timeseries.sqlite"] if PROFILE == "ci" else ["graph.sqlite"])
+def test_a_batch_locked_out_past_the_busy_timeout_is_redelivered(store: str, stream: Stream, clean_run: CleanRun,
+                                                                 tmp_path: Path) -> None:
+    data, out = tmp_path / "data", tmp_path / "hits.jsonl"
+    run = Replay.start(stream.path, data, out, BATCH_SIZE, verbose=True)
+    while stored_events(data) < len(stream.event_ids) // 3:
+        assert run.process.poll() is None, run.log.read_text()[-3000:]
+        time.sleep(0.005)
+    other_writer = sqlite3.connect(data / store, timeout=60, isolation_level=None)
+    try:
+        other_writer.execute("BEGIN IMMEDIATE")
+        time.sleep(BUSY_TIMEOUT_S + 2)
+        assert run.process.poll() is None, "the replay gave up while the store was locked"
+    finally:
+        other_writer.execute("ROLLBACK")
+        other_writer.close()
+    summary = run.finish()
+
+    log = run.log.read_text()
+    assert "will be redelivered" in log and "busy" in log, log[-3000:]
+    assert summary == clean_run.summary
+    hits, times = jsonl_by_id(out, "hit_id")
+    assert max(times.values()) == 1
+    assert_same_stores(DataDir.read(data), hits, clean_run.data, clean_run.hits)

@@ -10,6 +10,7 @@ depend on how batches interleave on the graph; they are checked for exactly-once
 
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing
 import zlib
@@ -59,6 +60,12 @@ def test_two_concurrent_replays_on_one_data_dir(split: str, stream: Stream, clea
     runs = [Replay.start(files[index], data, outs[index], BATCH_SIZE) for index in range(2)]
     summaries = [run.finish() for run in runs]
     after = DataDir.read(data)
+
+    shard_of_event = {event_id_of(line): index for index, shard in enumerate(shards) for _, line in shard}
+    order = [shard_of_event[e] for e in after.arrival_order()]
+    switches = sum(1 for a, b in itertools.pairwise(order) if a != b)
+    print(f"{split}: the writers took turns {switches} times")
+    assert switches >= 2, "the two processes did not run at the same time: nothing concurrent was tested"
 
     assert after.integrity == {"timeseries.sqlite": "ok", "graph.sqlite": "ok"}
     # every event stored once and judged; the reports add up to the stream

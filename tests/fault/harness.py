@@ -140,6 +140,14 @@ def stored_events(data_dir: Path) -> int:
         return 0
 
 
+def stored_event_ids(data_dir: Path) -> set[str]:
+    db = sqlite3.connect(data_dir / "timeseries.sqlite", timeout=30)
+    try:
+        return {row[0] for row in db.execute("SELECT event_id FROM events")}
+    finally:
+        db.close()
+
+
 def stored_and_unjudged(data_dir: Path) -> tuple[int, int]:
     """After a kill: (events stored, of which not judged). A read-write connection, because the
     store may first need recovering from the kill, as the next run would do anyway."""

@@ -28,11 +28,14 @@ from tests.fault.harness import (
     envelopes,
     event_id_of,
     jsonl_by_id,
+    stored_event_ids,
 )
 
 pytestmark = pytest.mark.fault
 
-SPLITS = ["by-event", "by-account"] if PROFILE == "ci" else ["by-event"]
+# (split, whether the first writer is SIGKILLed a third of the way in and rerun while the other goes on)
+CASES = ([("by-event", False), ("by-account", True), ("by-event", True)] if PROFILE == "ci"
+         else [("by-event", True)])
 
 
 def shard_of(line: str, split: str, number: int) -> int:
@@ -43,8 +46,8 @@ def shard_of(line: str, split: str, number: int) -> int:
     return zlib.crc32(key.encode()) % 2
 
 
-@pytest.mark.parametrize("split", SPLITS)
-def test_two_concurrent_replays_on_one_data_dir(split: str, stream: Stream, clean_run: CleanRun,
+@pytest.mark.parametrize(("split", "kill"), CASES, ids=[f"{s}{'-one-killed' if k else ''}" for s, k in CASES])
+def test_two_concurrent_replays_on_one_data_dir(split: str, kill: bool, stream: Stream, clean_run: CleanRun,
                                                 tmp_path: Path) -> None:
     shards: list[list[tuple[int, str]]] = [[], []]
     for number, line in enumerate(stream.lines, 1):
@@ -54,17 +57,24 @@ def test_two_concurrent_replays_on_one_data_dir(split: str, stream: Stream, clea
     for index, shard in enumerate(shards):
         files.append(tmp_path / f"shard-{index}.jsonl")
         files[-1].write_text(envelopes(shard))
+    shard_of_event = {event_id_of(line): index for index, shard in enumerate(shards) for _, line in shard}
 
     data = tmp_path / "data"  # fresh: both processes also race to create the stores
-    outs = [tmp_path / f"hits-{index}.jsonl" for index in range(2)]
-    runs = [Replay.start(files[index], data, outs[index], BATCH_SIZE) for index in range(2)]
+    outs = [[tmp_path / f"hits-{index}.jsonl"] for index in range(2)]
+    runs = [Replay.start(files[index], data, outs[index][0], BATCH_SIZE) for index in range(2)]
+    stored_by_killed_run = 0
+    if kill:
+        runs[0].kill_when_stored(data, len(stream.event_ids) // 3, delay_ms=40)
+        stored_by_killed_run = sum(1 for e in stored_event_ids(data) if shard_of_event[e] == 0)
+        outs[0].append(tmp_path / "hits-0-rerun.jsonl")
+        runs[0] = Replay.start(files[0], data, outs[0][-1], BATCH_SIZE)
     summaries = [run.finish() for run in runs]
     after = DataDir.read(data)
 
-    shard_of_event = {event_id_of(line): index for index, shard in enumerate(shards) for _, line in shard}
     order = [shard_of_event[e] for e in after.arrival_order()]
     switches = sum(1 for a, b in itertools.pairwise(order) if a != b)
-    print(f"{split}: the writers took turns {switches} times")
+    print(f"{split}{' with a kill' if kill else ''}: the writers took turns {switches} times; the killed run "
+          f"had stored {stored_by_killed_run} events")
     assert switches >= 2, "the two processes did not run at the same time: nothing concurrent was tested"
 
     assert after.integrity == {"timeseries.sqlite": "ok", "graph.sqlite": "ok"}
@@ -72,18 +82,23 @@ def test_two_concurrent_replays_on_one_data_dir(split: str, stream: Stream, clea
     assert set(after.events) == stream.event_ids
     assert max(after.event_times.values()) == 1
     assert after.unjudged() == []
-    assert sum(s["accepted"] for s in summaries) == len(stream.event_ids)
-    assert sum(s["duplicates"] for s in summaries) == len(stream.lines) - stream.poison - len(stream.event_ids)
+    repeated = len(stream.lines) - stream.poison - len(stream.event_ids)
+    assert sum(s["accepted"] for s in summaries) == len(stream.event_ids) - stored_by_killed_run
+    assert sum(s["duplicates"] for s in summaries) == repeated + stored_by_killed_run
     assert sum(s["poison"] for s in summaries) == stream.poison
     assert len(after.dead_letters) == stream.poison and max(after.dead_letter_times.values()) == 1
 
-    # every hit written exactly once: once in one of the two sinks, once as a graph edge
+    # every hit written exactly once: by one of the two writers (a killed run's hits may be written
+    # again by its rerun, never by the other writer), and once as a graph edge
     hits: dict[str, dict] = {}
-    for out, summary in zip(outs, summaries, strict=True):
-        found, times = jsonl_by_id(out, "hit_id")
-        assert max(times.values(), default=1) == 1
-        assert not set(found) & set(hits), "a hit was written by both processes"
-        assert len(found) == sum(summary["hits"].values())
+    for writer_outs, summary in zip(outs, summaries, strict=True):
+        found = {}
+        for out in writer_outs:
+            in_file, times = jsonl_by_id(out, "hit_id")
+            assert max(times.values(), default=1) == 1, f"{out.name} holds a hit twice"
+            found.update(in_file)
+        assert not set(found) & set(hits), "a hit was written by both writers"
+        assert len(jsonl_by_id(writer_outs[-1], "hit_id")[0]) == sum(summary["hits"].values())
         hits.update(found)
     assert after.graph.doubled() == {}
     assert set(after.graph.hit_edges) == set(hits)

@@ -121,6 +121,13 @@ def _initialize_once(path: Path, timeout_s: float) -> None:
 
     con = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None)
     try:
+        # First a look without the write lock (one read transaction, so one consistent schema):
+        # a writer busy with batches must not keep a process that is only starting waiting.
+        con.execute("BEGIN")
+        initialized = db_already_initialized(con)
+        con.execute("ROLLBACK")
+        if initialized:
+            return
         con.execute("BEGIN IMMEDIATE")
         if db_already_initialized(con):
             con.execute("ROLLBACK")

@@ -41,3 +41,22 @@ def test_a_batch_locked_out_past_the_busy_timeout_is_redelivered(store: str, str
     hits, times = jsonl_by_id(out, "hit_id")
     assert max(times.values()) == 1
     assert_same_stores(DataDir.read(data), hits, clean_run.data, clean_run.hits)
+
+
+def test_the_stores_open_while_another_writer_holds_their_locks(tmp_path: Path) -> None:
+    """A process starting up (a cold Lambda container, a second replay) does not wait for the
+    write locks of one that is busy writing batches."""
+    from chalicelib.stores import GremliteConnection, SQLiteTimeSeriesStore
+
+    openers = {"graph.sqlite": lambda: GremliteConnection(tmp_path / "graph.sqlite", timeout_s=0.5),
+               "timeseries.sqlite": lambda: SQLiteTimeSeriesStore(tmp_path / "timeseries.sqlite", busy_timeout_s=0.5)}
+    for open_store in openers.values():
+        open_store().close()  # the files exist, as they do once a writer has run
+    for name, open_store in openers.items():
+        other_writer = sqlite3.connect(tmp_path / name, isolation_level=None)
+        try:
+            other_writer.execute("BEGIN IMMEDIATE")
+            open_store().close()
+        finally:
+            other_writer.execute("ROLLBACK")
+            other_writer.close()

@@ -103,6 +103,16 @@ class Replay:
         assert "Traceback" not in text, text[-3000:]
         return dict(json.loads(text.strip().splitlines()[-1]))
 
+    def kill_when_logged(self, text: str, timeout: float = 300) -> None:
+        """SIGKILL the process as soon as its log shows `text` (run it with verbose=True)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log.read_text(errors="replace"):
+            assert self.process.poll() is None, f"replay ended before logging {text!r}:\n{self.log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"replay never logged {text!r}"
+            time.sleep(0.005)
+        self.process.send_signal(signal.SIGKILL)
+        assert self.process.wait(timeout) == -signal.SIGKILL
+
     def kill_when_stored(self, data_dir: Path, at_least: int, delay_ms: float, timeout: float = 300) -> int:
         """SIGKILL the process once the time-series store holds `at_least` events, `delay_ms` later
         (so the kill lands anywhere in a batch). Returns the events stored when it died."""
@@ -250,6 +260,15 @@ class DataDir:
     dead_letter_times: Counter[str]
     graph: GraphContents
     integrity: dict[str, str]
+
+    @staticmethod
+    def read_events(data_dir: Path) -> dict[str, dict[str, Any]]:
+        db = sqlite3.connect(data_dir / "timeseries.sqlite", timeout=30)  # may recover from a kill first
+        db.row_factory = sqlite3.Row
+        try:
+            return {row["event_id"]: dict(row) for row in db.execute("SELECT * FROM events")}
+        finally:
+            db.close()
 
     @classmethod
     def read(cls, data_dir: Path) -> DataDir:

@@ -10,6 +10,7 @@ Each test prints where its kills landed (`pytest -s`).
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +19,16 @@ from typing import Any
 import pytest
 
 from tests.fault.conftest import BATCH_SIZE, CleanRun, Stream
-from tests.fault.harness import PROFILE, DataDir, Replay, assert_same_stores, jsonl_by_id, stored_and_unjudged
+from tests.fault.harness import (
+    PROFILE,
+    DataDir,
+    Replay,
+    assert_same_stores,
+    jsonl_by_id,
+    read_graph,
+    stored_and_unjudged,
+    stored_events,
+)
 
 pytestmark = pytest.mark.fault
 
@@ -49,7 +59,7 @@ class Rerun:
     hits: dict[str, dict[str, Any]]  # every hit any of the runs wrote, by hit_id
 
 
-def kill_then_rerun(stream: Stream, plan: KillPlan, tmp_path: Path) -> Rerun:
+def kill_then_rerun(stream: Stream, plan: KillPlan, tmp_path: Path, clean_run: CleanRun) -> Rerun:
     data = tmp_path / "data"
     outs: list[Path] = []
     landed = []
@@ -58,7 +68,8 @@ def kill_then_rerun(stream: Stream, plan: KillPlan, tmp_path: Path) -> Rerun:
         Replay.start(stream.path, data, outs[-1], BATCH_SIZE).kill_when_stored(
             data, max(1, int(fraction * len(stream.event_ids))), delay_ms)
         landed.append(stored_and_unjudged(data))
-    print(f"{plan_id(plan)}: kills landed at (events stored, of which not yet judged) {landed}")
+        print(f"{plan_id(plan)}: killed with {landed[-1][0]} events stored, {landed[-1][1]} of them not judged; "
+              f"{where_in_the_batch(data, clean_run)}")
     outs.append(tmp_path / "hits-rerun.jsonl")
     summary = Replay.start(stream.path, data, outs[-1], BATCH_SIZE).finish()
     hits: dict[str, dict[str, Any]] = {}
@@ -69,10 +80,20 @@ def kill_then_rerun(stream: Stream, plan: KillPlan, tmp_path: Path) -> Rerun:
     return Rerun(landed, summary, DataDir.read(data), hits)
 
 
+def where_in_the_batch(data: Path, clean_run: CleanRun) -> str:
+    """Whether the killed batch's graph phase had committed (seen by its hit edges), for the report."""
+    unjudged = {e for e, row in DataDir.read_events(data).items() if not row["judged"]}
+    expected = {h for h, hit in clean_run.hits.items() if hit["event_id"] in unjudged}
+    if not expected:
+        return "the killed batch has no hits: graph phase not observable"
+    present = expected & set(read_graph(data).hit_edges)
+    return "killed after the graph commit" if present == expected else "killed before the graph commit"
+
+
 @pytest.mark.parametrize("plan", PLANS, ids=[plan_id(p) for p in PLANS])
 def test_killed_replay_then_rerun_equals_a_clean_run(plan: KillPlan, stream: Stream, clean_run: CleanRun,
                                                      tmp_path: Path) -> None:
-    run = kill_then_rerun(stream, plan, tmp_path)
+    run = kill_then_rerun(stream, plan, tmp_path, clean_run)
     after, clean = run.data, clean_run.data
 
     # the rerun's own report: it stored exactly what the killed runs had not
@@ -91,7 +112,7 @@ LAST_SEEN_GRANULARITY_S = 3600  # the graph refreshes a relationship's last_seen
                                        "remove this mark when that branch is merged)")
 def test_killed_replay_then_rerun_keeps_relationship_last_seen(stream: Stream, clean_run: CleanRun,
                                                               tmp_path: Path) -> None:
-    run = kill_then_rerun(stream, ((0.4, 0.0),), tmp_path)
+    run = kill_then_rerun(stream, ((0.4, 0.0),), tmp_path, clean_run)
     clean = clean_run.data.graph.relationships
 
     def seconds(text: str) -> float:
@@ -102,3 +123,31 @@ def test_killed_replay_then_rerun_keeps_relationship_last_seen(stream: Stream, c
              for ref, props in run.data.graph.relationships.items()}
     stale = {ref: s for ref, s in apart.items() if abs(s) >= LAST_SEEN_GRANULARITY_S}
     assert not stale, f"{len(stale)} of {len(apart)} relationships' last_seen off by up to {max(stale.values()):.0f}s"
+
+
+def test_killed_after_the_graph_commit_before_the_batch_is_judged(stream: Stream, clean_run: CleanRun,
+                                                                  tmp_path: Path) -> None:
+    """The narrowest window, which timed kills do not hit: the batch's entities and hit edges are
+    committed to the graph, its hits are not in the sink and its events are not marked judged.
+    Made wide on purpose: the hits file is swapped for a directory, so writing hits fails after the
+    graph commit and the batch waits for redelivery; the process is killed while it waits."""
+    data, out = tmp_path / "data", tmp_path / "hits.jsonl"
+    run = Replay.start(stream.path, data, out, BATCH_SIZE, verbose=True)
+    while stored_events(data) < len(stream.event_ids) // 3:
+        assert run.process.poll() is None, run.log.read_text()[-3000:]
+        time.sleep(0.005)
+    before = out.rename(tmp_path / "hits-before-the-swap.jsonl")
+    out.mkdir()
+    run.kill_when_logged("will be redelivered")
+    assert where_in_the_batch(data, clean_run) == "killed after the graph commit"
+    stored, unjudged = stored_and_unjudged(data)
+    assert unjudged > 0
+    out.rmdir()
+
+    summary = Replay.start(stream.path, data, out, BATCH_SIZE).finish()
+    assert summary["accepted"] == len(stream.event_ids) - stored
+    hits = dict(jsonl_by_id(before, "hit_id")[0])
+    rerun_hits, times = jsonl_by_id(out, "hit_id")
+    assert max(times.values()) == 1
+    hits.update(rerun_hits)
+    assert_same_stores(DataDir.read(data), hits, clean_run.data, clean_run.hits)

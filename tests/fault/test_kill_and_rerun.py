@@ -44,7 +44,7 @@ def kill_plans(singles: int, doubles: int, seed: int = 20261129) -> list[KillPla
     return plans
 
 
-PLANS = kill_plans(singles=5, doubles=2) if PROFILE == "ci" else kill_plans(singles=2, doubles=1)
+PLANS = kill_plans(singles=4, doubles=2) if PROFILE == "ci" else kill_plans(singles=2, doubles=1)
 
 
 def plan_id(plan: KillPlan) -> str:

@@ -107,6 +107,7 @@ def test_killed_replay_then_rerun_equals_a_clean_run(plan: KillPlan, stream: Str
 LAST_SEEN_GRANULARITY_S = 3600  # the graph refreshes a relationship's last_seen at most hourly
 
 
+@pytest.mark.skipif(PROFILE != "ci", reason="a known failure: checked in the ci profile only")
 @pytest.mark.xfail(strict=True, reason="issue #8 item 3: a restarted process does not refresh last_seen of "
                                        "relationships it finds in the graph (the graph-timestamps branch fixes it; "
                                        "remove this mark when that branch is merged)")

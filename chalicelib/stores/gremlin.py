@@ -75,6 +75,7 @@ class GremliteConnection(GraphConnection):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            _initialize_once(self.path, timeout_s)
             self.remote = SQLiteConnection(str(self.path), timeout=timeout_s)
         except Exception as exc:
             raise self._translate(exc) from exc
@@ -107,6 +108,31 @@ class GremliteConnection(GraphConnection):
 
     def close(self) -> None:
         self.remote.close()
+
+
+def _initialize_once(path: Path, timeout_s: float) -> None:
+    """Create gremlite's tables in one transaction under the write lock. Left to gremlite, two
+    processes opening a new file at once both create them (one fails: "table quads already
+    exists", or sees half of them: BadDatabase), and a process killed half-way leaves a file no
+    one can open."""
+    from gremlite.connection import db_already_initialized, initialize_db
+
+    con = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None)
+    try:
+        # First a look without the write lock (one read transaction, so one consistent schema):
+        # a writer busy with batches must not keep a process that is only starting waiting.
+        con.execute("BEGIN")
+        initialized = db_already_initialized(con)
+        con.execute("ROLLBACK")
+        if initialized:
+            return
+        con.execute("BEGIN IMMEDIATE")
+        if db_already_initialized(con):
+            con.execute("ROLLBACK")
+        else:
+            initialize_db(con)  # commits
+    finally:
+        con.close()
 
 
 # --------------------------------------------------------------------------- Neptune

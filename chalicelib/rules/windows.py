@@ -187,8 +187,11 @@ class WindowCache:
     recently used keys are dropped and simply reload). `max_bytes=0` keeps nothing between
     batches: every batch reads whole windows, as a cold container does."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, *, lateness_margin_ms: int = LATENESS_MARGIN_MS,
+                 delta_span: int = DELTA_SPAN) -> None:
         self.max_bytes = max_bytes
+        self.lateness_margin_ms = lateness_margin_ms
+        self.delta_span = delta_span
         self._version: str | None = None
         self._layouts: dict[str, _Layout] = {}
         self._keys: OrderedDict[tuple[str, str], KeyWindow] = OrderedDict()
@@ -241,7 +244,7 @@ class WindowCache:
             late: list[tuple[str, int, int]] = []  # (key, window start, ts)
             for key, targets in by_key.items():
                 held = self._keys.get((key_field, key))
-                if held is not None and max_seq - held.high_water > DELTA_SPAN:
+                if held is not None and max_seq - held.high_water > self.delta_span:
                     self._drop((key_field, key))
                     held = None
                 if held is None:
@@ -257,7 +260,7 @@ class WindowCache:
             if load:
                 earliest = min(t.ts_ms for k in load for t in by_key[k])
                 reads.append(RowRead("load", key_field, frozenset(load),
-                                     earliest - layout.longest_ms - LATENESS_MARGIN_MS, _FAR_FUTURE_MS,
+                                     earliest - layout.longest_ms - self.lateness_margin_ms, _FAR_FUTURE_MS,
                                      max_seq, fields))
             if delta:
                 keys = frozenset(k for k in by_key if (key_field, k) in self._keys)
@@ -344,6 +347,8 @@ class WindowCache:
                 self._judge_arrival(layout, held, arrived, row, position, late_rows, report)
         for target in waiting.values():  # below the held range: judged from the store
             self._judge_again(layout, held, target, late_rows, report)
+        # the reads covered every arrival of this key up to the batch's last event
+        held.high_water = max(held.high_water, max(t.seq for t in targets))
 
     def _judge_arrival(self, layout: _Layout, held: KeyWindow, target: StoredEvent, row: Row, position: int,
                        late_rows: list[Row],
@@ -436,7 +441,7 @@ class WindowCache:
             if held is None:
                 continue
             if held.rows:
-                held.trim(held.rows[-1][TS] - self._layouts[name[0]].longest_ms - LATENESS_MARGIN_MS)
+                held.trim(held.rows[-1][TS] - self._layouts[name[0]].longest_ms - self.lateness_margin_ms)
             size = len(held.rows) * row_bytes(len(held.rows[0])) if held.rows else 0
             self._bytes += size - held.bytes
             held.bytes = size

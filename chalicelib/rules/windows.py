@@ -45,6 +45,8 @@ LATENESS_MARGIN_MS = 15 * 60 * 1000
 #: A held key whose high-water mark is more than this many arrivals behind is reloaded rather
 #: than read as a delta (a delta read walks arrival order from the oldest mark in the batch).
 DELTA_SPAN = 50_000
+#: At most this many delta reads per key field and batch.
+DELTA_READS = 4
 #: The fields of a whole event, for rules that do not say what they read (plugin kinds).
 WHOLE_EVENT = ("account_id", "amount", "currency", "merchant_id", "ip", "device_id", "email", "phone",
                "card_id", "lat", "lon", "attributes")
@@ -240,7 +242,7 @@ class WindowCache:
         for key_field, layout in sorted(self._layouts.items()):
             by_key = self._targets(layout, pending)
             load: list[str] = []
-            delta: list[KeyWindow] = []
+            delta: list[str] = []
             late: list[tuple[str, int, int]] = []  # (key, window start, ts)
             for key, targets in by_key.items():
                 held = self._keys.get((key_field, key))
@@ -250,7 +252,7 @@ class WindowCache:
                 if held is None:
                     load.append(key)
                     continue
-                delta.append(held)
+                delta.append(key)
                 for target in targets:
                     for slot in layout.slots:
                         start = target.ts_ms - slot.window_ms
@@ -263,13 +265,27 @@ class WindowCache:
                                      earliest - layout.longest_ms - self.lateness_margin_ms, _FAR_FUTURE_MS,
                                      max_seq, fields))
             if delta:
-                keys = frozenset(k for k in by_key if (key_field, k) in self._keys)
-                reads.append(RowRead("delta", key_field, keys, min(h.floor for h in delta), _FAR_FUTURE_MS,
-                                     max_seq, fields, min(h.high_water for h in delta)))
+                reads.extend(self._delta_reads(key_field, by_key, delta, max_seq, fields))
             if late:
                 reads.append(RowRead("late", key_field, frozenset(k for k, _, _ in late),
                                      min(s for _, s, _ in late), max(t for _, _, t in late), max_seq, fields))
         return reads
+
+    def _delta_reads(self, key_field: str, by_key: Mapping[str, list[StoredEvent]], keys: list[str],
+                     max_seq: int, fields: tuple[str, ...]) -> list[RowRead]:
+        """Reads of what arrived after each held key's high-water mark. Marks are batch ends, so
+        keys share them: the most recent marks get a read each, older ones share one (it reads
+        rows some of its keys hold already; `evaluate` skips those)."""
+        by_mark: dict[int, list[str]] = defaultdict(list)
+        for key in keys:
+            by_mark[self._keys[(key_field, key)].high_water].append(key)
+        marks = sorted(by_mark, reverse=True)
+        groups = [(mark, by_mark[mark]) for mark in marks[:DELTA_READS - 1]]
+        if len(marks) >= DELTA_READS:
+            groups.append((marks[-1], [k for mark in marks[DELTA_READS - 1:] for k in by_mark[mark]]))
+        return [RowRead("delta", key_field, frozenset(group),
+                        min(self._keys[(key_field, k)].floor for k in group), _FAR_FUTURE_MS,
+                        max_seq, fields, mark) for mark, group in groups]
 
     # ------------------------------------------------------------------- evaluation (pure)
 
@@ -279,6 +295,7 @@ class WindowCache:
         `rows` holds the result of each read `reads` returned for the same batch."""
         self._use(ruleset)
         found: list[tuple[int, int, Hit]] = []
+        max_seq = max((p.seq for p in pending), default=0)
 
         def report(rule_index: int, rule: Rule[Any], stored: StoredEvent, finding: Finding | None) -> None:
             if finding is not None:
@@ -292,16 +309,25 @@ class WindowCache:
                 if stored.event.get(rule.key_field) is not None and rule.applies_to(stored.event):
                     report(index, rule, stored, self._judge_event(rule, stored.event))
 
-        by_purpose = {(r.key_field, r.purpose): rs for r, rs in rows.items()}
         touched: list[tuple[str, str]] = []
         for key_field, layout in sorted(self._layouts.items()):
             by_key = self._targets(layout, pending)
             if not by_key:
                 continue
-            loaded = self._group(layout, by_purpose.get((key_field, "load"), []))
-            deltas = self._group(layout, by_purpose.get((key_field, "delta"), []))
-            late_rows = self._group(layout, by_purpose.get((key_field, "late"), []))
-            load_floor = next((r.start_ms for r in rows if r.key_field == key_field and r.purpose == "load"), 0)
+            loaded: dict[str, list[Row]] = defaultdict(list)
+            deltas: dict[str, list[Row]] = defaultdict(list)
+            late_rows: dict[str, list[Row]] = defaultdict(list)
+            load_floor = 0
+            for read, result in rows.items():
+                if read.key_field != key_field:
+                    continue
+                if read.purpose == "load":
+                    load_floor = read.start_ms
+                    self._group(layout, result, loaded)
+                elif read.purpose == "late":
+                    self._group(layout, result, late_rows)
+                else:
+                    self._group(layout, result, deltas, fresh_only=True)
             for key, targets in by_key.items():
                 name = (key_field, key)
                 held = self._keys.get(name)
@@ -309,19 +335,26 @@ class WindowCache:
                     held, arriving = self._start(layout, loaded.get(key, []), targets, load_floor)
                     self._keys[name] = held
                 else:
-                    arriving = [r for r in deltas.get(key, []) if r[SEQ] > held.high_water and r[TS] > held.floor]
+                    arriving = deltas.get(key, [])
                     self._keys.move_to_end(name)
                 touched.append(name)
-                self._judge_key(layout, held, key, targets, arriving, late_rows.get(key, []), report)
+                self._judge_key(layout, held, max_seq, targets, arriving, late_rows.get(key, []), report)
         self._settle(touched)
         found.sort(key=lambda item: (item[0], item[1]))
         return [hit for _, _, hit in found]
 
-    def _group(self, layout: _Layout, rows: Iterable[Row]) -> dict[str, list[Row]]:
-        grouped: dict[str, list[Row]] = defaultdict(list)
+    def _group(self, layout: _Layout, rows: Iterable[Row], into: dict[str, list[Row]], *,
+               fresh_only: bool = False) -> None:
+        """Rows by key, each with its where-mask appended; `fresh_only`: only rows a held key
+        does not hold yet (a delta read may return rows some of its keys already hold)."""
+        key_field = layout.key_field
         for row in rows:
-            grouped[str(row[KEY])].append((*row, layout.mask(row)))
-        return grouped
+            key = str(row[KEY])
+            if fresh_only:
+                held = self._keys.get((key_field, key))
+                if held is None or row[SEQ] <= held.high_water or row[TS] <= held.floor:
+                    continue
+            into[key].append((*row, layout.mask(row)))
 
     @staticmethod
     def _start(layout: _Layout, rows: list[Row], targets: list[StoredEvent], floor: int) -> tuple[KeyWindow, list[Row]]:
@@ -331,7 +364,7 @@ class WindowCache:
         held = sorted(r for r in rows if r[SEQ] < first)
         return KeyWindow(held, floor, first - 1), [r for r in rows if r[SEQ] >= first]
 
-    def _judge_key(self, layout: _Layout, held: KeyWindow, key: str, targets: list[StoredEvent],
+    def _judge_key(self, layout: _Layout, held: KeyWindow, max_seq: int, targets: list[StoredEvent],
                    arriving: list[Row], late_rows: list[Row],
                    report: Callable[[int, Rule[Any], StoredEvent, Finding | None], None]) -> None:
         waiting = {t.seq: t for t in targets}
@@ -348,7 +381,7 @@ class WindowCache:
         for target in waiting.values():  # below the held range: judged from the store
             self._judge_again(layout, held, target, late_rows, report)
         # the reads covered every arrival of this key up to the batch's last event
-        held.high_water = max(held.high_water, max(t.seq for t in targets))
+        held.high_water = max(held.high_water, max_seq)
 
     def _judge_arrival(self, layout: _Layout, held: KeyWindow, target: StoredEvent, row: Row, position: int,
                        late_rows: list[Row],

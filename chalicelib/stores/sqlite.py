@@ -2,9 +2,10 @@
 
 Arrival order is the table's `seq` (AUTOINCREMENT, so a seq is never reused). Writes are one
 transaction per batch (`BEGIN IMMEDIATE`, so concurrent writers queue rather than interleave);
-reads select by key through an index per key field and pass key lists as one JSON parameter, so
-no value from a record ever becomes SQL text. A delta read (`min_seq > 0`) walks the primary key
-from `min_seq` instead: it costs what was stored since that mark, whatever the keys' histories.
+reads select by key through an index per key field, (key, seq, ts_ms), and pass key lists as one
+JSON parameter, so no value from a record ever becomes SQL text. The index leads with seq after the
+key so a delta read (`min_seq > 0`) costs what each key stored since that mark, whatever its
+history; ts_ms in the index filters a window read without touching the table.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ CREATE TABLE IF NOT EXISTS events (
     attributes TEXT,
     judged INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS ix_events_account_id_ts ON events (account_id, ts_ms);
+CREATE INDEX IF NOT EXISTS ix_events_account_id_seq_ts ON events (account_id, seq, ts_ms);
 """
 
 
@@ -75,9 +76,10 @@ class SQLiteTimeSeriesStore(TimeSeriesStore):
 
     def prepare(self, key_fields: Iterable[str]) -> None:
         for key_field in set(key_fields) - self._indexed:
-            name = "ix_events_" + re.sub(r"[^a-z0-9_]", "_", key_field.lower()) + "_ts"
+            name = "ix_events_" + re.sub(r"[^a-z0-9_]", "_", key_field.lower()) + "_seq_ts"
             with self._errors(f"indexing {key_field}"):
-                self._db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON events ({key_expression(key_field)}, ts_ms)")
+                self._db.execute(
+                    f"CREATE INDEX IF NOT EXISTS {name} ON events ({key_expression(key_field)}, seq, ts_ms)")
             self._indexed.add(key_field)
 
     def write(self, events: Sequence[Transaction]) -> WriteResult:
@@ -141,11 +143,9 @@ class SQLiteTimeSeriesStore(TimeSeriesStore):
                 max_seq: int, min_seq: int) -> list[Any]:
         self.prepare([key_field])
         expression = key_expression(key_field)
-        # A delta read walks the primary key from min_seq; a window read uses the key's index.
-        source = "events NOT INDEXED" if min_seq > 0 else "events"
         with self._errors(f"reading history by {key_field}"):
             return self._db.execute(
-                f"SELECT {columns} FROM {source} "
+                f"SELECT {columns} FROM events "
                 "WHERE seq > ? AND seq <= ? "
                 f"AND {expression} IN (SELECT value FROM json_each(?)) "
                 "AND ts_ms > ? AND ts_ms <= ? ORDER BY seq",

@@ -45,6 +45,7 @@ def main() -> None:
     print("simulating ...", file=sys.stderr, flush=True)
     records = records_of(simulate(seed=11, accounts=args.accounts, days=args.days).events)
     n = len(records)
+    rss_before = current_rss_mb()  # the records themselves, before the pipeline starts
     latencies: list[tuple[int, float]] = []  # (events, wall seconds) per batch
     cpu: list[tuple[int, float]] = []  # (events, CPU seconds of this process) per batch
     hits = 0
@@ -89,7 +90,8 @@ def main() -> None:
         f"| last tenth of the batches | {last:,.0f} events/s (CPU: {last_cpu:,.0f}) |",
         f"| last tenth slower than the first by | {first / last:.2f}x (CPU: {first_cpu / last_cpu:.2f}x) |",
         f"| batch latency p50 / p99 | {statistics.median(seconds) * 1000:,.0f} ms / {p99 * 1000:,.0f} ms |",
-        f"| peak RSS of the process | {peak_mb:,.0f} MiB |",
+        f"| peak RSS of the process / RSS before the run (the stream itself) | {peak_mb:,.0f} MiB / "
+        f"{rss_before:,.0f} MiB |",
         f"| window cache at the end: keys, rows, estimated size | {held[0]:,}, {held[1]:,}, "
         f"{held[2] / 2**20:,.0f} MiB |",
         f"| cache counters | {held[3]} |",
@@ -98,6 +100,13 @@ def main() -> None:
     print(text)
     if args.write:
         write_section(args.write, "## Hot path: long history", text)
+
+
+def current_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 if __name__ == "__main__":

@@ -127,3 +127,35 @@ def test_two_shards_write_the_same_keys_into_one_store(data: st.DataObject) -> N
     with tempfile.TemporaryDirectory() as tmp:
         run(stream, points, Setup(2**30, LATENESS_MARGIN_MS, 50_000, 2, None), sink, Path(tmp))
     assert_agrees(sink.hits.values(), oracle_hits(RULESET, stream))
+
+
+class WriteTimeArrivalStore(SQLiteTimeSeriesStore):
+    """A backend that does not promise one global arrival order (as Timestream does not)."""
+
+    exact_arrival = False
+
+
+def test_no_state_is_kept_where_arrival_is_not_exact(tmp_path: Path) -> None:
+    stream = [Transaction(event_id=f"e{i}", ts=1_700_000_000_000 + i * 1000, account_id="a", amount="1",
+                          ip="ip-1") for i in range(5)]
+    made = Pipeline(StaticRulesSource(RULESET), WriteTimeArrivalStore(tmp_path / "ts.sqlite"), MemoryHitSink(),
+                    MemoryDeadLetterSink())
+    made.process(raw_records(stream))
+    assert made.windows.max_bytes == 0 and made.windows.held_keys == 0
+    exact = Pipeline(StaticRulesSource(RULESET), SQLiteTimeSeriesStore(tmp_path / "other.sqlite"),
+                     MemoryHitSink(), MemoryDeadLetterSink())
+    exact.process(raw_records(stream))
+    assert exact.windows.held_keys > 0
+
+
+@given(streams(max_size=40))
+def test_memory_bound_holds_after_every_batch(stream: list[Transaction]) -> None:
+    cap = 5 * row_bytes(8)
+    with tempfile.TemporaryDirectory() as tmp:
+        made = pipeline(Path(tmp) / "ts.sqlite", Setup(cap, LATENESS_MARGIN_MS, 50_000, 1, None), MemoryHitSink())
+        for batch in split(raw_records(stream), list(range(3, len(stream), 3))):
+            made.process(batch)
+            assert made.windows.held_bytes <= cap
+            assert made.windows.held_bytes == sum(
+                len(k.rows) * row_bytes(len(k.rows[0])) for k in made.windows._keys.values() if k.rows)
+        made.close()

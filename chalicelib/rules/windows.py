@@ -30,7 +30,7 @@ from typing import Any
 
 from chalicelib.events import MAX_TS_MS, StoredEvent, Transaction, attribute_name, from_epoch_ms
 from chalicelib.hits import Hit
-from chalicelib.rules.base import Finding, GraphRule, Rule, WindowAggregate
+from chalicelib.rules.base import Condition, Finding, GraphRule, Rule, WindowAggregate
 from chalicelib.rules.engine import make_hit
 from chalicelib.rules.loader import RuleSet
 
@@ -51,6 +51,7 @@ DELTA_READS = 4
 WHOLE_EVENT = ("account_id", "amount", "currency", "merchant_id", "ip", "device_id", "email", "phone",
                "card_id", "lat", "lon", "attributes")
 _FAR_FUTURE_MS = MAX_TS_MS + 1
+_ANSWERS_KEPT = 4096  # remembered `where` answers per condition
 
 
 def row_bytes(width: int) -> int:
@@ -92,13 +93,28 @@ class _Layout:
     slots: list[_RuleSlot]
     longest_ms: int
     always: int  # mask bits of the rules without `where`
+    #: per rule with `where`: its bit and (position, remembered answers, condition) per condition
+    filtered: list[tuple[int, list[tuple[int, dict[Any, bool], Condition]]]] = field(default_factory=list)
 
     def mask(self, row: Row) -> int:
+        """Bits of the rules whose `where` the row passes (each condition's answer per value is
+        remembered: the same amounts, IPs and flags come back all the time)."""
         mask = self.always
-        positions = self.positions
-        for slot in self.slots:
-            if not slot.bit & mask and all(c.holds_value(row[positions[c.field]]) for c in slot.rule.config.where):
-                mask |= slot.bit
+        for bit, conditions in self.filtered:
+            for position, answers, condition in conditions:
+                value = row[position]
+                try:
+                    holds = answers[value]
+                except KeyError:
+                    holds = condition.holds_value(value)
+                    if len(answers) < _ANSWERS_KEPT:
+                        answers[value] = holds
+                except TypeError:  # an unhashable value
+                    holds = condition.holds_value(value)
+                if not holds:
+                    break
+            else:
+                mask |= bit
         return mask
 
     def transaction(self, row: Row) -> Transaction:
@@ -139,7 +155,10 @@ def _layouts(ruleset: RuleSet) -> dict[str, _Layout]:
             assert rule.window is not None
             slots.append(_RuleSlot(index, rule, 1 << bit_index, rule.window.ms))
         always = sum(s.bit for s in slots if not s.rule.config.where)
-        layouts[key_field] = _Layout(key_field, fields, positions, slots, max(s.window_ms for s in slots), always)
+        filtered: list[tuple[int, list[tuple[int, dict[Any, bool], Condition]]]] = [
+            (s.bit, [(positions[c.field], {}, c) for c in s.rule.config.where]) for s in slots if s.rule.config.where]
+        layouts[key_field] = _Layout(key_field, fields, positions, slots, max(s.window_ms for s in slots), always,
+                                     filtered)
     return layouts
 
 
@@ -198,6 +217,7 @@ class WindowCache:
         self._layouts: dict[str, _Layout] = {}
         self._keys: OrderedDict[tuple[str, str], KeyWindow] = OrderedDict()
         self._bytes = 0
+        self._by_key: dict[str, tuple[Sequence[StoredEvent], dict[str, list[StoredEvent]]]] = {}
         self.stats = {"loaded_rows": 0, "delta_rows": 0, "late_rows": 0, "evicted_keys": 0, "rebuilds": 0}
 
     @property
@@ -225,11 +245,16 @@ class WindowCache:
             self._layouts = _layouts(ruleset)
 
     def _targets(self, layout: _Layout, pending: Sequence[StoredEvent]) -> dict[str, list[StoredEvent]]:
+        """The batch's events by key (in arrival order), remembered between `reads` and `evaluate`."""
+        remembered = self._by_key.get(layout.key_field)
+        if remembered is not None and remembered[0] is pending:
+            return remembered[1]
         by_key: dict[str, list[StoredEvent]] = defaultdict(list)
         for stored in pending:
             value = stored.event.get(layout.key_field)
             if value is not None:
                 by_key[str(value)].append(stored)
+        self._by_key[layout.key_field] = (pending, by_key)
         return by_key
 
     def reads(self, ruleset: RuleSet, pending: Sequence[StoredEvent]) -> list[RowRead]:

@@ -258,7 +258,8 @@ class WindowCache:
         return by_key
 
     def reads(self, ruleset: RuleSet, pending: Sequence[StoredEvent]) -> list[RowRead]:
-        """The store reads `evaluate` needs for this batch (at most three per key field)."""
+        """The store reads `evaluate` needs for this batch: per key field at most one load, one
+        late read and `DELTA_READS` delta reads."""
         self._use(ruleset)
         if not pending:
             return []
@@ -290,14 +291,14 @@ class WindowCache:
                                      earliest - layout.longest_ms - self.lateness_margin_ms, _FAR_FUTURE_MS,
                                      max_seq, fields))
             if delta:
-                reads.extend(self._delta_reads(key_field, by_key, delta, max_seq, fields))
+                reads.extend(self._delta_reads(key_field, delta, max_seq, fields))
             if late:
                 reads.append(RowRead("late", key_field, frozenset(k for k, _, _ in late),
                                      min(s for _, s, _ in late), max(t for _, _, t in late), max_seq, fields))
         return reads
 
-    def _delta_reads(self, key_field: str, by_key: Mapping[str, list[StoredEvent]], keys: list[str],
-                     max_seq: int, fields: tuple[str, ...]) -> list[RowRead]:
+    def _delta_reads(self, key_field: str, keys: list[str], max_seq: int,
+                     fields: tuple[str, ...]) -> list[RowRead]:
         """Reads of what arrived after each held key's high-water mark. Marks are batch ends, so
         keys share them: the most recent marks get a read each, older ones share one (it reads
         rows some of its keys hold already; `evaluate` skips those)."""
@@ -414,33 +415,32 @@ class WindowCache:
         """Judge an event as its row arrives: every held row arrived no later than it."""
         mask = row[-1]
         for slot in layout.slots:
-            if not mask & slot.bit:
-                continue
-            start = target.ts_ms - slot.window_ms
-            if start < held.floor:
-                finding = self._judge_late(layout, slot, target, late_rows)
-            else:
-                finding = self._judge_held(layout, slot, held, target, row, position, start)
-            report(slot.index, slot.rule, target, finding)
+            if mask & slot.bit:
+                report(slot.index, slot.rule, target, self._judge_slot(layout, slot, held, target, late_rows,
+                                                                       row, position))
 
     def _judge_again(self, layout: _Layout, held: KeyWindow, target: StoredEvent, late_rows: list[Row],
                      report: Callable[[int, Rule[Any], StoredEvent, Finding | None], None]) -> None:
-        """Judge an event whose row is not the newest: filter its window by arrival."""
+        """Judge an event whose row is not the newest (a redelivery, or below the held range)."""
         for slot in layout.slots:
-            if not slot.rule.applies_to(target.event):
-                continue
-            start = target.ts_ms - slot.window_ms
-            if start < held.floor:
-                finding = self._judge_late(layout, slot, target, late_rows)
-            else:
-                lo = bisect.bisect_right(held.rows, (start, _AFTER_ALL))
-                hi = bisect.bisect_right(held.rows, (target.ts_ms, _AFTER_ALL))
-                window = [r for r in held.rows[lo:hi] if r[SEQ] <= target.seq and r[-1] & slot.bit]
-                finding = self._judge_rows(layout, slot.rule, target, window)
-            report(slot.index, slot.rule, target, finding)
+            if slot.rule.applies_to(target.event):
+                report(slot.index, slot.rule, target, self._judge_slot(layout, slot, held, target, late_rows))
 
-    # Every call into a rule for one event goes through one of the three methods below (and
-    # `_judge_event`): the per-rule boundary where a rule's own failure can be contained.
+    def _judge_slot(self, layout: _Layout, slot: _RuleSlot, held: KeyWindow, target: StoredEvent,
+                    late_rows: list[Row], row: Row | None = None, position: int = -1) -> Finding | None:
+        """One windowed rule on one event: THE per-rule boundary. Every call into a windowed rule
+        (its aggregate and its `judge`) happens below this method, and every call into a rule
+        without a window in `_judge_event`: a rule's own failure is contained here."""
+        start = target.ts_ms - slot.window_ms
+        if start < held.floor:
+            return self._judge_late(layout, slot, target, late_rows)
+        if row is not None:
+            return self._judge_held(layout, slot, held, target, row, position, start)
+        # not the newest row: its window is what arrived no later than it
+        lo = bisect.bisect_right(held.rows, (start, _AFTER_ALL))
+        hi = bisect.bisect_right(held.rows, (target.ts_ms, _AFTER_ALL))
+        window = [r for r in held.rows[lo:hi] if r[SEQ] <= target.seq and r[-1] & slot.bit]
+        return self._judge_rows(layout, slot.rule, target, window)
 
     def _judge_held(self, layout: _Layout, slot: _RuleSlot, held: KeyWindow, target: StoredEvent, row: Row,
                     position: int, start: int) -> Finding | None:

@@ -201,14 +201,15 @@ def main() -> None:
 
 
 def write_section(path: Path, heading: str, text: str) -> None:
-    """Replace (or append) the section that starts at `heading`, up to the next '## ' heading."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    if heading in old:
-        before, _, rest = old.partition(heading)
-        after = rest[rest.find("\n## "):] if "\n## " in rest else ""
-        path.write_text(before + text.rstrip("\n") + "\n" + after)
+    """Replace (or append) the section that starts at the line `heading`, up to the next '## '."""
+    old = path.read_text() if path.exists() else "# Benchmarks\n"
+    marker = "\n" + heading + "\n"
+    if marker in old:
+        before, _, rest = old.partition(marker)
+        after = rest[rest.find("\n## "):] if "\n## " in rest else "\n"
+        path.write_text(before + "\n" + text.rstrip("\n") + "\n" + after)
     else:
-        path.write_text(old.rstrip("\n") + "\n\n" + text)
+        path.write_text(old.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n")
 
 
 if __name__ == "__main__":

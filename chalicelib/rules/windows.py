@@ -348,6 +348,7 @@ class WindowCache:
             for read, result in rows.items():
                 if read.key_field != key_field:
                     continue
+                self.stats[f"{read.purpose}_rows"] += len(result)
                 if read.purpose == "load":
                     load_floor = read.start_ms
                     self._group(layout, result, loaded)

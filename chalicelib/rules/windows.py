@@ -219,7 +219,7 @@ class WindowCache:
         self._keys: OrderedDict[tuple[str, str], KeyWindow] = OrderedDict()
         self._bytes = 0
         self._by_key: dict[str, tuple[Sequence[StoredEvent], dict[str, list[StoredEvent]]]] = {}
-        self.stats = {"loaded_rows": 0, "delta_rows": 0, "late_rows": 0, "evicted_keys": 0, "rebuilds": 0}
+        self.stats = {"load_rows": 0, "delta_rows": 0, "late_rows": 0, "evicted_keys": 0, "rebuilds": 0}
 
     @property
     def held_rows(self) -> int:

@@ -11,13 +11,18 @@ running aggregate (`WindowAggregate`) over its window. A batch reads:
 
 * keys it does not hold (or held so long ago that a delta would be long): their windows (load);
 * keys it holds: only rows stored after their high-water mark (delta: other writers' rows and
-  this batch's own), from `min(high_water)`;
+  this batch's own); marks are batch ends, so keys sharing one share a read (`DELTA_READS`);
 * events whose window reaches below `floor` (late beyond what is held): their windows (late).
 
 Rows are then applied per key in arrival order; each of the batch's events is judged when its
 own row arrives, so it sees exactly the rows that arrived no later than it. An event that lands
 at the end of its key's rows (the in-order case) slides each rule's aggregate forward; an event
-that lands before held rows clears the key's aggregates, which rebuild from its window.
+that lands before held rows clears the key's aggregates, which rebuild from its window. An
+aggregate only says whether a rule may fire; the hit itself always comes from the kind's `judge`
+on the exact window, so values and evidence are those of the whole-window design.
+
+The state holds only rows read from the store, so a batch that fails after its write leaves it as
+the store is; `Pipeline` drops the whole state if evaluation itself raises.
 """
 
 from __future__ import annotations

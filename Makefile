@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench results kinesis-demo package venv clean
+.PHONY: demo test lint bench bench-history results kinesis-demo package venv clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,8 +33,12 @@ clean:
 	rm -rf $(VENV) $(PKG_VENV) .data .pytest_cache .hypothesis .ruff_cache dist chalicelib/rules.yaml
 
 bench: $(STAMP)
-	$(BIN)/python bench/hot_path.py
+	$(BIN)/python bench/hot_path.py --write docs/BENCHMARKS.md
 	$(BIN)/python bench/graph_write.py
+
+# About 1M events over 30 simulated days: several minutes.
+bench-history: $(STAMP)
+	$(BIN)/python bench/history.py --write docs/BENCHMARKS.md
 
 results: $(STAMP)
 	$(BIN)/python -m chalicelib results --out docs/RESULTS.md

@@ -1,7 +1,9 @@
 """Process one Kinesis batch: decode, dedup, store, evaluate, write hits, report.
 
-Per batch the stores see: one dead-letter write, one bulk time-series write, one history read per
-key field, one hit write and one "judged" mark - never a query per event.
+Per batch the stores see: one dead-letter write, one bulk time-series write, at most three history
+reads per key field (windows of keys the container does not hold, rows stored since its high-water
+marks for keys it holds, and windows of events later than what it holds: see rules/windows.py),
+one hit write and one "judged" mark - never a query per event.
 
 Exactly-once effects under at-least-once delivery: the time-series write is idempotent by
 event_id, hits by hit_id, dead letters by record id; events are marked judged only after their
@@ -28,7 +30,8 @@ from chalicelib.events import (
 )
 from chalicelib.hits import Hit
 from chalicelib.rules import FileRulesSource, RuleSet, RulesSource
-from chalicelib.rules.engine import evaluate, evaluate_graph, graph_request, history_requests
+from chalicelib.rules.engine import evaluate_graph, graph_request
+from chalicelib.rules.windows import WindowCache
 from chalicelib.settings import Settings
 from chalicelib.stores import (
     DeadLetterSink,
@@ -79,9 +82,11 @@ class BatchReport:
 class Pipeline:
     def __init__(self, rules: RulesSource, timeseries: TimeSeriesStore, hits: HitSink,
                  dead_letters: DeadLetterSink, *, graph: GraphStore | None = None,
-                 max_record_bytes: int = 32 * 1024) -> None:
+                 max_record_bytes: int = 32 * 1024, window_cache_bytes: int = 256 * 2**20) -> None:
         self.rules = rules
         self.timeseries = timeseries
+        # A delta read is exact only where arrival is one global order assigned at write time.
+        self.windows = WindowCache(window_cache_bytes if timeseries.exact_arrival else 0)
         self.graph = graph
         self.hits = hits
         self.dead_letters = dead_letters
@@ -132,12 +137,7 @@ class Pipeline:
             report.duplicates = len(decoded) - report.accepted - len(written.rejected)
             report.rejudged = sum(1 for p in written.pending if p.event.event_id not in written.new_ids)
             pending = list(written.pending)
-            history = {
-                request.key_field: self.timeseries.history(
-                    request.key_field, request.keys, request.start_ms, request.end_ms, request.max_seq)
-                for request in history_requests(ruleset, pending)
-            }
-            hits = evaluate(ruleset, pending, history, errors=report.rule_errors)
+            hits = self._micro_phase(ruleset, pending, report.rule_errors)
             if self.graph is not None:
                 hits = self._graph_phase(ruleset, pending, hits, report.rule_errors)
             elif ruleset.graph_rules(1) or ruleset.graph_rules(2):
@@ -154,6 +154,21 @@ class Pipeline:
         for hit in report.new_hits:
             (report.shadow_hits if hit.mode == "shadow" else report.hits)[hit.rule_id] += 1
         return report
+
+    def _micro_phase(self, ruleset: RuleSet, pending: list[StoredEvent], rule_errors: Counter[str]) -> list[Hit]:
+        """Hits of the micro rules: the window cache says what it lacks, the store reads it."""
+        reads = self.windows.reads(ruleset, pending)
+        rows = {read: self.timeseries.window_rows(read.key_field, read.keys, read.start_ms, read.end_ms,
+                                                  read.max_seq, read.fields, min_seq=read.min_seq)
+                for read in reads}
+        try:
+            hits = self.windows.evaluate(ruleset, pending, rows, errors=rule_errors)
+        except Exception:
+            self.windows.clear()  # a half-applied batch is not trusted: the next batch reloads
+            raise
+        if self.windows.max_bytes == 0:
+            self.windows.clear()
+        return hits
 
     def _graph_phase(self, ruleset: RuleSet, pending: list[StoredEvent], micro_hits: list[Hit],
                      rule_errors: Counter[str]) -> list[Hit]:
@@ -228,4 +243,5 @@ def build_pipeline(settings: Settings) -> Pipeline:
         dead_letters = JsonLinesDeadLetterSink(settings.dead_letter_path)
         hits = JsonLinesHitSink(settings.hits_path)
     return Pipeline(rules, build_timeseries_store(settings), hits, dead_letters,
-                    graph=build_graph_store(settings), max_record_bytes=settings.max_record_bytes)
+                    graph=build_graph_store(settings), max_record_bytes=settings.max_record_bytes,
+                    window_cache_bytes=int(settings.window_cache_mb * 2**20))

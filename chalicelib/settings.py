@@ -25,6 +25,7 @@
 | NEPTUNE_PORT          | 8182                             |                                           |
 | NEPTUNE_IAM_AUTH      | true                             | sign the connection with SigV4            |
 | MAX_RECORD_BYTES      | 32768                            | larger records are dead-lettered          |
+| WINDOW_CACHE_MB       | 256                              | rule windows a warm container keeps; 0=off|
 | LOG_LEVEL             | INFO                             | logging level                             |
 | RULES_PLUGINS_ALLOWED |                                  | modules rules.yaml `plugins:` may import  |
 
@@ -92,6 +93,7 @@ class Settings:
     rules_s3_uri: str = ""
     dead_letter_queue_url: str = ""
     rules_plugins_allowed: tuple[str, ...] = ()
+    window_cache_mb: float = 256.0
 
     @property
     def graph_path(self) -> Path:
@@ -156,6 +158,7 @@ class Settings:
             rules_reload_seconds=_number(env, "RULES_RELOAD_SECONDS", 30.0),
             timeseries_backend=backend,  # type: ignore[arg-type]
             max_record_bytes=int(_number(env, "MAX_RECORD_BYTES", 32 * 1024)),
+            window_cache_mb=_number(env, "WINDOW_CACHE_MB", 256.0),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             rules_plugins_allowed=rules_plugins_allowed(env),
         )

@@ -79,7 +79,7 @@ def transactions(draw: st.DrawFn, *, ids: st.SearchStrategy[str], max_offset_s: 
 
 
 @st.composite
-def streams(draw: st.DrawFn, *, max_size: int = 40) -> list[Transaction]:
+def streams(draw: st.DrawFn, *, max_size: int = 40, max_offset_s: int = 900) -> list[Transaction]:
     """A stream in arrival order; about one event in ten re-uses an earlier event_id (a
     redelivery, sometimes with different content: the first delivery must win)."""
     size = draw(st.integers(1, max_size))
@@ -88,9 +88,10 @@ def streams(draw: st.DrawFn, *, max_size: int = 40) -> list[Transaction]:
         if out and draw(st.integers(0, 9)) == 0:
             earlier = draw(st.sampled_from(out))
             same = draw(st.booleans())
-            out.append(earlier if same else draw(transactions(ids=st.just(earlier.event_id))))
+            out.append(earlier if same else draw(transactions(ids=st.just(earlier.event_id),
+                                                                 max_offset_s=max_offset_s)))
         else:
-            out.append(draw(transactions(ids=st.just(f"e{index}"))))
+            out.append(draw(transactions(ids=st.just(f"e{index}"), max_offset_s=max_offset_s)))
     return out
 
 

@@ -12,16 +12,16 @@ Comparisons are done exactly in Decimal by cross-multiplying, never through a ro
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from decimal import Decimal, localcontext
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from decimal import Decimal, Inexact, localcontext
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from chalicelib.events import Transaction
 from chalicelib.rules import limits
-from chalicelib.rules.base import Finding, Rule, WindowedConfig, check_field_name, window_evidence
-from chalicelib.rules.numbers import as_decimal, plain
+from chalicelib.rules.base import Finding, Rule, WindowAggregate, WindowedConfig, check_field_name, window_evidence
+from chalicelib.rules.numbers import EXACT, RunningSum, as_decimal, plain
 from chalicelib.rules.registry import register_rule_kind
 
 
@@ -78,3 +78,58 @@ class AmountSpikeRule(Rule[AmountSpikeConfig]):
             stddev = spread.sqrt() / n
             evidence["baseline_stddev"] = float(stddev)
             return Finding(float((value - mean) / stddev), float(cfg.zscore), evidence)
+
+    def fields_read(self) -> frozenset[str]:
+        return frozenset({self.config.field})
+
+    def window_aggregate(self, positions: Mapping[str, int]) -> WindowAggregate:
+        return _Baseline(positions[self.config.field], self.config)
+
+
+#: `judge` works at 80 digits: its sums and sums of squares are exact below this total
+_JUDGE_EXACT_BELOW = Decimal("1e20")
+
+
+class _Baseline(WindowAggregate):
+    """Count, sum and sum of squares of the window's values; the baseline is them minus the event."""
+
+    __slots__ = ("config", "position", "sums")
+
+    def __init__(self, position: int, config: AmountSpikeConfig) -> None:
+        self.position = position
+        self.config = config
+        self.sums = RunningSum()
+
+    def add(self, row: tuple[Any, ...]) -> None:
+        value = as_decimal(row[self.position])
+        if value is not None:
+            self.sums.add(value)
+
+    def remove(self, row: tuple[Any, ...]) -> None:
+        value = as_decimal(row[self.position])
+        if value is not None:
+            self.sums.remove(value)
+
+    def may_fire(self, row: tuple[Any, ...], window_start_ms: int) -> bool:
+        cfg, sums = self.config, self.sums
+        value = as_decimal(row[self.position])
+        if value is None:
+            return False
+        n = sums.count - 1
+        if n < cfg.min_history:
+            return False
+        if not sums.exact_below(_JUDGE_EXACT_BELOW):
+            return True
+        try:
+            total = EXACT.subtract(sums.total, value)
+            if cfg.factor is not None:
+                return EXACT.multiply(value, n) > EXACT.multiply(cfg.factor, total)
+            assert cfg.zscore is not None
+            squares = EXACT.subtract(sums.squares, EXACT.multiply(value, value))
+            excess = EXACT.subtract(EXACT.multiply(value, n), total)
+            spread = EXACT.subtract(EXACT.multiply(n, squares), EXACT.multiply(total, total))
+            if excess <= 0 or spread <= 0:
+                return False
+            return EXACT.multiply(excess, excess) > EXACT.multiply(EXACT.multiply(cfg.zscore, cfg.zscore), spread)
+        except Inexact:
+            return True  # judge rounds here: let it decide

@@ -118,7 +118,10 @@ class Condition(_Frozen):
         return self
 
     def holds(self, event: Transaction) -> bool:
-        actual = event.get(self.field)
+        return self.holds_value(event.get(self.field))
+
+    def holds_value(self, actual: Any) -> bool:
+        """The condition on the value of its field (what `event.get(field)` returns)."""
         if self.op == "exists":
             return (actual is not None) is self.value
         if actual is None:
@@ -283,6 +286,17 @@ class Rule(ABC, Generic[C]):
     def applies_to(self, event: Transaction) -> bool:
         return all(cond.holds(event) for cond in self.config.where)
 
+    def fields_read(self) -> frozenset[str] | None:
+        """The event fields `judge` reads besides `event_id` and `ts` (and the `where` fields);
+        None (the default) means any field: the engine then keeps whole events in its windows."""
+        return None
+
+    def window_aggregate(self, positions: Mapping[str, int]) -> WindowAggregate | None:
+        """A running aggregate the engine slides over this rule's window instead of handing every
+        event its whole window; `positions` maps each of `fields_read()` to its place in a row.
+        None (the default): every event is judged from its materialised window."""
+        return None
+
     @abstractmethod
     def judge(self, event: Transaction, window: Sequence[Transaction]) -> Finding | None:
         """Judge `event` given its window.
@@ -301,6 +315,30 @@ class Rule(ABC, Generic[C]):
 
     def edge_label(self) -> str:
         return self.config.edge.label or self.id.upper().replace("-", "_")
+
+
+class WindowAggregate(ABC):
+    """A rule's running aggregate over one key's window, kept by the engine across batches.
+
+    The engine adds each row (a compact event: `(ts_ms, seq, event_id, *field values)`) that
+    enters the window and removes each row that leaves it, oldest first, and asks `may_fire` for
+    the newest row. `may_fire` must be True whenever `judge` would return a finding for that
+    event (it may be True more often): the engine then calls `judge` on the exact window, so the
+    aggregate decides only which events are worth it, never what a hit says.
+    """
+
+    __slots__ = ()
+
+    @abstractmethod
+    def add(self, row: tuple[Any, ...]) -> None: ...
+
+    @abstractmethod
+    def remove(self, row: tuple[Any, ...]) -> None: ...
+
+    @abstractmethod
+    def may_fire(self, row: tuple[Any, ...], window_start_ms: int) -> bool:
+        """For the event of `row` (the last row added), whose window holds rows with ts_ms >
+        `window_start_ms`."""
 
 
 class GraphRule(Rule[C]):
@@ -354,6 +392,7 @@ __all__ = [
     "Rule",
     "RuleConfig",
     "RuleContext",
+    "WindowAggregate",
     "WindowedConfig",
     "check_field_name",
     "window_evidence",

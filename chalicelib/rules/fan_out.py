@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -13,6 +14,7 @@ from chalicelib.rules.base import (
     EVIDENCE_IDS_CAP,
     Finding,
     Rule,
+    WindowAggregate,
     WindowedConfig,
     check_field_name,
     window_evidence,
@@ -43,3 +45,37 @@ class FanOutRule(Rule[FanOutConfig]):
         evidence = window_evidence(event, window, self.config.window)
         evidence["distinct_values"] = [str(v) for v in list(values)[:EVIDENCE_IDS_CAP]]
         return Finding(len(values), self.config.threshold, evidence)
+
+    def fields_read(self) -> frozenset[str]:
+        return frozenset({self.config.distinct})
+
+    def window_aggregate(self, positions: Mapping[str, int]) -> WindowAggregate:
+        return _Distinct(positions[self.config.distinct], self.config.threshold)
+
+
+class _Distinct(WindowAggregate):
+    """How many rows of the window hold each value (a value leaves the set with its last row)."""
+
+    __slots__ = ("counts", "position", "threshold")
+
+    def __init__(self, position: int, threshold: int) -> None:
+        self.position = position
+        self.threshold = threshold
+        self.counts: Counter[Any] = Counter()
+
+    def add(self, row: tuple[Any, ...]) -> None:
+        value = row[self.position]
+        if value is not None:
+            self.counts[value] += 1
+
+    def remove(self, row: tuple[Any, ...]) -> None:
+        value = row[self.position]
+        if value is not None:
+            left = self.counts[value] - 1
+            if left:
+                self.counts[value] = left
+            else:
+                del self.counts[value]
+
+    def may_fire(self, row: tuple[Any, ...], window_start_ms: int) -> bool:
+        return len(self.counts) > self.threshold

@@ -6,8 +6,9 @@ events in the window, so a brand-new account is not flagged for everything it do
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -17,6 +18,7 @@ from chalicelib.rules.base import (
     EVIDENCE_IDS_CAP,
     Finding,
     Rule,
+    WindowAggregate,
     WindowedConfig,
     check_field_name,
     window_evidence,
@@ -54,6 +56,45 @@ class FirstSeenRule(Rule[FirstSeenConfig]):
         evidence.update(new_value=str(value), known_values=[str(v) for v in list(known)[:EVIDENCE_IDS_CAP]])
         return Finding(1, 0, evidence)
 
+    def fields_read(self) -> frozenset[str]:
+        return frozenset({self.config.field})
+
+    def window_aggregate(self, positions: Mapping[str, int]) -> WindowAggregate:
+        return _Seen(positions[self.config.field], self.config.min_history)
+
     def edge_ends(self) -> tuple[str, str]:
         spec = self.config.edge
         return spec.from_ or "account_id", spec.to or self.config.field
+
+
+class _Seen(WindowAggregate):
+    """The window's rows and how many of them hold each value of the field."""
+
+    __slots__ = ("counts", "min_history", "position", "rows")
+
+    def __init__(self, position: int, min_history: int) -> None:
+        self.position = position
+        self.min_history = min_history
+        self.rows = 0
+        self.counts: Counter[Any] = Counter()
+
+    def add(self, row: tuple[Any, ...]) -> None:
+        self.rows += 1
+        value = row[self.position]
+        if value is not None:
+            self.counts[value] += 1
+
+    def remove(self, row: tuple[Any, ...]) -> None:
+        self.rows -= 1
+        value = row[self.position]
+        if value is not None:
+            left = self.counts[value] - 1
+            if left:
+                self.counts[value] = left
+            else:
+                del self.counts[value]
+
+    def may_fire(self, row: tuple[Any, ...], window_start_ms: int) -> bool:
+        value = row[self.position]
+        # the event's own row is in the window: "earlier" and "seen before" leave it out
+        return value is not None and self.rows - 1 >= self.min_history and self.counts[value] == 1

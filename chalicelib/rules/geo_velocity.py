@@ -9,14 +9,14 @@ at most `min_distance_km` (GPS jitter, geo-IP noise) are ignored.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 from pydantic import Field
 
 from chalicelib.events import Transaction
 from chalicelib.rules import limits
-from chalicelib.rules.base import Finding, Rule, WindowedConfig
+from chalicelib.rules.base import Finding, Rule, WindowAggregate, WindowedConfig
 from chalicelib.rules.registry import register_rule_kind
 
 EARTH_RADIUS_KM = 6371.0088
@@ -64,3 +64,38 @@ class GeoVelocityRule(Rule[GeoVelocityConfig]):
             "distance_km": round(distance, 3),
             "elapsed_s": (event.ts - previous.ts).total_seconds(),
         })
+
+    def fields_read(self) -> frozenset[str]:
+        return frozenset({"lat", "lon"})
+
+    def window_aggregate(self, positions: Mapping[str, int]) -> WindowAggregate:
+        return _LastLocated(positions["lat"], positions["lon"], self.config)
+
+
+class _LastLocated(WindowAggregate):
+    """The last two located rows added: for the newest, the one before is its previous location."""
+
+    __slots__ = ("config", "last", "lat", "lon", "previous")
+
+    def __init__(self, lat: int, lon: int, config: GeoVelocityConfig) -> None:
+        self.lat, self.lon = lat, lon
+        self.config = config
+        self.last: tuple[Any, ...] | None = None
+        self.previous: tuple[Any, ...] | None = None
+
+    def add(self, row: tuple[Any, ...]) -> None:
+        if row[self.lat] is not None and row[self.lon] is not None:
+            self.previous, self.last = self.last, row
+
+    def remove(self, row: tuple[Any, ...]) -> None:
+        pass  # rows leave oldest first; `may_fire` checks the previous row is still in the window
+
+    def may_fire(self, row: tuple[Any, ...], window_start_ms: int) -> bool:
+        previous = self.previous
+        if self.last is not row or previous is None or previous[0] <= window_start_ms:
+            return False
+        distance = haversine_km(previous[self.lat], previous[self.lon], row[self.lat], row[self.lon])
+        if distance <= self.config.min_distance_km:
+            return False
+        hours = max((row[0] - previous[0]) / 1000, 1.0) / 3600
+        return bool(distance / hours > self.config.threshold)

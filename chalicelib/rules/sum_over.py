@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from chalicelib.events import Transaction
 from chalicelib.rules import limits
-from chalicelib.rules.base import Finding, Rule, WindowedConfig, check_field_name, window_evidence
-from chalicelib.rules.numbers import as_decimal, plain
+from chalicelib.rules.base import Finding, Rule, WindowAggregate, WindowedConfig, check_field_name, window_evidence
+from chalicelib.rules.numbers import RunningSum, as_decimal, plain
 from chalicelib.rules.registry import register_rule_kind
 
 
@@ -41,3 +41,35 @@ class SumOverRule(Rule[SumOverConfig]):
             return None
         return Finding(plain(total), plain(self.config.threshold),
                        window_evidence(event, window, self.config.window))
+
+    def fields_read(self) -> frozenset[str]:
+        return frozenset({self.config.field})
+
+    def window_aggregate(self, positions: Mapping[str, int]) -> WindowAggregate:
+        return _Sum(positions[self.config.field], self.config.threshold)
+
+
+#: `judge` sums at the default 28 digits: exact while plain values stay below this in total
+_JUDGE_EXACT_BELOW = Decimal("1e16")
+
+
+class _Sum(WindowAggregate):
+    __slots__ = ("position", "sums", "threshold")
+
+    def __init__(self, position: int, threshold: Decimal) -> None:
+        self.position = position
+        self.threshold = threshold
+        self.sums = RunningSum()
+
+    def add(self, row: tuple[Any, ...]) -> None:
+        value = as_decimal(row[self.position])
+        if value is not None:
+            self.sums.add(value)
+
+    def remove(self, row: tuple[Any, ...]) -> None:
+        value = as_decimal(row[self.position])
+        if value is not None:
+            self.sums.remove(value)
+
+    def may_fire(self, row: tuple[Any, ...], window_start_ms: int) -> bool:
+        return not self.sums.exact_below(_JUDGE_EXACT_BELOW) or self.sums.total > self.threshold

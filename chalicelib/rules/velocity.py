@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 from pydantic import Field
 
 from chalicelib.events import Transaction
 from chalicelib.rules import limits
-from chalicelib.rules.base import Finding, Rule, WindowedConfig, window_evidence
+from chalicelib.rules.base import Finding, Rule, WindowAggregate, WindowedConfig, window_evidence
 from chalicelib.rules.registry import register_rule_kind
 
 
@@ -28,3 +28,26 @@ class VelocityRule(Rule[VelocityConfig]):
         if count <= self.config.threshold:
             return None
         return Finding(count, self.config.threshold, window_evidence(event, window, self.config.window))
+
+    def fields_read(self) -> frozenset[str]:
+        return frozenset()
+
+    def window_aggregate(self, positions: Mapping[str, int]) -> WindowAggregate:
+        return _Count(self.config.threshold)
+
+
+class _Count(WindowAggregate):
+    __slots__ = ("count", "threshold")
+
+    def __init__(self, threshold: int) -> None:
+        self.threshold = threshold
+        self.count = 0
+
+    def add(self, row: tuple[Any, ...]) -> None:
+        self.count += 1
+
+    def remove(self, row: tuple[Any, ...]) -> None:
+        self.count -= 1
+
+    def may_fire(self, row: tuple[Any, ...], window_start_ms: int) -> bool:
+        return self.count > self.threshold

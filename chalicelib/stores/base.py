@@ -5,9 +5,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from chalicelib.events import PoisonRecord, StoredEvent, Transaction
 from chalicelib.hits import Hit
+
+#: A compact history row: (ts_ms, seq, event_id, value of each requested field...).
+WindowRow = tuple[Any, ...]
+
+#: The field name that stands for the whole `attributes` mapping in a compact row.
+ALL_ATTRIBUTES = "attributes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +36,11 @@ class WriteResult:
 class TimeSeriesStore(ABC):
     """Transactions by arrival, idempotent by `event_id`, readable by key field and time range."""
 
+    #: True when `seq` is one global arrival order assigned at write time, so that a read with
+    #: `min_seq` = a high-water mark returns exactly what was stored after that mark. The window
+    #: cache of a warm container is only used on backends where this holds.
+    exact_arrival: ClassVar[bool] = False
+
     @abstractmethod
     def prepare(self, key_fields: Iterable[str]) -> None:
         """Make history reads by these key fields efficient (create indexes). Idempotent."""
@@ -42,9 +54,19 @@ class TimeSeriesStore(ABC):
 
     @abstractmethod
     def history(self, key_field: str, keys: Iterable[str], start_ms: int, end_ms: int,
-                max_seq: int) -> list[StoredEvent]:
+                max_seq: int, *, min_seq: int = 0) -> list[StoredEvent]:
         """Stored events with `key_field` in `keys`, `start_ms < ts_ms <= end_ms` and
-        `seq <= max_seq`, in seq order. One query, whatever the number of keys."""
+        `min_seq < seq <= max_seq`, in seq order. One query, whatever the number of keys."""
+
+    def window_rows(self, key_field: str, keys: Iterable[str], start_ms: int, end_ms: int,
+                    max_seq: int, fields: Sequence[str], *, min_seq: int = 0) -> list[WindowRow]:
+        """`history(...)` as compact tuples `(ts_ms, seq, event_id, *values)`, one value per name in
+        `fields` (event field names, `attributes.NAME`, or `attributes` for the whole mapping), in
+        seq order. Values are what `Transaction.get` returns. Backends may override it with a
+        cheaper read; this default is built on `history`."""
+        return [(s.ts_ms, s.seq, s.event.event_id,
+                 *(s.event.attributes if f == ALL_ATTRIBUTES else s.event.get(f) for f in fields))
+                for s in self.history(key_field, keys, start_ms, end_ms, max_seq, min_seq=min_seq)]
 
     @abstractmethod
     def mark_judged(self, event_ids: Iterable[str]) -> None:

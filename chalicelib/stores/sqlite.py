@@ -2,8 +2,10 @@
 
 Arrival order is the table's `seq` (AUTOINCREMENT, so a seq is never reused). Writes are one
 transaction per batch (`BEGIN IMMEDIATE`, so concurrent writers queue rather than interleave);
-reads select by key through an index per key field and pass key lists as one JSON parameter, so
-no value from a record ever becomes SQL text.
+reads select by key through an index per key field, (key, seq, ts_ms), and pass key lists as one
+JSON parameter, so no value from a record ever becomes SQL text. The index leads with seq after the
+key so a delta read (`min_seq > 0`) costs what each key stored since that mark, whatever its
+history; ts_ms in the index filters a window read without touching the table.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from chalicelib.events import StoredEvent, Transaction, attribute_name, from_epoch_ms
-from chalicelib.stores.base import TimeSeriesStore, WriteResult
+from chalicelib.stores.base import ALL_ATTRIBUTES, TimeSeriesStore, WindowRow, WriteResult
 from chalicelib.stores.exceptions import StoreError, TransientStoreError
 
 COLUMNS = ("event_id", "ts_ms", "account_id", "amount", "currency", "merchant_id", "ip",
@@ -37,7 +39,7 @@ CREATE TABLE IF NOT EXISTS events (
     attributes TEXT,
     judged INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS ix_events_account_id_ts ON events (account_id, ts_ms);
+CREATE INDEX IF NOT EXISTS ix_events_account_id_seq_ts ON events (account_id, seq, ts_ms);
 """
 
 
@@ -55,6 +57,9 @@ def key_expression(key_field: str) -> str:
 
 
 class SQLiteTimeSeriesStore(TimeSeriesStore):
+    #: seq is AUTOINCREMENT under `BEGIN IMMEDIATE`: writers commit in seq order, one at a time
+    exact_arrival: ClassVar[bool] = True
+
     def __init__(self, path: str | Path, *, busy_timeout_s: float = 10.0) -> None:
         self.path = Path(path)
         if str(path) != ":memory:":
@@ -71,9 +76,10 @@ class SQLiteTimeSeriesStore(TimeSeriesStore):
 
     def prepare(self, key_fields: Iterable[str]) -> None:
         for key_field in set(key_fields) - self._indexed:
-            name = "ix_events_" + re.sub(r"[^a-z0-9_]", "_", key_field.lower()) + "_ts"
+            name = "ix_events_" + re.sub(r"[^a-z0-9_]", "_", key_field.lower()) + "_seq_ts"
             with self._errors(f"indexing {key_field}"):
-                self._db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON events ({key_expression(key_field)}, ts_ms)")
+                self._db.execute(
+                    f"CREATE INDEX IF NOT EXISTS {name} ON events ({key_expression(key_field)}, seq, ts_ms)")
             self._indexed.add(key_field)
 
     def write(self, events: Sequence[Transaction]) -> WriteResult:
@@ -89,23 +95,62 @@ class SQLiteTimeSeriesStore(TimeSeriesStore):
                 f"INSERT OR IGNORE INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
                 [_row(e) for e in fresh.values()],
             )
-            pending = [_stored(row) for row in self._db.execute(
-                f"SELECT seq, {', '.join(COLUMNS)} FROM events "
-                "WHERE judged = 0 AND event_id IN (SELECT value FROM json_each(?)) ORDER BY seq", (ids,))]
+            unjudged = self._db.execute(
+                "SELECT seq, event_id FROM events "
+                "WHERE judged = 0 AND event_id IN (SELECT value FROM json_each(?)) ORDER BY seq", (ids,)).fetchall()
+            # Fresh events are stored exactly as given; only earlier deliveries are read back.
+            earlier = json.dumps([event_id for _, event_id in unjudged if event_id not in fresh])
+            stored = {} if earlier == "[]" else {row[1]: _stored(row) for row in self._db.execute(
+                f"SELECT seq, {', '.join(COLUMNS)} FROM events WHERE event_id IN (SELECT value FROM json_each(?))",
+                (earlier,))}
+        pending = [StoredEvent(seq, fresh[event_id], fresh[event_id].ts_ms) if event_id in fresh
+                   else stored[event_id] for seq, event_id in unjudged]
         return WriteResult(frozenset(fresh), tuple(pending))
 
     def history(self, key_field: str, keys: Iterable[str], start_ms: int, end_ms: int,
-                max_seq: int) -> list[StoredEvent]:
+                max_seq: int, *, min_seq: int = 0) -> list[StoredEvent]:
+        rows = self._select(f"seq, {', '.join(COLUMNS)}", key_field, keys, start_ms, end_ms, max_seq, min_seq)
+        return [_stored(row) for row in rows]
+
+    def window_rows(self, key_field: str, keys: Iterable[str], start_ms: int, end_ms: int,
+                    max_seq: int, fields: Sequence[str], *, min_seq: int = 0) -> list[WindowRow]:
+        columns = ["ts_ms", "seq", "event_id"]
+        convert: list[tuple[int, Any]] = []  # (position, converter) for values SQLite cannot give as-is
+        for position, name in enumerate(fields, start=3):
+            attribute = attribute_name(name)
+            if name == "amount":
+                columns.append("amount")
+                convert.append((position, Decimal))
+            elif attribute or name == ALL_ATTRIBUTES:
+                columns.append("attributes")
+                convert.append((position, _attribute_reader(attribute)))
+            elif name in COLUMNS and name != "attributes":
+                columns.append(name)
+            else:
+                columns.append("NULL")  # not an event field: Transaction.get gives None too
+        rows = self._select(", ".join(columns), key_field, keys, start_ms, end_ms, max_seq, min_seq)
+        if not convert:
+            return rows
+        out = []
+        for row in rows:
+            values = list(row)
+            for position, converter in convert:
+                values[position] = converter(values[position])
+            out.append(tuple(values))
+        return out
+
+    def _select(self, columns: str, key_field: str, keys: Iterable[str], start_ms: int, end_ms: int,
+                max_seq: int, min_seq: int) -> list[Any]:
         self.prepare([key_field])
         expression = key_expression(key_field)
         with self._errors(f"reading history by {key_field}"):
-            rows = self._db.execute(
-                f"SELECT seq, {', '.join(COLUMNS)} FROM events "
-                f"WHERE {expression} IN (SELECT value FROM json_each(?)) "
-                "AND ts_ms > ? AND ts_ms <= ? AND seq <= ? ORDER BY seq",
-                (json.dumps(sorted(keys)), start_ms, end_ms, max_seq),
+            return self._db.execute(
+                f"SELECT {columns} FROM events "
+                "WHERE seq > ? AND seq <= ? "
+                f"AND {expression} IN (SELECT value FROM json_each(?)) "
+                "AND ts_ms > ? AND ts_ms <= ? ORDER BY seq",
+                (min_seq, max_seq, json.dumps(sorted(keys)), start_ms, end_ms),
             ).fetchall()
-        return [_stored(row) for row in rows]
 
     def mark_judged(self, event_ids: Iterable[str]) -> None:
         with self._errors("marking events judged"), self._transaction():
@@ -153,6 +198,14 @@ def _row(event: Transaction) -> tuple[Any, ...]:
         event.merchant_id, event.ip, event.device_id, event.email, event.phone, event.card_id,
         event.lat, event.lon, json.dumps(event.attributes) if event.attributes else None,
     )
+
+
+def _attribute_reader(name: str | None) -> Any:
+    """attributes JSON text -> the named attribute (or the whole mapping when name is None)."""
+    def read(text: str | None) -> Any:
+        attributes = json.loads(text) if text else {}
+        return attributes if name is None else attributes.get(name)
+    return read
 
 
 def _stored(row: Sequence[Any]) -> StoredEvent:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from chalicelib.events import StoredEvent, Transaction, attribute_name, from_epoch_ms
 from chalicelib.stores.base import TimeSeriesStore, WriteResult
@@ -69,6 +69,11 @@ class Rejected:
 
 
 class TimestreamTimeSeriesStore(TimeSeriesStore):
+    #: arrival is the writer's clock (ms x 1000 + position): two writers' batches interleave and a
+    #: slow writer can store an arrival below another's high-water mark, so the warm-container
+    #: window cache stays off for this backend (every batch reads its windows, as it always did)
+    exact_arrival: ClassVar[bool] = False
+
     def __init__(self, database: str, table: str, *, write_client: Any, query_client: Any,
                  max_attempts: int = 6, base_delay_s: float = 0.1, sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:
@@ -181,13 +186,15 @@ class TimestreamTimeSeriesStore(TimeSeriesStore):
 
     # ----------------------------------------------------------------------- reads
 
-    def history_query(self, key_field: str, keys: Iterable[str], start_ms: int, end_ms: int, max_seq: int) -> str:
+    def history_query(self, key_field: str, keys: Iterable[str], start_ms: int, end_ms: int, max_seq: int,
+                      min_seq: int = 0) -> str:
         """The SQL of one history read (public so its text can be checked)."""
         values = ", ".join(sql_string(k) for k in sorted(set(keys)))
+        lower = f"AND arrival > {int(min_seq)} " if min_seq > 0 else ""
         return (f"SELECT {self._columns()} FROM {self._table_ref} "
                 f"WHERE measure_name = '{MEASURE}' AND {key_expression(key_field)} IN ({values}) "
                 f"AND time > from_milliseconds({int(start_ms)}) AND time <= from_milliseconds({int(end_ms)}) "
-                f"AND arrival <= {int(max_seq)} ORDER BY arrival")
+                f"{lower}AND arrival <= {int(max_seq)} ORDER BY arrival")
 
     def existence_query(self, events: Sequence[Transaction]) -> str:
         ids = ", ".join(sql_string(e.event_id) for e in sorted(events, key=lambda e: e.event_id))
@@ -197,11 +204,12 @@ class TimestreamTimeSeriesStore(TimeSeriesStore):
                 f"AND event_id IN ({ids}) AND time BETWEEN from_milliseconds({low}) AND from_milliseconds({high})")
 
     def history(self, key_field: str, keys: Iterable[str], start_ms: int, end_ms: int,
-                max_seq: int) -> list[StoredEvent]:
+                max_seq: int, *, min_seq: int = 0) -> list[StoredEvent]:
         keys = list(keys)
         if not keys:
             return []
-        rows = [stored for stored, _ in self._query(self.history_query(key_field, keys, start_ms, end_ms, max_seq))]
+        sql = self.history_query(key_field, keys, start_ms, end_ms, max_seq, min_seq)
+        rows = [stored for stored, _ in self._query(sql)]
         return sorted(rows, key=lambda s: s.seq)
 
     def _existing(self, events: Sequence[Transaction]) -> dict[str, tuple[StoredEvent, bool]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,38 @@ def test_history_selects_by_key_time_range_and_arrival(store: TimeSeriesStore) -
     assert [s.event.event_id for s in got] == ["e1", "e3"]
     assert [s.seq for s in got] == [seq["e1"], seq["e3"]] and got[0].ts_ms == 10_000
     assert store.history("ip", [], 0, 10**12, seq["e6"]) == []
+
+
+def test_history_min_seq_is_an_exclusive_lower_bound_on_arrival(store: TimeSeriesStore) -> None:
+    store.write([tx(f"e{i}", i, ip="1") for i in range(1, 7)])
+    got = store.history("ip", ["1"], 0, 10**12, max_seq=5, min_seq=2)
+    assert [s.seq for s in got] == [3, 4, 5]
+    assert [s.seq for s in store.history("ip", ["1"], 0, 10**12, 6, min_seq=0)] == [1, 2, 3, 4, 5, 6]
+    assert store.history("ip", ["1"], 0, 10**12, 6, min_seq=6) == []
+
+
+def test_exact_arrival_means_a_delta_read_returns_what_was_stored_after_the_mark(store: TimeSeriesStore) -> None:
+    if not type(store).exact_arrival:
+        pytest.skip("this backend does not claim exact arrival")
+    store.write([tx("e1", 10, ip="1"), tx("e2", 5, ip="1")])
+    mark = max(s.seq for s in store.history("ip", ["1"], 0, 10**12, 10**18))
+    store.write([tx("e3", 1, ip="1"), tx("e4", 50, ip="1"), tx("e1", 99, ip="1")])  # e1 again: not stored
+    after = store.history("ip", ["1"], 0, 10**12, 10**18, min_seq=mark)
+    assert [s.event.event_id for s in after] == ["e3", "e4"]
+
+
+def test_window_rows_are_history_as_compact_tuples(store: TimeSeriesStore) -> None:
+    store.write([tx("e1", 1, ip="1", lat=1.5, lon=2.5, attributes={"terminal": 7, "ok": True}),
+                 tx("e2", 2, ip="1", amount="0.10"), tx("e3", 3, ip="2")])
+    fields = ("ip", "amount", "lat", "device_id", "attributes.terminal", "attributes.ok", "attributes")
+    got = store.window_rows("ip", ["1"], 0, 10**12, 10, fields, min_seq=0)
+    assert got == [
+        (1000, 1, "e1", "1", Decimal("10.50"), 1.5, None, 7, True, {"terminal": 7, "ok": True}),
+        (2000, 2, "e2", "1", Decimal("0.10"), None, None, None, None, {}),
+    ]
+    # the base class's default (built on history) reads the same
+    assert TimeSeriesStore.window_rows(store, "ip", ["1"], 0, 10**12, 10, fields) == got
+    assert store.window_rows("ip", ["1"], 0, 10**12, 10, fields, min_seq=1) == got[1:]
 
 
 def test_history_by_attribute_key(store: TimeSeriesStore) -> None:

@@ -55,6 +55,15 @@ def test_history_query_for_each_key_field_of_the_default_rules() -> None:
     assert "json_extract_scalar(attributes, '$.channel') IN ('web')" in attribute
 
 
+def test_history_query_bounds_arrival_from_below_for_delta_reads() -> None:
+    write, query = clients()
+    store = TimestreamTimeSeriesStore("db", "tbl", write_client=write, query_client=query)
+    assert store.history_query("ip", ["1"], 0, 10, 99, min_seq=42).endswith(
+        "AND arrival > 42 AND arrival <= 99 ORDER BY arrival")
+    assert "arrival >" not in store.history_query("ip", ["1"], 0, 10, 99)
+    assert TimestreamTimeSeriesStore.exact_arrival is False  # write-time arrival: no window cache
+
+
 def test_values_are_escaped_never_spliced() -> None:
     assert sql_string("x') OR 1=1 --") == "'x'') OR 1=1 --'"
     with pytest.raises(StoreError):

@@ -62,11 +62,11 @@ def test_history_selects_by_key_time_range_and_arrival(store: TimeSeriesStore) -
 
 
 def test_history_min_seq_is_an_exclusive_lower_bound_on_arrival(store: TimeSeriesStore) -> None:
-    store.write([tx(f"e{i}", i, ip="1") for i in range(1, 7)])
-    got = store.history("ip", ["1"], 0, 10**12, max_seq=5, min_seq=2)
-    assert [s.seq for s in got] == [3, 4, 5]
-    assert [s.seq for s in store.history("ip", ["1"], 0, 10**12, 6, min_seq=0)] == [1, 2, 3, 4, 5, 6]
-    assert store.history("ip", ["1"], 0, 10**12, 6, min_seq=6) == []
+    seqs = [p.seq for p in store.write([tx(f"e{i}", i, ip="1") for i in range(1, 7)]).pending]
+    got = store.history("ip", ["1"], 0, 10**12, max_seq=seqs[4], min_seq=seqs[1])
+    assert [s.seq for s in got] == seqs[2:5]
+    assert [s.seq for s in store.history("ip", ["1"], 0, 10**12, seqs[5], min_seq=0)] == seqs
+    assert store.history("ip", ["1"], 0, 10**12, seqs[5], min_seq=seqs[5]) == []
 
 
 def test_exact_arrival_means_a_delta_read_returns_what_was_stored_after_the_mark(store: TimeSeriesStore) -> None:
@@ -80,17 +80,18 @@ def test_exact_arrival_means_a_delta_read_returns_what_was_stored_after_the_mark
 
 
 def test_window_rows_are_history_as_compact_tuples(store: TimeSeriesStore) -> None:
-    store.write([tx("e1", 1, ip="1", lat=1.5, lon=2.5, attributes={"terminal": 7, "ok": True}),
-                 tx("e2", 2, ip="1", amount="0.10"), tx("e3", 3, ip="2")])
+    written = store.write([tx("e1", 1, ip="1", lat=1.5, lon=2.5, attributes={"terminal": 7, "ok": True}),
+                           tx("e2", 2, ip="1", amount="0.10"), tx("e3", 3, ip="2")])
+    s1, s2, s3 = (p.seq for p in written.pending)
     fields = ("ip", "amount", "lat", "device_id", "attributes.terminal", "attributes.ok", "attributes")
-    got = store.window_rows("ip", ["1"], 0, 10**12, 10, fields, min_seq=0)
+    got = store.window_rows("ip", ["1"], 0, 10**12, s3, fields, min_seq=0)
     assert got == [
-        (1000, 1, "e1", "1", Decimal("10.50"), 1.5, None, 7, True, {"terminal": 7, "ok": True}),
-        (2000, 2, "e2", "1", Decimal("0.10"), None, None, None, None, {}),
+        (1000, s1, "e1", "1", Decimal("10.50"), 1.5, None, 7, True, {"terminal": 7, "ok": True}),
+        (2000, s2, "e2", "1", Decimal("0.10"), None, None, None, None, {}),
     ]
     # the base class's default (built on history) reads the same
-    assert TimeSeriesStore.window_rows(store, "ip", ["1"], 0, 10**12, 10, fields) == got
-    assert store.window_rows("ip", ["1"], 0, 10**12, 10, fields, min_seq=1) == got[1:]
+    assert TimeSeriesStore.window_rows(store, "ip", ["1"], 0, 10**12, s3, fields) == got
+    assert store.window_rows("ip", ["1"], 0, 10**12, s3, fields, min_seq=s1) == got[1:]
 
 
 def test_history_by_attribute_key(store: TimeSeriesStore) -> None:

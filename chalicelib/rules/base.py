@@ -297,6 +297,22 @@ class Rule(ABC, Generic[C]):
         None (the default): every event is judged from its materialised window."""
         return None
 
+    def compact_fields(self) -> frozenset[str] | None:
+        """`fields_read()` where it was written for the `judge` this rule runs, else None (a
+        subclass that overrides `judge` but inherits the hook may read other fields)."""
+        return self.fields_read() if self._hook_speaks_for_judge("fields_read") else None
+
+    def running_aggregate(self, positions: Mapping[str, int]) -> WindowAggregate | None:
+        """`window_aggregate()` where it was written for the `judge` this rule runs, else None:
+        an inherited aggregate would decide "cannot fire" for a `judge` it does not know."""
+        return self.window_aggregate(positions) if self._hook_speaks_for_judge("window_aggregate") else None
+
+    def _hook_speaks_for_judge(self, hook: str) -> bool:
+        mro = type(self).__mro__
+        hook_owner = next(k for k in mro if hook in vars(k))
+        judge_owner = next(k for k in mro if "judge" in vars(k))
+        return issubclass(hook_owner, judge_owner)
+
     @abstractmethod
     def judge(self, event: Transaction, window: Sequence[Transaction]) -> Finding | None:
         """Judge `event` given its window.

@@ -149,7 +149,7 @@ def _layouts(ruleset: RuleSet) -> dict[str, _Layout]:
     for key_field, rules in grouped.items():
         names: dict[str, None] = {key_field: None}
         for _, rule in rules:
-            read = rule.fields_read()
+            read = rule.compact_fields()
             for name in WHOLE_EVENT if read is None else sorted(read):
                 names[name] = None
             for condition in rule.config.where:
@@ -469,7 +469,7 @@ class WindowCache:
                     position: int, start: int) -> Finding | None:
         running = held.running.get(slot.bit)
         if running is None or running.lo < held.base or running.hi > position + 1:
-            aggregate = slot.rule.window_aggregate(layout.positions)
+            aggregate = slot.rule.running_aggregate(layout.positions)
             if aggregate is None:  # a kind without an aggregate: judged from its window
                 return self._judge_rows(layout, slot.rule, target, self._window(held, slot, start, position))
             self.stats["rebuilds"] += 1

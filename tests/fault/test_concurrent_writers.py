@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import multiprocessing
+import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from tests.fault.harness import (
     event_id_of,
     jsonl_by_id,
     stored_event_ids,
+    stored_events,
 )
 
 pytestmark = pytest.mark.fault
@@ -37,6 +39,20 @@ pytestmark = pytest.mark.fault
 # (split, whether the first writer is SIGKILLed a third of the way in and rerun while the other goes on)
 CASES = ([("by-event", False), ("by-account", True), ("by-event", True)] if PROFILE == "ci"
          else [("by-event", True)])
+
+
+#: Batches of one: the pipeline is fast enough that two processes of 25-event batches can finish one
+#: after the other within Python's start-up jitter; more commits keep them overlapping.
+CONCURRENT_BATCH_SIZE = 1
+
+
+def wait_until_both_have_stored(data: Path, shard_of_event: dict[str | None, int], runs: list[Replay]) -> None:
+    """Both writers are under way (each has committed a batch) before one of them is killed."""
+    deadline = time.monotonic() + 120
+    while stored_events(data) == 0 or {shard_of_event.get(e) for e in stored_event_ids(data)} < {0, 1}:
+        assert all(run.process.poll() is None for run in runs), "a writer ended before both had started"
+        assert time.monotonic() < deadline, "the two writers never both stored an event"
+        time.sleep(0.005)
 
 
 def shard_of(line: str, split: str, number: int) -> int:
@@ -62,13 +78,14 @@ def test_two_concurrent_replays_on_one_data_dir(split: str, kill: bool, stream: 
 
     data = tmp_path / "data"  # fresh: both processes also race to create the stores
     outs = [[tmp_path / f"hits-{index}.jsonl"] for index in range(2)]
-    runs = [Replay.start(files[index], data, outs[index][0], BATCH_SIZE) for index in range(2)]
+    runs = [Replay.start(files[index], data, outs[index][0], CONCURRENT_BATCH_SIZE) for index in range(2)]
     stored_by_killed_run = 0
     if kill:
+        wait_until_both_have_stored(data, shard_of_event, runs)
         runs[0].kill_when_stored(data, len(stream.event_ids) // 3, delay_ms=40)
         stored_by_killed_run = sum(1 for e in stored_event_ids(data) if shard_of_event[e] == 0)
         outs[0].append(tmp_path / "hits-0-rerun.jsonl")
-        runs[0] = Replay.start(files[0], data, outs[0][-1], BATCH_SIZE)
+        runs[0] = Replay.start(files[0], data, outs[0][-1], CONCURRENT_BATCH_SIZE)
     summaries = [run.finish() for run in runs]
     after = DataDir.read(data)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.commands import add_commands, add_rules_test
+from chalicelib.commands import serve as serve_command
 from chalicelib.events import bounded
 from chalicelib.kinesis import (
     LINE_FORMATS,
@@ -863,6 +864,7 @@ def build_parser() -> argparse.ArgumentParser:
     rings.add_argument("--data-dir", type=Path, default=Path(".data"), help="directory with the embedded graph")
     rings.set_defaults(func=cmd_graph_rings)
     add_commands(commands)  # backtest, explain
+    serve_command.add_parser(commands)
     return parser
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import threading
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +21,23 @@ from typing import Any
 from chalicelib.settings import PROJECT_DIR, Settings
 
 HOST = "127.0.0.1"
+
+
+def _one_at_a_time_handler() -> type:
+    from chalice.local import ChaliceRequestHandler
+
+    lock = threading.Lock()
+
+    class Handler(ChaliceRequestHandler):
+        """Connections on threads (browsers keep several open), requests through the app one at a
+        time: Chalice keeps the request being handled in `app.current_request`, one attribute for
+        the whole app, so concurrent requests would read each other's parameters."""
+
+        def _generic_handle(self) -> None:
+            with lock:
+                super()._generic_handle()
+
+    return Handler
 
 
 def settings_for(data_dir: Path, rules: Path | None) -> Settings:
@@ -52,7 +70,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Chalice's local server cannot check IAM signatures; it allows every request and warns per route.
     warnings.filterwarnings("ignore", message="IAMAuthorizer is not a supported in local mode")
     server = LocalDevServer(app_module.app, Config.create(chalice_stage="local", app_name="fraud-rules"),
-                            HOST, args.port)
+                            HOST, args.port, handler_cls=_one_at_a_time_handler())
     host, port = server.server.server_address[:2]
     print(f"investigator's view on http://{host}:{port}/ over {args.data_dir} (no authorization: loopback only; "
           "Ctrl-C stops)", flush=True)

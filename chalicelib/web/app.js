@@ -11,6 +11,7 @@ const view = document.getElementById("view");
 let timer = null;
 let graphPositions = null;
 let graphAccount = null;
+let generation = 0;  // only the latest render may touch the page (a poll may still be in flight)
 
 function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
@@ -18,7 +19,7 @@ function h(tag, attrs, ...children) {
     if (value === null || value === undefined || value === false) continue;
     if (key.startsWith("on")) el.addEventListener(key.slice(2), value); else el.setAttribute(key, value);
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined) continue;
     el.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -38,7 +39,8 @@ function accountLink(account) {
 }
 
 function panel(cls, title, note, ...content) {
-  return h("section", { class: "panel " + cls }, h("h2", {}, title, note ? h("small", {}, note) : null), ...content);
+  const id = cls.split(" ")[1] || null;
+  return h("section", { class: "panel " + cls, id }, h("h2", {}, title, note ? h("small", {}, note) : null), ...content);
 }
 
 function table(columns, rows, empty) {
@@ -50,7 +52,7 @@ function table(columns, rows, empty) {
 }
 
 function tag(text, cls) { return h("span", { class: "tag " + (cls || text) }, text); }
-function shortTs(ts) { return ts ? ts.replace("T", " ").replace("Z", "") : ""; }
+function shortTs(ts) { return ts ? ts.replace("T", " ").replace("Z", "").replace(/(\.\d{3})\d+/, "$1") : ""; }
 function fmt(value) {
   if (value === null || value === undefined) return "";
   const n = Number(value);
@@ -129,59 +131,70 @@ function FraudGraphSvg(name, attrs, parent) {
   return el;
 }
 
-async function renderOverview() {
+async function renderOverview(mine) {
   const [rules, rateData, top, rings, hits] = await Promise.all([
     showRejected(), rates(), api("top-accounts?limit=15"), api("rings?limit=10"), api("hits?limit=25")]);
   const bucket = rateData ? rateData.bucket_seconds : null;
+  if (mine !== generation) return;
   view.replaceChildren(
-    panel("w8", "Hits over time per rule", bucket ? `per ${bucket >= 3600 ? bucket / 3600 + " h" : bucket >= 60 ?
+    panel("w8 rates", "Hits over time per rule", bucket ? `per ${bucket >= 3600 ? bucket / 3600 + " h" : bucket >= 60 ?
       bucket / 60 + " min" : bucket + " s"}, newest right` : null, ratesChart(rateData)),
-    panel("w4", "Top flagged accounts", "by number of hits", table([
+    panel("w4 top-accounts", "Top flagged accounts", "by number of hits", table([
       { title: "account", cell: (r) => accountLink(r.account_id) },
       { title: "hits", num: true, cell: (r) => fmt(r.hits) },
       { title: "rules", num: true, cell: (r) => r.rules },
       { title: "last hit", cell: (r) => shortTs(r.last_ts) }], top.items, "no flagged accounts yet")),
-    panel("w6", "Rings", `${rings.total} groups linked by shared identifiers`, table([
+    panel("w6 rings", "Rings", `${rings.total} groups linked by shared identifiers`, table([
       { title: "size", num: true, cell: (r) => r.size },
       { title: "accounts", cell: (r) => [r.accounts.slice(0, 8).map((a, i) => [i ? ", " : "", accountLink(a)]),
                                          r.accounts.length > 8 ? ` +${r.accounts.length - 8}` : ""] },
       { title: "linked by", cell: (r) => r.identifiers.slice(0, 3).map((i) => `${i.label} ${i.key} (${i.accounts.length})`)
                                            .join("; ") }], rings.items, "no rings")),
-    panel("w6", "Rules in force", `version ${rules.version}, loaded ${shortTs(rules.loaded_at)}`, table([
+    panel("w6 rules", "Rules in force", `version ${rules.version}, loaded ${shortTs(rules.loaded_at)}`, table([
       { title: "rule", cell: (r) => h("span", { title: r.description || "" }, r.id) },
       { title: "kind", cell: (r) => r.kind },
       { title: "mode", cell: (r) => tag(r.mode) },
       { title: "severity", cell: (r) => tag(r.severity) },
       { title: "window", cell: (r) => r.window_seconds ? `${r.window_seconds / 60} min` : "" }], rules.rules)),
-    panel("w12", "Latest hits", null, hitsTable(hits.items)));
+    panel("w12 latest-hits", "Latest hits", null, hitsTable(hits.items)));
 }
 
-function hitsTable(items) {
+function hitsTable(items, withAccount = true) {
   return table([
     { title: "time", cell: (r) => shortTs(r.ts) },
-    { title: "account", cell: (r) => accountLink(r.account_id) },
+    withAccount ? { title: "account", cell: (r) => accountLink(r.account_id) } : null,
     { title: "rule", cell: (r) => r.rule_id },
     { title: "mode", cell: (r) => tag(r.mode) },
     { title: "severity", cell: (r) => tag(r.severity) },
     { title: "edge", cell: (r) => `-[${r.label}]-> ${r.to_label} ${r.to}` },
-    { title: "value", num: true, cell: (r) => `${fmt(r.value)} > ${fmt(r.threshold)}` }], items, "no hits");
+    { title: "value", num: true, cell: (r) => `${fmt(r.value)} > ${fmt(r.threshold)}` }].filter(Boolean), items, "no hits");
 }
 
 // --------------------------------------------------------------------------- account page
 
-async function renderAccount(account) {
+let hops = 1;
+
+function hopsPicker() {
+  return h("label", { class: "muted" }, " hops ", h("select", { id: "hops", onchange: (event) => {
+    hops = Number(event.target.value); graphAccount = null; render(); } },
+  [1, 2, 3].map((n) => h("option", { value: n, selected: n === hops ? "selected" : null }, n))));
+}
+
+async function renderAccount(account, mine) {
   const enc = encodeURIComponent(account);
   await showRejected();
   const [graph, activity, hits, aggregates] = await Promise.all([
-    api(`accounts/${enc}/neighbourhood?hops=2`).catch((e) => ({ error: e.message })),
+    api(`accounts/${enc}/neighbourhood?hops=${hops}`).catch((e) => ({ error: e.message })),
     api(`accounts/${enc}/activity?limit=50`),
     api(`accounts/${enc}/hits?limit=50`),
     api(`accounts/${enc}/aggregates`).catch((e) => ({ error: e.message }))]);
+  if (mine !== generation) return;
   const fresh = graphAccount !== account;
   const svg = fresh ? FraudGraphSvg("svg", { id: "graph" }) : document.getElementById("graph");
   const hitEdges = graph.edges ? graph.edges.filter((e) => e.hit).length : 0;
   const graphPanel = panel("w7", `Neighbourhood of ${account}`, graph.error ? null :
     `${graph.nodes.length} nodes, ${hitEdges} hit edges (red; shadow rules dashed); click an account to open it`,
+    hopsPicker(),
     graph.error ? h("div", { class: "empty" }, graph.error) : svg,
     h("div", { class: "legend" }, h("span", {}, h("i", { style: "background:#d92d20" }), "account with hits / hit edge"),
       h("span", {}, h("i", { style: "background:#2456d6" }), "account"),
@@ -192,7 +205,7 @@ async function renderAccount(account) {
     h("section", { class: "panel w12" }, h("h2", { id: "account-title" }, "Account ", account),
       h("a", { href: "#/" }, "← overview")),
     graphPanel,
-    panel("w5", "Window aggregates per rule", aggregates.error ? null :
+    panel("w5 aggregates", "Window aggregates per rule", aggregates.error ? null :
       `as of its latest event ${shortTs(aggregates.as_of)}`,
       aggregates.error ? h("div", { class: "empty" }, aggregates.error) : table([
         { title: "rule", cell: (r) => r.rule_id },
@@ -200,8 +213,8 @@ async function renderAccount(account) {
         { title: "aggregate", num: true, cell: (r) => fmt(r.aggregate) },
         { title: "threshold", num: true, cell: (r) => fmt(r.threshold) },
         { title: "events", num: true, cell: (r) => r.contributing_count ?? "" }], aggregates.items)),
-    panel("w6", "Hits", hits.next_cursor ? "latest 50" : `${hits.items.length}`, hitsTable(hits.items)),
-    panel("w6", "Recent activity", activity.next_cursor ? "latest 50 events" : `${activity.items.length} events`, table([
+    panel("w12 account-hits", "Hits", hits.next_cursor ? "latest 50" : `${hits.items.length}`, hitsTable(hits.items, false)),
+    panel("w12 activity", "Recent activity", activity.next_cursor ? "latest 50 events" : `${activity.items.length} events`, table([
       { title: "time", cell: (r) => shortTs(r.ts) },
       { title: "amount", num: true, cell: (r) => `${fmt(r.amount)} ${r.currency || ""}` },
       { title: "merchant", cell: (r) => r.merchant_id || "" },
@@ -220,7 +233,10 @@ async function renderAccount(account) {
 async function render() {
   const match = location.hash.match(/^#\/account\/(.+)$/);
   try {
-    if (match) await renderAccount(decodeURIComponent(match[1])); else { graphAccount = null; await renderOverview(); }
+    const mine = ++generation;
+    if (match) await renderAccount(decodeURIComponent(match[1]), mine);
+    else { graphAccount = null; await renderOverview(mine); }
+    if (mine !== generation) return;
     setStatus(true, "live, updated " + new Date().toLocaleTimeString());
     document.body.dataset.ready = "true";
   } catch (error) {

@@ -75,16 +75,16 @@ function drawGraph(svg, graph, previous, onAccount) {
   const pos = layoutGraph(graph.nodes, graph.edges, width, height, previous);
   const edgeLayer = svgElement("g", { class: "edges" }, svg);
   const pairs = new Map();  // bend parallel edges apart
-  for (const e of graph.edges) {
+  for (const e of drawnEdges(graph.edges)) {
     const a = pos.get(e.source), b = pos.get(e.target);
     if (!a || !b) continue;
     const key = e.source + "|" + e.target;
     const nth = pairs.get(key) || 0;
     pairs.set(key, nth + 1);
     const cls = "edge" + (e.hit ? " hit " + e.mode : "");
-    const attrs = { class: cls, "data-source": e.source, "data-target": e.target, "data-label": e.label,
+    const attrs = { class: cls, "data-source": e.source, "data-target": e.target, "data-label": e.label || "",
                     fill: "none" };
-    if (e.hit) { attrs["data-hit"] = "true"; attrs["data-rule"] = e.rule_id; }
+    if (e.hit) { attrs["data-hit"] = "true"; attrs["data-rules"] = e.rules.join(","); }
     let path;
     if (nth === 0 && !e.hit) {
       path = `M${a.x},${a.y} L${b.x},${b.y}`;
@@ -96,7 +96,8 @@ function drawGraph(svg, graph, previous, onAccount) {
     attrs.d = path;
     const el = svgElement("path", attrs, edgeLayer);
     const title = svgElement("title", {}, el);
-    title.textContent = e.hit ? `${e.label} (${e.rule_id}, ${e.mode}): ${e.count} hit(s), last ${e.last_ts}` : e.label;
+    title.textContent = e.hit ? `${e.labels.join(", ")} (${e.rules.join(", ")}): ${e.count} hit(s), last ${e.last_ts}`
+      : e.label;
   }
   const nodeLayer = svgElement("g", { class: "nodes" }, svg);
   for (const node of graph.nodes) {
@@ -108,7 +109,8 @@ function drawGraph(svg, graph, previous, onAccount) {
                                 "data-type": node.type, "data-key": node.key }, nodeLayer);
     const r = isAccount ? (node.center ? 13 : 9 + Math.min(6, Math.log2(1 + (node.hits || 0)))) : 6;
     svgElement("circle", { r }, g);
-    const label = svgElement("text", { x: r + 4, y: 4 }, g);
+    const leftSide = p.x > width - 170;  // labels of nodes near the right edge go to their left
+    const label = svgElement("text", { x: leftSide ? -(r + 4) : r + 4, y: 4, "text-anchor": leftSide ? "end" : "start" }, g);
     label.textContent = isAccount ? node.key : `${node.type} ${shorten(node.key)}`;
     const title = svgElement("title", {}, g);
     title.textContent = isAccount ? `${node.key}: ${node.hits || 0} hit(s), ${node.hops} hop(s) away`
@@ -118,8 +120,32 @@ function drawGraph(svg, graph, previous, onAccount) {
   return pos;
 }
 
+// One drawn hit edge per (source, target): the rules and hit counts of the API's edges between them.
+// Shadow-mode styling only when every rule on it is in shadow mode.
+function drawnEdges(edges) {
+  const out = [];
+  const merged = new Map();
+  for (const e of edges) {
+    if (!e.hit) { out.push(e); continue; }
+    const key = e.source + "|" + e.target;
+    let m = merged.get(key);
+    if (!m) {
+      m = { source: e.source, target: e.target, hit: true, rules: [], labels: [], count: 0, last_ts: e.last_ts,
+            mode: "shadow" };
+      merged.set(key, m);
+      out.push(m);
+    }
+    if (!m.rules.includes(e.rule_id)) m.rules.push(e.rule_id);
+    if (!m.labels.includes(e.label)) m.labels.push(e.label);
+    m.count += e.count;
+    if (e.last_ts > m.last_ts) m.last_ts = e.last_ts;
+    if (e.mode !== "shadow") m.mode = "enforce";
+  }
+  return out;
+}
+
 function shorten(text) {
   return text.length > 22 ? text.slice(0, 20) + "…" : text;
 }
 
-window.FraudGraph = { drawGraph, layoutGraph };
+window.FraudGraph = { drawGraph, drawnEdges, layoutGraph };

@@ -61,11 +61,9 @@ def get_investigator() -> Investigator:
 
 
 def use_investigator(investigator: Investigator | None) -> None:
-    """Serve the API from this view of the stores (the `serve` command, tests); None: from the
-    environment again at the next request."""
+    """Serve the API from this view of the stores (the `serve` command, tests; the caller closes
+    it); None: from the environment again at the next request."""
     global _investigator
-    if _investigator is not None and _investigator is not investigator:
-        _investigator.close()
     _investigator = investigator
 
 

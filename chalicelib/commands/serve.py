@@ -66,7 +66,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
               "`python -m chalicelib replay --data-dir DIR ...` first, or pass --data-dir", file=sys.stderr)
         return 1
     app_module = load_app()
-    app_module.use_investigator(build_investigator(settings_for(args.data_dir, args.rules)))
+    investigator = build_investigator(settings_for(args.data_dir, args.rules))
+    app_module.use_investigator(investigator)
     # Chalice's local server cannot check IAM signatures; it allows every request and warns per route.
     warnings.filterwarnings("ignore", message="IAMAuthorizer is not a supported in local mode")
     server = LocalDevServer(app_module.app, Config.create(chalice_stage="local", app_name="fraud-rules"),
@@ -81,6 +82,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         server.server.server_close()
         app_module.use_investigator(None)
+        investigator.close()
     return 0
 
 

@@ -225,7 +225,7 @@ def _rule_summary(rule: Any, ruleset: RuleSet) -> dict[str, Any]:
             "description": config.description, "key": rule.key_field,
             "window_seconds": None if window is None else window.total_seconds(),
             "graph": isinstance(rule, GraphRule), "quarantined": rule.id in ruleset.quarantined,
-            "edge": {"label": config.edge.label, "from": rule.edge_ends()[0], "to": rule.edge_ends()[1]}}
+            "edge": {"label": rule.edge_label(), "from": rule.edge_ends()[0], "to": rule.edge_ends()[1]}}
 
 
 def _hit_of_row(row: dict[str, Any]) -> Hit:

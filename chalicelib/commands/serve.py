@@ -33,9 +33,12 @@ def _one_at_a_time_handler() -> type:
         time: Chalice keeps the request being handled in `app.current_request`, one attribute for
         the whole app, so concurrent requests would read each other's parameters."""
 
-        def _generic_handle(self) -> None:
+        def _one_at_a_time(self) -> None:
             with lock:
-                super()._generic_handle()
+                self._generic_handle()
+
+        # the base class binds every do_* to _generic_handle itself, so each is rebound here
+        do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _one_at_a_time
 
     return Handler
 

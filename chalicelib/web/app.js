@@ -5,6 +5,7 @@
 
 const REFRESH_MS = 4000;
 const RULE_COLOURS = ["#2456d6", "#d92d20", "#12b76a", "#f79009", "#7a5af8", "#0e9384", "#dd2590", "#667085",
+                      "#84cc16", "#06aed4", "#f04438", "#4e5ba6", "#c11574", "#fdb022",
                       "#b54708", "#155eef"];
 const BUCKETS = [86400, 3600, 600, 60, 10, 1];
 const view = document.getElementById("view");

@@ -37,7 +37,10 @@ from chalicelib.rules import GraphRule, RuleSet, RulesSource
 from chalicelib.stores import GraphStore, TimeSeriesStore
 from chalicelib.stores.graph_base import FIELD_OF_LABEL, HitFilter
 
-ALL_TIME_MS = (0, 2**53)  # history bounds when the caller gives none
+#: history bounds when the caller gives none: from 1970 to a year ahead of the clock (events may
+#: carry times ahead of it) - a range every backend's time type holds (nanoseconds end in 2262)
+AHEAD_MS = 366 * 86_400_000
+MAX_SEQ = 2**62  # every stored event
 RELATIONSHIP_OF_LABEL = {VERTEX_LABELS[f]: rel for f, rel in RELATIONSHIPS.items()}
 
 
@@ -158,7 +161,7 @@ class Investigator:
         """Every rule's window as of the account's latest event: aggregate, threshold, verdict."""
         store = self._timeseries()
         ruleset = self.ruleset()
-        history = store.history("account_id", [account], *ALL_TIME_MS, 2**62)
+        history = store.history("account_id", [account], 0, self._now_ms() + AHEAD_MS, MAX_SEQ)
         if not history:
             raise NotFound(f"account {account!r} has no events in the time-series store")
         latest = max(history, key=lambda e: e.seq)
@@ -208,9 +211,12 @@ class Investigator:
         return self.timeseries
 
     def _history(self, account: str, q: ActivityQuery) -> list[StoredEvent]:
-        start = ALL_TIME_MS[0] if q.since is None else int(q.since.timestamp() * 1000) - 1  # since inclusive
-        end = ALL_TIME_MS[1] if q.until is None else int(q.until.timestamp() * 1000) - 1  # until exclusive
-        return self._timeseries().history("account_id", [account], start, end, 2**62)
+        start = 0 if q.since is None else int(q.since.timestamp() * 1000) - 1  # since inclusive
+        end = self._now_ms() + AHEAD_MS if q.until is None else int(q.until.timestamp() * 1000) - 1  # exclusive
+        return self._timeseries().history("account_id", [account], start, end, MAX_SEQ)
+
+    def _now_ms(self) -> int:
+        return int(self.clock().timestamp() * 1000)
 
     def _hits_of_event(self, account: str, event: StoredEvent) -> dict[str, Hit]:
         ts = iso_ms(event.event.ts)

@@ -595,7 +595,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                  "graph": f"{counts['vertices']} vertices, {counts['edges']} edges"},
         evaluation=evaluation, hits=hits, ring=ring, ring_hits=ring_hits, rules_file=str(args.rules)))
     console.print(f"HTML report: {report_path}; stores in {args.data_dir}/ - investigate with "
-                  f"`python -m chalicelib graph rings --data-dir {args.data_dir}`")
+                  f"`python -m chalicelib serve --data-dir {args.data_dir}` (a web page on 127.0.0.1:8000) "
+                  f"or `python -m chalicelib graph rings --data-dir {args.data_dir}`")
     print(json.dumps(totals.summary()))
     return 0
 

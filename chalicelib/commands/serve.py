@@ -73,8 +73,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app_module.use_investigator(investigator)
     # Chalice's local server cannot check IAM signatures; it allows every request and warns per route.
     warnings.filterwarnings("ignore", message="IAMAuthorizer is not a supported in local mode")
-    server = LocalDevServer(app_module.app, Config.create(chalice_stage="local", app_name="fraud-rules"),
-                            HOST, args.port, handler_cls=_one_at_a_time_handler())
+    try:
+        server = LocalDevServer(app_module.app, Config.create(chalice_stage="local", app_name="fraud-rules"),
+                                HOST, args.port, handler_cls=_one_at_a_time_handler())
+    except OSError as exc:
+        investigator.close()
+        print(f"error: cannot listen on {HOST}:{args.port} ({exc.strerror}); pass another --port", file=sys.stderr)
+        return 1
     host, port = server.server.server_address[:2]
     print(f"investigator's view on http://{host}:{port}/ over {args.data_dir} (no authorization: loopback only; "
           "Ctrl-C stops)", flush=True)

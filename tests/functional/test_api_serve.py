@@ -63,3 +63,10 @@ def test_serve_binds_loopback_and_refuses_a_missing_directory(server: str, tmp_p
     result = subprocess.run([sys.executable, "-m", "chalicelib", "serve", "--data-dir", str(tmp_path / "none")],
                             cwd=PROJECT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "is not a directory" in result.stderr
+
+
+def test_a_port_in_use_is_a_clear_error(server: str, tmp_path: Path) -> None:
+    port = server.rsplit(":", 1)[1]
+    result = subprocess.run([sys.executable, "-m", "chalicelib", "serve", "--data-dir", str(tmp_path), "--port", port],
+                            cwd=PROJECT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in result.stderr

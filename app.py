@@ -1,26 +1,39 @@
-"""Chalice wiring: a thin Kinesis handler that hands each batch to the pipeline.
+"""Chalice wiring: a thin Kinesis handler that hands each batch to the pipeline, and the
+investigator's view - a read-only REST API under /api and the web page at / - over the same stores.
 
-The pipeline (rules source, stores, sinks) is built once per warm Lambda container. There is no
-REST route: a public API Gateway would widen what is exposed for no detection benefit; the
-function logs its ruleset version on every (re)load.
+The pipeline (rules source, stores, sinks) is built once per warm Lambda container, and so is the
+API's read-only view. In AWS every route requires IAM authorization (SigV4): nothing is anonymous,
+API Gateway throttles, and the API runs in its own function with a read-only role (see
+.chalice/config.json and infra/). `python -m chalicelib serve` serves the same routes on 127.0.0.1
+without authorization.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
-from chalice.app import Chalice, KinesisEvent
+from chalice.app import Chalice, IAMAuthorizer, KinesisEvent, Response
 
+from chalicelib.api import Investigator, NotFound, ParameterError, Unavailable, build_investigator
+from chalicelib.api import params as p
+from chalicelib.api.openapi import openapi_document
+from chalicelib.api.service import check_account
 from chalicelib.pipeline import Pipeline, build_pipeline
 from chalicelib.settings import Settings
+from chalicelib.stores import StoreError
+from chalicelib.web import asset
 
 STREAM_NAME = os.environ.get("KINESIS_STREAM_NAME", "fraud-transactions")
 
 app = Chalice(app_name="fraud-rules")
 app.log.setLevel(logging.INFO)
+iam = IAMAuthorizer()
 _pipeline: Pipeline | None = None
+_investigator: Investigator | None = None
 
 
 def get_pipeline() -> Pipeline:
@@ -40,6 +53,128 @@ def reset_pipeline() -> None:
     _pipeline = None
 
 
+def get_investigator() -> Investigator:
+    global _investigator
+    if _investigator is None:
+        _investigator = build_investigator(Settings.from_env())
+    return _investigator
+
+
+def use_investigator(investigator: Investigator | None) -> None:
+    """Serve the API from this view of the stores (the `serve` command, tests; the caller closes
+    it); None: from the environment again at the next request."""
+    global _investigator
+    _investigator = investigator
+
+
 @app.on_kinesis_record(stream=STREAM_NAME, batch_size=100, starting_position="TRIM_HORIZON")
 def on_transactions(event: KinesisEvent) -> dict[str, Any]:
     return get_pipeline().process_kinesis_event(event.to_dict())
+
+
+# --------------------------------------------------------------------------- investigator's API
+
+
+def _query() -> dict[str, str]:
+    request = app.current_request
+    return dict(request.query_params or {}) if request is not None else {}
+
+
+def _answer(work: Callable[[Investigator], Any]) -> Response:
+    """Run a read under the view's lock; map what went wrong to a status and a JSON message."""
+    try:
+        investigator = get_investigator()
+        with investigator.reading():
+            return _json(200, work(investigator))
+    except ParameterError as exc:
+        return _json(400, {"error": str(exc)})
+    except NotFound as exc:
+        return _json(404, {"error": str(exc)})
+    except (Unavailable, StoreError) as exc:
+        app.log.error("investigator API: %s", exc)
+        return _json(503, {"error": str(exc)})
+
+
+def _json(status: int, body: Any) -> Response:
+    return Response(json.dumps(body, default=str), status_code=status,
+                    headers={"Content-Type": "application/json", "Cache-Control": "no-store"})
+
+
+@app.route("/api/health", methods=["GET"], authorizer=iam)
+def api_health() -> Response:
+    return _answer(lambda inv: inv.health())
+
+
+@app.route("/api/rules", methods=["GET"], authorizer=iam)
+def api_rules() -> Response:
+    return _answer(lambda inv: inv.rules_in_force())
+
+
+@app.route("/api/hits", methods=["GET"], authorizer=iam)
+def api_hits() -> Response:
+    return _answer(lambda inv: inv.hits(p.parse(p.HitsQuery, _query())))
+
+
+@app.route("/api/hit-rates", methods=["GET"], authorizer=iam)
+def api_hit_rates() -> Response:
+    return _answer(lambda inv: inv.hit_rates(p.parse(p.RatesQuery, _query())))
+
+
+@app.route("/api/top-accounts", methods=["GET"], authorizer=iam)
+def api_top_accounts() -> Response:
+    return _answer(lambda inv: inv.top_accounts(p.parse(p.TopAccountsQuery, _query())))
+
+
+@app.route("/api/accounts/{account}/activity", methods=["GET"], authorizer=iam)
+def api_account_activity(account: str) -> Response:
+    return _answer(lambda inv: inv.activity(check_account(account), p.parse(p.ActivityQuery, _query())))
+
+
+@app.route("/api/accounts/{account}/aggregates", methods=["GET"], authorizer=iam)
+def api_account_aggregates(account: str) -> Response:
+    def work(inv: Investigator) -> Any:
+        p.parse(p.NoQuery, _query())
+        return inv.aggregates(check_account(account))
+
+    return _answer(work)
+
+
+@app.route("/api/accounts/{account}/hits", methods=["GET"], authorizer=iam)
+def api_account_hits(account: str) -> Response:
+    return _answer(lambda inv: inv.hits(p.parse(p.AccountHitsQuery, _query()), check_account(account)))
+
+
+@app.route("/api/accounts/{account}/neighbourhood", methods=["GET"], authorizer=iam)
+def api_account_neighbourhood(account: str) -> Response:
+    return _answer(lambda inv: inv.neighbourhood(check_account(account), p.parse(p.NeighbourhoodQuery, _query())))
+
+
+@app.route("/api/rings", methods=["GET"], authorizer=iam)
+def api_rings() -> Response:
+    return _answer(lambda inv: inv.rings(p.parse(p.RingsQuery, _query())))
+
+
+@app.route("/api/openapi.json", methods=["GET"], authorizer=iam)
+def api_openapi() -> Response:
+    return _json(200, openapi_document())
+
+
+# --------------------------------------------------------------------------- the web page
+
+
+@app.route("/", methods=["GET"], authorizer=iam)
+def web_page() -> Response:
+    return _asset("index.html")
+
+
+@app.route("/static/{name}", methods=["GET"], authorizer=iam)
+def web_static(name: str) -> Response:
+    return _asset(name)
+
+
+def _asset(name: str) -> Response:
+    found = asset(name)
+    if found is None:
+        return _json(404, {"error": f"no such file: {name[:100]!r}"})
+    body, content_type = found
+    return Response(body, status_code=200, headers={"Content-Type": content_type, "Cache-Control": "no-cache"})

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.commands import add_commands, add_rules_test
+from chalicelib.commands import serve as serve_command
 from chalicelib.events import bounded
 from chalicelib.kinesis import (
     LINE_FORMATS,
@@ -594,7 +595,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                  "graph": f"{counts['vertices']} vertices, {counts['edges']} edges"},
         evaluation=evaluation, hits=hits, ring=ring, ring_hits=ring_hits, rules_file=str(args.rules)))
     console.print(f"HTML report: {report_path}; stores in {args.data_dir}/ - investigate with "
-                  f"`python -m chalicelib graph rings --data-dir {args.data_dir}`")
+                  f"`python -m chalicelib serve --data-dir {args.data_dir}` (a web page on 127.0.0.1:8000) "
+                  f"or `python -m chalicelib graph rings --data-dir {args.data_dir}`")
     print(json.dumps(totals.summary()))
     return 0
 
@@ -863,6 +865,7 @@ def build_parser() -> argparse.ArgumentParser:
     rings.add_argument("--data-dir", type=Path, default=Path(".data"), help="directory with the embedded graph")
     rings.set_defaults(func=cmd_graph_rings)
     add_commands(commands)  # backtest, explain
+    serve_command.add_parser(commands)
     return parser
 
 

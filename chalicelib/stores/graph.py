@@ -38,7 +38,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from gremlin_python.process.graph_traversal import GraphTraversal, __
-from gremlin_python.process.traversal import Cardinality, Direction, Merge, P, T
+from gremlin_python.process.traversal import Cardinality, Direction, Merge, Order, P, T
 
 from chalicelib.entities import (
     RELATIONSHIPS,
@@ -50,7 +50,7 @@ from chalicelib.entities import (
     VertexRef,
 )
 from chalicelib.hits import Hit
-from chalicelib.stores.graph_base import EVIDENCE_LIMIT, HIT_PROPERTIES, GraphStore, Ring
+from chalicelib.stores.graph_base import EVIDENCE_LIMIT, HIT_PROPERTIES, GraphStore, HitFilter, Ring
 from chalicelib.stores.gremlin import GraphConnection
 
 WriteForm = Literal["merge", "coalesce"]
@@ -266,6 +266,32 @@ class GremlinGraphStore(GraphStore):
                 .by("hit_id").by("rule_id").by("kind").by("mode").by("severity").by("event_id")
                 .by("account_id").by("ts").by("value").by("threshold").by("ruleset_version"), "list"))
         return hits
+
+    def find_hits(self, where: HitFilter, limit: int) -> list[dict[str, Any]]:
+        t = self.g.E().has("hit_id")
+        for prop, value in (("rule_id", where.rule_id), ("account_id", where.account_id), ("mode", where.mode)):
+            if value is not None:
+                t = t.has(prop, value)
+        if where.since is not None:
+            t = t.has("ts", P.gte(where.since))
+        if where.until is not None:
+            t = t.has("ts", P.lt(where.until))
+        if where.before is not None:
+            ts, hit = where.before
+            t = t.or_(__.has("ts", P.lt(ts)), __.has("ts", ts).has("hit_id", P.lt(hit)))
+        rows = self.connection.run(
+            t.order().by("ts", Order.desc).by("hit_id", Order.desc).limit(int(limit))
+            .project("label", "from_label", "from", "to_label", "to", *HIT_PROPERTIES, "evidence")
+            .by(__.label()).by(__.out_v().label()).by(__.out_v().values(KEY)).by(__.in_v().label())
+            .by(__.in_v().values(KEY)).by("hit_id").by("rule_id").by("kind").by("mode").by("severity")
+            .by("event_id").by("account_id").by("ts").by("value").by("threshold").by("ruleset_version")
+            .by("evidence"), "list")
+        for row in rows:
+            try:
+                row["evidence"] = json.loads(row["evidence"])
+            except ValueError:  # cut at EVIDENCE_LIMIT characters
+                row["evidence"] = {"truncated": row["evidence"]}
+        return list(rows)
 
     def vertex_times(self) -> dict[VertexRef, str]:
         rows = self.connection.run(self.g.V().project("l", "k", "f").by(__.label()).by(KEY).by("first_seen"), "list")

@@ -16,7 +16,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, ClassVar
 
 from chalicelib.entities import (
@@ -45,6 +46,33 @@ HIT_PROPERTIES = ("hit_id", "rule_id", "kind", "mode", "severity", "event_id", "
 class Ring:
     accounts: list[str]
     identifiers: list[Identifier]
+
+
+#: hits a default aggregate (`hit_counts`, `top_accounts`) reads at most, page by page
+AGGREGATE_SCAN_LIMIT = 100_000
+
+
+@dataclass(frozen=True)
+class HitFilter:
+    """Which hit edges an investigator asks for; every field optional. Times are iso_ms text
+    (`since` inclusive, `until` exclusive). `before` is a keyset cursor: only hits ordered after
+    that (ts, hit_id) in the newest-first order, i.e. `(ts, hit_id) < before`."""
+
+    rule_id: str | None = None
+    account_id: str | None = None
+    mode: str | None = None
+    since: str | None = None
+    until: str | None = None
+    before: tuple[str, str] | None = None
+
+    def matches(self, hit: dict[str, Any]) -> bool:
+        """The same filter in Python (for backends that scan, and for tests)."""
+        return ((self.rule_id is None or hit["rule_id"] == self.rule_id)
+                and (self.account_id is None or hit["account_id"] == self.account_id)
+                and (self.mode is None or hit["mode"] == self.mode)
+                and (self.since is None or hit["ts"] >= self.since)
+                and (self.until is None or hit["ts"] < self.until)
+                and (self.before is None or (hit["ts"], hit["hit_id"]) < self.before))
 
 
 class GraphStore(ABC):
@@ -105,6 +133,45 @@ class GraphStore(ABC):
     @abstractmethod
     def hit_edges_of(self, accounts: Sequence[str]) -> list[dict[str, Any]]:
         """Hit edges leaving these accounts' vertices, with label, to_label, to and HIT_PROPERTIES."""
+
+    @abstractmethod
+    def find_hits(self, where: HitFilter, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` hit edges matching `where`, newest first (ts, then hit_id, descending),
+        each with label, from_label, from, to_label, to, HIT_PROPERTIES and evidence (a dict).
+        Read-only; what the investigator's API lists hits from (in AWS hits go to the log, and
+        the graph holds every hit with its fields)."""
+
+    def hit_counts(self, where: HitFilter, bucket_ms: int) -> dict[tuple[int, str], int]:
+        """(bucket start in epoch ms, rule_id) -> number of matching hits. This default pages
+        through `find_hits` (at most AGGREGATE_SCAN_LIMIT hits); backends may aggregate in place."""
+        counts: dict[tuple[int, str], int] = defaultdict(int)
+        for hit in self._scan_hits(where):
+            counts[(_epoch_ms(hit["ts"]) // bucket_ms * bucket_ms, hit["rule_id"])] += 1
+        return dict(counts)
+
+    def top_accounts(self, where: HitFilter, limit: int) -> list[dict[str, Any]]:
+        """The accounts with the most matching hits: account_id, hits, rules (distinct), last_ts;
+        most hits first. Default built on `find_hits` like `hit_counts`."""
+        per: dict[str, dict[str, Any]] = {}
+        for hit in self._scan_hits(where):
+            row = per.setdefault(hit["account_id"], {"account_id": hit["account_id"], "hits": 0, "rules": set(),
+                                                     "last_ts": hit["ts"]})
+            row["hits"] += 1
+            row["rules"].add(hit["rule_id"])
+            row["last_ts"] = max(row["last_ts"], hit["ts"])
+        rows = [{**r, "rules": len(r["rules"])} for r in per.values()]
+        rows.sort(key=lambda r: (-r["hits"], r["account_id"]))
+        return rows[:limit]
+
+    def _scan_hits(self, where: HitFilter) -> Iterable[dict[str, Any]]:
+        page_size, seen, cursor = 1000, 0, where
+        while seen < AGGREGATE_SCAN_LIMIT:
+            page = self.find_hits(cursor, page_size)
+            yield from page
+            seen += len(page)
+            if len(page) < page_size:
+                return
+            cursor = replace(cursor, before=(page[-1]["ts"], page[-1]["hit_id"]))
 
     @abstractmethod
     def vertex_times(self) -> dict[VertexRef, str]:
@@ -214,6 +281,10 @@ class GraphStore(ABC):
                                    if len(i.accounts) > 1],
             "hits": unique_hits,
         }
+
+
+def _epoch_ms(iso: str) -> int:
+    return round(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
 
 
 def _followed(ident: Identifier, query: ReachQuery) -> bool:

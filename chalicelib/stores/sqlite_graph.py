@@ -32,7 +32,7 @@ from chalicelib.entities import (
 from chalicelib.events import Transaction
 from chalicelib.hits import Hit
 from chalicelib.stores.exceptions import StoreError, TransientStoreError
-from chalicelib.stores.graph_base import EVIDENCE_LIMIT, HIT_PROPERTIES, GraphStore
+from chalicelib.stores.graph_base import EVIDENCE_LIMIT, HIT_PROPERTIES, GraphStore, HitFilter
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS graph_vertices (
@@ -54,6 +54,8 @@ CREATE TABLE IF NOT EXISTS graph_hits (
     ruleset_version TEXT NOT NULL, evidence TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ix_graph_hits_account_ts ON graph_hits (account_id, ts);
+CREATE INDEX IF NOT EXISTS ix_graph_hits_ts ON graph_hits (ts, hit_id);
+CREATE INDEX IF NOT EXISTS ix_graph_hits_rule_ts ON graph_hits (rule_id, ts);
 """
 
 UPSERT_VERTEX = """
@@ -213,6 +215,38 @@ class SQLiteGraphStore(GraphStore):
                 "AND from_key = account_id", (json.dumps(list(accounts)),)).fetchall()
         return [dict(zip(columns, row, strict=True)) for row in rows]
 
+    def find_hits(self, where: HitFilter, limit: int) -> list[dict[str, Any]]:
+        condition, params = _hit_condition(where)
+        columns = ("label", "from_label", "from", "to_label", "to", *HIT_PROPERTIES, "evidence")
+        with self._errors("reading hits"):
+            rows = self._db.execute(
+                f"SELECT label, from_label, from_key, to_label, to_key, {', '.join(HIT_PROPERTIES)}, evidence "
+                f"FROM graph_hits WHERE {condition} ORDER BY ts DESC, hit_id DESC LIMIT ?",
+                (*params, int(limit))).fetchall()
+        hits = [dict(zip(columns, row, strict=True)) for row in rows]
+        for hit in hits:
+            hit["evidence"] = _evidence(hit["evidence"])
+        return hits
+
+    def hit_counts(self, where: HitFilter, bucket_ms: int) -> dict[tuple[int, str], int]:
+        condition, params = _hit_condition(where)
+        # whole seconds from strftime, milliseconds from the fixed-width text (iso_ms)
+        epoch_ms = "(CAST(strftime('%s', ts) AS INTEGER) * 1000 + CAST(substr(ts, 21, 3) AS INTEGER))"
+        with self._errors("counting hits"):
+            rows = self._db.execute(
+                f"SELECT {epoch_ms} / ? * ? AS bucket, rule_id, COUNT(*) FROM graph_hits WHERE {condition} "
+                "GROUP BY bucket, rule_id", (int(bucket_ms), int(bucket_ms), *params)).fetchall()
+        return {(int(bucket), rule): int(n) for bucket, rule, n in rows}
+
+    def top_accounts(self, where: HitFilter, limit: int) -> list[dict[str, Any]]:
+        condition, params = _hit_condition(where)
+        with self._errors("ranking accounts"):
+            rows = self._db.execute(
+                "SELECT account_id, COUNT(*) AS n, COUNT(DISTINCT rule_id), MAX(ts) FROM graph_hits "
+                f"WHERE {condition} GROUP BY account_id ORDER BY n DESC, account_id LIMIT ?",
+                (*params, int(limit))).fetchall()
+        return [{"account_id": a, "hits": int(n), "rules": int(r), "last_ts": last} for a, n, r, last in rows]
+
     def vertex_times(self) -> dict[VertexRef, str]:
         with self._errors("reading vertices"):
             rows = self._db.execute("SELECT label, key, first_seen FROM graph_vertices").fetchall()
@@ -245,6 +279,33 @@ def _hit_row(hit: Hit) -> tuple[Any, ...]:
     return (hit.hit_id, hit.edge.label, VERTEX_LABELS[source.field], source.value, VERTEX_LABELS[target.field],
             target.value, hit.rule_id, hit.kind, hit.mode, hit.severity, hit.event_id, hit.account_id, hit.ts,
             float(hit.value), float(hit.threshold), hit.ruleset_version, evidence)
+
+
+def _hit_condition(where: HitFilter) -> tuple[str, list[Any]]:
+    """The WHERE clause of a hit filter: fixed text, every value a parameter."""
+    parts, params = ["1 = 1"], []
+    for column, value in (("rule_id", where.rule_id), ("account_id", where.account_id), ("mode", where.mode)):
+        if value is not None:
+            parts.append(f"{column} = ?")
+            params.append(value)
+    if where.since is not None:
+        parts.append("ts >= ?")
+        params.append(where.since)
+    if where.until is not None:
+        parts.append("ts < ?")
+        params.append(where.until)
+    if where.before is not None:
+        parts.append("(ts < ? OR (ts = ? AND hit_id < ?))")
+        params.extend([where.before[0], where.before[0], where.before[1]])
+    return " AND ".join(parts), params
+
+
+def _evidence(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:  # cut at EVIDENCE_LIMIT characters
+        return {"truncated": text}
+    return value if isinstance(value, dict) else {"value": value}
 
 
 def _translate(exc: sqlite3.Error, doing: str) -> StoreError:

@@ -69,9 +69,10 @@ def test_the_zip_carries_exactly_the_root_rules_yaml(package: dict[str, Any]) ->
 
 
 def test_the_policy_names_every_action_and_scopes_resources(package: dict[str, Any]) -> None:
-    roles = [r for r in package["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
-    assert len(roles) == 1
-    statements = [s for p in roles[0]["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    roles = {name for name, r in package["Resources"].items() if r["Type"] == "AWS::IAM::Role"}
+    assert roles == {"OnTransactionsRole", "ApiHandlerRole"}  # the investigator's API has its own, read-only
+    role = package["Resources"]["OnTransactionsRole"]
+    statements = [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
     actions = {a for s in statements for a in s["Action"]}
     assert not [a for a in actions if "*" in a]
     for statement in statements:
@@ -97,3 +98,40 @@ def test_packaged_code_runs_on_the_runtime_python(package: dict[str, Any], tmp_p
     assert (report["accepted"], report["batchItemFailures"]) == (1, [])
     assert "3.13" in subprocess.run([str(PROJECT / ".venv-package" / "bin" / "python"), "--version"],
                                     capture_output=True, text=True).stdout
+
+
+READ_ONLY_ACTIONS = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "timestream:Select",
+                     "timestream:DescribeEndpoints", "secretsmanager:GetSecretValue", "neptune-db:ReadDataViaQuery",
+                     "s3:GetObject"} | RESOURCE_STAR_ALLOWED
+
+
+def test_the_investigator_api_needs_iam_on_every_route_and_is_throttled(package: dict[str, Any]) -> None:
+    api = package["Resources"]["RestAPI"]["Properties"]
+    definition = api["DefinitionBody"]
+    assert definition["securityDefinitions"]["sigv4"]["x-amazon-apigateway-authtype"] == "awsSigv4"
+    operations = [(path, method, op) for path, item in definition["paths"].items() for method, op in item.items()]
+    assert {"/", "/api/hits", "/api/accounts/{account}/neighbourhood", "/api/rings"} <= {p for p, _, _ in operations}
+    for path, method, op in operations:
+        assert op.get("security") == [{"sigv4": []}], f"{method} {path} is not IAM-authorized"
+    (throttle,) = api["MethodSettings"]
+    assert (throttle["ResourcePath"], throttle["HttpMethod"]) == ("/*", "*")
+    assert throttle["ThrottlingRateLimit"] == {"Ref": "ApiThrottleRate"}
+    assert throttle["ThrottlingBurstLimit"] == {"Ref": "ApiThrottleBurst"}
+    assert package["Parameters"]["ApiThrottleRate"]["Default"] > 0
+
+
+def test_the_api_function_is_read_only_and_in_the_vpc(package: dict[str, Any]) -> None:
+    function = package["Resources"]["APIHandler"]["Properties"]
+    assert function["Role"] == {"Fn::GetAtt": ["ApiHandlerRole", "Arn"]}
+    assert set(function["VpcConfig"]) == {"SecurityGroupIds", "SubnetIds"}
+    env = function["Environment"]["Variables"]
+    assert {"NEPTUNE_ENDPOINT", "RULES_S3_URI", "INFLUXDB_URL", "INFLUXDB_SECRET_ARN"} <= set(env)
+    assert "DEAD_LETTER_QUEUE_URL" not in env
+    role = package["Resources"]["ApiHandlerRole"]["Properties"]
+    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    actions = {a for s in statements for a in s["Action"]}
+    assert actions <= READ_ONLY_ACTIONS, actions - READ_ONLY_ACTIONS
+    assert {"neptune-db:ReadDataViaQuery", "timestream:Select", "s3:GetObject"} <= actions
+    for statement in statements:
+        if statement["Resource"] == "*":
+            assert set(statement["Action"]) <= RESOURCE_STAR_ALLOWED, statement

@@ -1,0 +1,151 @@
+"""The investigator's API described as OpenAPI 3.0: paths, query parameters (generated from the
+routes' pydantic models, so they cannot drift) and the JSON shapes of the answers (written here;
+tests/functional/test_api_openapi.py checks real answers against them and the paths against the
+app's routes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.api import params as p
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "nullable": True}
+
+
+STRING: dict[str, Any] = {"type": "string"}
+INT: dict[str, Any] = {"type": "integer"}
+NUMBER: dict[str, Any] = {"type": "number"}
+BOOL: dict[str, Any] = {"type": "boolean"}
+CURSOR = _nullable({"type": "string", "description": "pass as `cursor` for the next page; null on the last"})
+
+
+def _obj(required: dict[str, Any], optional: dict[str, Any] | None = None, *, open_: bool = False) -> dict[str, Any]:
+    return {"type": "object", "required": sorted(required), "properties": {**required, **(optional or {})},
+            "additionalProperties": open_}
+
+
+def _page(item: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return _obj({"items": {"type": "array", "items": item}, "next_cursor": CURSOR, **extra})
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "Error": _obj({"error": STRING}),
+    "Health": _obj({"status": {"type": "string", "enum": ["ok"]}, "ruleset_version": STRING,
+                    "timeseries": _nullable(STRING), "graph": _nullable(STRING),
+                    "graph_counts": _nullable(_obj({"vertices": INT, "edges": INT}))}),
+    "Rule": _obj({"id": STRING, "kind": STRING, "mode": {"type": "string", "enum": ["enforce", "shadow"]},
+                  "severity": STRING, "description": _nullable(STRING), "key": STRING,
+                  "window_seconds": _nullable(NUMBER), "graph": BOOL, "quarantined": BOOL,
+                  "edge": _obj({"label": STRING, "from": STRING, "to": STRING})}),
+    "Rules": _obj({"version": STRING, "source": STRING, "loaded_at": _nullable(STRING),
+                   "last_rejected": _nullable(_obj({"at": STRING, "reason": STRING, "stamp": STRING,
+                                                    "kept_version": STRING})),
+                   "rules": {"type": "array", "items": _ref("Rule")}}),
+    "Hit": _obj({"hit_id": STRING, "rule_id": STRING, "kind": STRING, "mode": STRING, "severity": STRING,
+                 "event_id": STRING, "account_id": STRING, "ts": STRING, "value": NUMBER, "threshold": NUMBER,
+                 "ruleset_version": STRING, "label": STRING, "from_label": STRING, "from": STRING,
+                 "to_label": STRING, "to": STRING, "evidence": {"type": "object"}}),
+    "HitPage": _page(_ref("Hit")),
+    "HitRates": _page(_obj({"bucket_start": STRING, "total": INT,
+                            "counts": {"type": "object", "additionalProperties": INT}}),
+                      bucket_seconds=INT, rules={"type": "array", "items": STRING}),
+    "TopAccounts": _page(_obj({"account_id": STRING, "hits": INT, "rules": INT, "last_ts": STRING})),
+    "Activity": _page(_obj({"seq": INT, "event_id": STRING, "ts": STRING, "account_id": STRING, "amount": STRING},
+                           open_=True), account=STRING),
+    "Aggregates": _obj({"account": STRING, "as_of_event": STRING, "as_of": STRING, "ruleset_version": STRING,
+                        "items": {"type": "array", "items": _obj(
+                            {"rule_id": STRING, "kind": STRING, "mode": STRING,
+                             "verdict": {"type": "string", "enum": ["fires", "no hit", "not judged"]},
+                             "reason": STRING},
+                            {"key_field": _nullable(STRING), "key_value": _nullable(STRING),
+                             "window_start": _nullable(STRING), "window_end": _nullable(STRING),
+                             "aggregate": {"nullable": True}, "threshold": {"nullable": True},
+                             "contributing_count": _nullable(INT), "evidence": {"type": "object"}})}}),
+    "Neighbourhood": _obj({
+        "account": STRING, "truncated": BOOL,
+        "nodes": {"type": "array", "items": _obj({"id": STRING, "type": STRING, "key": STRING},
+                                                 {"hops": INT, "hits": INT, "center": BOOL})},
+        "edges": {"type": "array", "items": _obj(
+            {"source": STRING, "target": STRING, "label": STRING, "hit": BOOL},
+            {"rule_id": STRING, "mode": STRING, "severity": STRING, "count": INT, "last_ts": STRING})}}),
+    "Rings": _page(_obj({"accounts": {"type": "array", "items": STRING}, "size": INT,
+                         "identifiers": {"type": "array", "items": _obj(
+                             {"label": STRING, "key": STRING, "accounts": {"type": "array", "items": STRING}})}}),
+                   total=INT),
+}
+
+ACCOUNT = {"name": "account", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 200}}
+#: path -> (summary, query model or None, path parameters, answer schema, error statuses)
+API_ROUTES: dict[str, tuple[str, type[Any] | None, list[dict[str, Any]], str, tuple[int, ...]]] = {
+    "/api/health": ("Health and the ruleset version in force", None, [], "Health", (503,)),
+    "/api/rules": ("The rules in force: version, loaded when, the last rejected edit and why", None, [], "Rules",
+                   (503,)),
+    "/api/hits": ("Hits by rule, account, mode and time range, newest first", p.HitsQuery, [], "HitPage",
+                  (400, 503)),
+    "/api/hit-rates": ("Hits per rule per time bucket, newest bucket first", p.RatesQuery, [], "HitRates",
+                       (400, 503)),
+    "/api/top-accounts": ("The accounts with the most hits", p.TopAccountsQuery, [], "TopAccounts", (400, 503)),
+    "/api/accounts/{account}/activity": ("An account's events, newest first", p.ActivityQuery, [ACCOUNT],
+                                         "Activity", (400, 503)),
+    "/api/accounts/{account}/aggregates": ("Every rule's window aggregate as of the account's latest event",
+                                           p.NoQuery, [ACCOUNT], "Aggregates", (400, 404, 503)),
+    "/api/accounts/{account}/hits": ("An account's hits, newest first", p.AccountHitsQuery, [ACCOUNT], "HitPage",
+                                     (400, 503)),
+    "/api/accounts/{account}/neighbourhood": ("An account's neighbourhood: nodes and edges, hit edges marked",
+                                              p.NeighbourhoodQuery, [ACCOUNT], "Neighbourhood", (400, 404, 503)),
+    "/api/rings": ("Groups of accounts linked by shared identifiers, largest first", p.RingsQuery, [], "Rings",
+                   (400, 503)),
+}
+PAGE_ROUTES = {"/": "The investigator's web page", "/static/{name}": "The page's script and style sheet",
+               "/api/openapi.json": "This document"}
+
+
+def query_parameters(model: type[Any] | None) -> list[dict[str, Any]]:
+    if model is None:
+        return []
+    schema = model.model_json_schema()
+    out = []
+    for name, prop in schema["properties"].items():
+        prop = {k: v for k, v in prop.items() if k != "title"}
+        if "anyOf" in prop:  # X | None: optional X
+            prop = {**next(s for s in prop.pop("anyOf") if s.get("type") != "null"), **prop}
+        if prop.get("type") == "array":
+            prop["default"] = ",".join(prop.get("default", []))
+            prop = {"type": "string", "description": "comma-separated: " + ", ".join(prop["items"]["enum"]),
+                    "default": prop["default"]}
+        if prop.get("default") is None:
+            prop.pop("default", None)
+        out.append({"name": name, "in": "query", "required": False, "schema": prop})
+    return out
+
+
+def openapi_document() -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for path, (summary, model, path_params, answer, errors) in API_ROUTES.items():
+        responses: dict[str, Any] = {"200": {"description": "OK", "content": {
+            "application/json": {"schema": _ref(answer)}}}}
+        for status in errors:
+            responses[str(status)] = {"description": {400: "bad parameter", 404: "not found",
+                                                      503: "store unavailable"}[status],
+                                      "content": {"application/json": {"schema": _ref("Error")}}}
+        paths[path] = {"get": {"summary": summary, "operationId": path.strip("/").replace("/", "_"),
+                               "parameters": path_params + query_parameters(model), "responses": responses}}
+    for path, summary in PAGE_ROUTES.items():
+        params = [{"name": "name", "in": "path", "required": True, "schema": STRING}] if "{name}" in path else []
+        paths[path] = {"get": {"summary": summary, "operationId": path.strip("/").replace("/", "_") or "page",
+                               "parameters": params, "responses": {"200": {"description": "OK"}}}}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "fraud-rules investigator API", "version": "1",
+                 "description": "Read-only. In AWS every route needs IAM (SigV4) authorization."},
+        "security": [{"sigv4": []}],
+        "components": {"schemas": SCHEMAS, "securitySchemes": {"sigv4": {
+            "type": "apiKey", "name": "Authorization", "in": "header", "x-amazon-apigateway-authtype": "awsSigv4"}}},
+        "paths": paths,
+    }

@@ -699,24 +699,26 @@ def cmd_graph_account(args: argparse.Namespace) -> int:
 def cmd_graph_rings(args: argparse.Namespace) -> int:
     graph = open_graph(args.data_dir)
     try:
-        rings = graph.rings(args.via, args.min_size, args.max_accounts_per_identifier)
+        rings = graph.rings(args.via, args.min_size, args.max_accounts_per_identifier, rank=args.rank)
     finally:
         graph.close()
     if args.json:
-        print(json.dumps([{"accounts": r.accounts, "identifiers": [
+        print(json.dumps([{"accounts": r.accounts, "evidence": r.evidence, "cohesion": r.cohesion, "identifiers": [
             {"label": i.label, "key": i.key, "accounts": list(i.accounts)} for i in r.identifiers]}
             for r in rings], indent=2))
         return 0
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Rings: accounts linked by shared {', '.join(args.via)} (largest first)")
-    for column in ("#", "accounts", "members", "linked by"):
+    order = "largest first" if args.rank == "size" else "most cohesive first: evidence x cohesion"
+    table = Table(title=f"Rings: accounts linked by shared {', '.join(args.via)} ({order})")
+    for column in ("#", "accounts", "evidence", "cohesion", "members", "linked by"):
         table.add_column(column, overflow="fold")
     for rank, ring in enumerate(rings[:args.limit], 1):
         links = "; ".join(f"{i.label} {i.key} ({len(i.accounts)})" for i in ring.identifiers[:6])
         more = f" +{len(ring.identifiers) - 6} more" if len(ring.identifiers) > 6 else ""
-        table.add_row(str(rank), str(len(ring.accounts)), ", ".join(ring.accounts[:12])
+        table.add_row(str(rank), str(len(ring.accounts)), f"{ring.evidence:.2f}", f"{ring.cohesion:.2f}",
+                      ", ".join(ring.accounts[:12])
                       + (" ..." if len(ring.accounts) > 12 else ""), links + more)
     Console().print(table)
     print(f"{len(rings)} rings of at least {args.min_size} accounts")
@@ -858,6 +860,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="comma-separated identifier fields (default email,phone,device_id,card_id)")
     rings.add_argument("--max-accounts-per-identifier", type=_positive, default=None,
                        help="ignore identifiers shared by more accounts than this (offices, carriers)")
+    rings.add_argument("--rank", choices=("cohesion", "size"), default="cohesion",
+                       help="order: cohesion (evidence x cohesion of the links, default) or size")
     rings.add_argument("--limit", type=_positive, default=20, help="rings to show (default 20)")
     rings.add_argument("--json", action="store_true", help="print JSON instead of a table")
     rings.add_argument("--data-dir", type=Path, default=Path(".data"), help="directory with the embedded graph")

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-MACRO_KINDS = frozenset({"shared_identifier", "near_flagged"})
+MACRO_KINDS = frozenset({"shared_identifier", "near_flagged", "linked_component"})
 COMPOSITE_KINDS = frozenset({"composite"})
 DETECTORS = ("micro", "macro", "combined", "composite")
 LEVELS = ("event", "account")

@@ -33,8 +33,8 @@ from chalicelib.entities import (
     entities_of,
 )
 from chalicelib.events import Transaction
-from chalicelib.linkage import DEFAULT_CROWD, DEFAULT_KIND_WEIGHTS, score_component
 from chalicelib.hits import Hit
+from chalicelib.linkage import DEFAULT_CROWD, DEFAULT_KIND_WEIGHTS, score_component
 
 FIELD_OF_LABEL = {label: name for name, label in VERTEX_LABELS.items()}
 EVIDENCE_LIMIT = 4000  # characters of JSON evidence kept on a hit edge

@@ -48,6 +48,8 @@ class ComponentScore:
 
     def account_links(self, account: str) -> float:
         """The weight of the identifiers linking `account` to the rest of the component."""
+        if account not in self.accounts:
+            return 0.0
         return sum(link.weight for link in self.links if account in link.identifier.accounts)
 
 

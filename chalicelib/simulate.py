@@ -29,7 +29,7 @@ The later four families come in two parameter settings each (sizes, link kinds, 
 from their own random generator so the earlier scenarios' events stay what they were.
 
 Legitimate look-alikes (normal, unlabelled, listed in `lookalikes` so their false positives can be
-counted): offices sharing an IP (20, 40 and 60 colleagues), households sharing a device, families
+counted): offices sharing an IP (20 colleagues, and 4% and 6% of all customers), households sharing a device, families
 sharing a device *and* a phone (2-4 people), and one-off large purchases (one payment of 6-12x the
 customer's habit).
 
@@ -196,8 +196,8 @@ def simulate(*, seed: int = 7, accounts: int = 1000, days: float = 3.0) -> Simul
     _mule_ring(b, rng, days)
     _impossible_travel(b, rng, [next(victims) for _ in range(3)])
 
-    spare = [a for a in population if a.account_id not in lookalikes and a.account_id not in b.account_labels]
-    established = iter(extra.sample(sorted(spare, key=lambda a: -a.activity)[:len(spare) // 3], 8))
+    spare = [a for a in population if lookalikes.get(a.account_id) != "family" and a.account_id not in b.account_labels]
+    established = iter(extra.sample(sorted(spare, key=lambda a: -a.activity)[:max(8, len(spare) // 3)], 8))
     rings = [_hubless_ring(b, extra, 0, size=6, kinds=("device_id", "phone"), cycle=True),
              _hubless_ring(b, extra, 1, size=8, kinds=("phone", "card_id", "device_id"), cycle=False)]
     _identity_cluster(b, extra, rings[0][0], 0, size=3)
@@ -255,12 +255,14 @@ def _lookalike_sharing(rng: random.Random, population: list[Account], taken: dic
     tags: dict[str, str] = {}
     free = [a for a in population if a.account_id not in taken]
     rng.shuffle(free)
-    for office, size in enumerate((40, 60)):
+    for office, size in enumerate((max(5, len(population) // 25), max(5, len(population) // 16))):
         for account in free[:size]:
             account.ip = f"192.0.2.{200 + office}"
             tags[account.account_id] = "office_ip"
         free = free[size:]
     for size in (2, 3, 3, 4, 4):
+        if len(free) < size + 8:  # keep a few customers for the bursts and one-offs
+            break
         head, *rest = free[:size]
         for member in rest:
             member.phone = head.phone

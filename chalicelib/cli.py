@@ -413,10 +413,28 @@ def write_results_markdown(path: Path, evaluation: Any, *, rules: Path | None, c
         "- Recall per scenario counts every labelled event; a scenario such as the takeover is labelled from the "
         "first event on the stolen device, which no rule can judge as fraud before the spike. Account-level "
         "recall is the fairer measure of whether a scenario was *found*.",
-        "- The rules are the defaults in `rules.yaml`. Thresholds trade precision for recall and the verdict can "
-        "move with them; what was tuned on which seeds is said in the section on tuning above (when this page "
-        "was written by `results`). Re-run `make results` after changing rules: this page is regenerated, never "
-        "edited.",
+        "- The rules are the defaults in `rules.yaml`. What was tuned on what (issue 12): the tuning seeds 1 and "
+        "2 and the held-out seeds 7, 11 and 23 were chosen before any tuning. Looking only at the tuning seeds' "
+        "runs: `amount-spike-7d` went to shadow mode (per tuning seed it found 9 accounts and flagged 41-42 "
+        "normal ones; it still feeds `takeover-1h`), `ip-fanout-10m` from more than 5 to more than 6 accounts "
+        "(10-14 office accounts flagged), and the new `value-burst-1h` from factor 4 to 5 (6-8 normal accounts "
+        "flagged). The new `linked-ring` weights and thresholds (device and card 1.0, phone 0.75, e-mail 0.5; "
+        "crowd 10; at least 5 accounts, cohesion 0.8, own links 1.0) and `card-testing-spread-10m` (more than 3 "
+        "cards) were set from the scoring's design and kept after the tuning seeds' runs. The held-out seeds "
+        "and the reference producer's records changed nothing. Thresholds trade precision for recall and the "
+        "verdict can move with them. Re-run `make results` after changing rules: this page is regenerated, "
+        "never edited.",
+        "- The reference producer's 550 records span 2.8 seconds (it is a load generator), so `velocity-1m` "
+        "(more than 5 payments per account in a minute) fires on most of its accounts, and `repeat-500-15m` "
+        "(the reference solution's own detector 2) on three more: the graph rules alone flag the ring 11/11 "
+        "and no other account there; all rules together do not meet the target of at most two others. Raising "
+        "`velocity-1m` because of these records would be tuning on them, so it was left as it is.",
+        "- Where the rules still fail: `ip_fanout` (a third of its accounts: the fan-out rule fires from the "
+        "seventh account on the IP, offices of 40-60 colleagues bring 6 within ten minutes), the ends of a "
+        "hub-less chain (an end member links with one identifier only; `min_account_links` 1.0 refuses a lone "
+        "phone link, to keep bystanders out), event-level recall of the slow families (their ordinary payments "
+        "before the ring forms in the graph), and the look-alikes that micro rules still flag (office accounts, "
+        "one-off purchases flagged by `value-burst-1h` when two large payments fall in one hour).",
         "- Macro rules are judged on the graph after each batch's entity writes, so their results depend a little "
         "on the batch size (100 here, as Lambda's default).",
         "",

@@ -330,7 +330,7 @@ def generalisation_sections(tuning: Mapping[int, Evaluation], held_out: Mapping[
         ok = dets["combined"]["ring"] == reference["ring_size"] and len(others) <= 2
         lines += ["## The reference producer's records", "",
                   f"{reference['records']} records of the original producer (`tests/fixtures/seed-producer-sample"
-                  ".jsonl`, never tuned on a rule-by-rule basis - only checked) replayed through the handler. "
+                  ".jsonl`, not tuned on - only checked) replayed through the handler. "
                   f"Its ring (1234-5678-20..30): {dets['combined']['ring']}/{reference['ring_size']} flagged; "
                   f"other accounts flagged: {len(others)}" + (f" ({', '.join(others)})" if others else "")
                   + f" - target 11/11 with at most two others: {'held' if ok else '**missed**'}.", "",

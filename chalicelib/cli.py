@@ -382,9 +382,9 @@ def write_results_markdown(path: Path, evaluation: Any, *, rules: Path | None, c
         f"{', '.join(evaluation.ruleset_versions)})"
         + (": " + ", ".join(f"{k} {v}" for k, v in extra.items()) if extra else "") + ".",
         "Enforce-mode hits only; *micro* = time-window rules, *macro* = graph rules (`shared_identifier`, "
-        "`near_flagged`, `linked_component`), *combined* = any rule, *composite* = the composite rules alone. Cells are "
-        "precision / recall / F1. Per scenario, that scenario's events (accounts) are the positives and every "
-        "normal event (account) a potential false positive.",
+        "`near_flagged`, `linked_component`), *combined* = any rule, *composite* = the composite rules alone. "
+        "Cells are precision / recall / F1. Per scenario, that scenario's events (accounts) are the positives "
+        "and every normal event (account) a potential false positive.",
         "",
         "## Event level",
         "",

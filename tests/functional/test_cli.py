@@ -35,7 +35,7 @@ def test_replay_accepts_every_record_of_the_reference_producer(tmp_path: Path) -
     assert all(h["ruleset_version"] == hits[0]["ruleset_version"] for h in hits)
 
 
-MACRO_KINDS = {"shared_identifier", "near_flagged", "composite"}
+MACRO_KINDS = {"shared_identifier", "near_flagged", "composite", "linked_component"}
 
 
 def test_replay_is_the_same_for_any_batch_size_and_format(tmp_path: Path) -> None:
@@ -107,10 +107,11 @@ def test_demo_writes_both_reports(tmp_path: Path) -> None:
     totals = summary(result)
     assert totals["accepted"] == totals["events"] > 0 and totals["poison"] == 0
     assert "overall" in result.stdout and "Verdict at event level" in result.stdout
-    assert "largest ring: 10 accounts" in result.stdout
+    # the largest group is now the 8-member hub-less chain with its 4-account identity cluster
+    assert "largest ring: 12 accounts" in result.stdout and "identity_cluster;" in result.stdout
     page = (tmp_path / "report.html").read_text()
     assert page.count("<svg") == 2 and "<h2>Precision and recall</h2>" in page
-    assert "shared@example-anycompany.com" in page  # the ring drawing names what links it
+    assert "device_id-hubring-1-2" in page  # the ring drawing names what links it
     from html.parser import HTMLParser
 
     HTMLParser().feed(page)  # well-formed enough to parse

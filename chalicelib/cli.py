@@ -370,8 +370,9 @@ def print_evaluation(evaluation: Any) -> None:
 
 
 def write_results_markdown(path: Path, evaluation: Any, *, rules: Path | None, command: str,
-                           extra: dict[str, Any] | None = None, seeds: dict[int, Any] | None = None) -> None:
-    from chalicelib.evaluate import markdown_table, reading
+                           extra: dict[str, Any] | None = None, seeds: dict[int, Any] | None = None,
+                           sections: list[str] | None = None) -> None:
+    from chalicelib.evaluate import lookalike_table, markdown_table, reading
 
     lines = [
         "# Results: do micro and macro rules complement each other?",
@@ -382,9 +383,9 @@ def write_results_markdown(path: Path, evaluation: Any, *, rules: Path | None, c
         f"{', '.join(evaluation.ruleset_versions)})"
         + (": " + ", ".join(f"{k} {v}" for k, v in extra.items()) if extra else "") + ".",
         "Enforce-mode hits only; *micro* = time-window rules, *macro* = graph rules (`shared_identifier`, "
-        "`near_flagged`), *combined* = any rule, *composite* = the composite rules alone. Cells are "
-        "precision / recall / F1. Per scenario, that scenario's events (accounts) are the positives and every "
-        "normal event (account) a potential false positive.",
+        "`near_flagged`, `linked_component`), *combined* = any rule, *composite* = the composite rules alone. "
+        "Cells are precision / recall / F1. Per scenario, that scenario's events (accounts) are the positives "
+        "and every normal event (account) a potential false positive.",
         "",
         "## Event level",
         "",
@@ -400,7 +401,10 @@ def write_results_markdown(path: Path, evaluation: Any, *, rules: Path | None, c
         "",
         "Hits per rule (all modes): " + ", ".join(f"`{k}` {v}" for k, v in evaluation.hits_by_rule.items()) + ".",
         "",
+        *(["## Legitimate look-alikes flagged (accounts)", "", lookalike_table(evaluation), ""]
+          if evaluation.lookalikes else []),
         *(seed_summary(seeds) if seeds and len(seeds) > 1 else []),
+        *(sections or []),
         "## What these numbers do and do not show",
         "",
         "- The stream is simulated: each scenario is built to resemble a known fraud pattern, and normal behaviour "
@@ -410,12 +414,31 @@ def write_results_markdown(path: Path, evaluation: Any, *, rules: Path | None, c
         "- Recall per scenario counts every labelled event; a scenario such as the takeover is labelled from the "
         "first event on the stolen device, which no rule can judge as fraud before the spike. Account-level "
         "recall is the fairer measure of whether a scenario was *found*.",
-        "- The rules are the defaults in `rules.yaml`. Two thresholds (`ip-fanout-10m`, `amount-spike-7d`) were "
-        "raised once after looking at the false positives of seed 7, which flatters micro precision for that "
-        "seed; the other seeds in the table above were not looked at while tuning - they are the held-out check. "
-        "Thresholds "
-        "trade precision for recall and the verdict can move with them. Re-run `make results` after changing "
-        "rules: this page is regenerated, never edited.",
+        "- The rules are the defaults in `rules.yaml`. What was tuned on what (issue 12): the tuning seeds 1 and "
+        "2 and the held-out seeds 7, 11 and 23 were chosen before any tuning. Looking only at the tuning seeds' "
+        "runs: `amount-spike-7d` went to shadow mode (per tuning seed it found 9 accounts and flagged 41-42 "
+        "normal ones; it still feeds `takeover-1h`), `ip-fanout-10m` from more than 5 to more than 6 accounts "
+        "(10-14 office accounts flagged), and the new `value-burst-1h` from factor 4 to 5 (6-8 normal accounts "
+        "flagged). The new `linked-ring` weights and thresholds (device and card 1.0, phone 0.75, e-mail 0.5; "
+        "crowd 10; at least 5 accounts, cohesion 0.8, own links 1.0) and `card-testing-spread-10m` (more than 3 "
+        "cards) were set from the scoring's design and kept after the tuning seeds' runs. The held-out seeds "
+        "and the reference producer's records changed nothing. Thresholds trade precision for recall and the "
+        "verdict can move with them. Re-run `make results` after changing rules: this page is regenerated, "
+        "never edited.",
+        "- The reference producer's 550 records span 2.8 seconds (it is a load generator), so `velocity-1m` "
+        "(more than 5 payments per account in a minute) fires on most of its accounts, and `repeat-500-15m` "
+        "(the reference solution's own detector 2) on three more: the graph rules alone flag the ring 11/11 "
+        "and no other account there; all rules together do not meet the target of at most two others. Raising "
+        "`velocity-1m` because of these records would be tuning on them, so it was left as it is.",
+        "- Where the rules still fail: `ip_fanout` (a third of its accounts: the fan-out rule fires from the "
+        "seventh account on the IP, and it was raised because offices of 40-60 colleagues can bring six within "
+        "ten minutes), the two ends of the 8-member hub-less chain (an end member is linked by one identifier "
+        "only, a phone or a device seen from three hops; `min_account_links` and `min_accounts` keep bystanders "
+        "and small groups out and cost these two), event-level recall of the slow families (their ordinary "
+        "payments before the ring exists in the graph), and look-alikes that micro rules still flag: office "
+        "accounts (`ip-fanout-10m`), families of four on one device (`device-fanout-1h`), and one-off "
+        "purchases when another payment above 5x the habit falls in the same hour (`value-burst-1h`). The "
+        "graph rules flagged no look-alike on any held-out seed.",
         "- Macro rules are judged on the graph after each batch's entity writes, so their results depend a little "
         "on the batch size (100 here, as Lambda's default).",
         "",
@@ -507,28 +530,72 @@ def simulate_and_run(*, rules: Path, seed: int, accounts: int, days: float, batc
                   f"({totals.events / max(totals.seconds, 1e-9):,.0f} events/s): accepted {totals.accepted}, "
                   f"poison {totals.poison}, hits {sum((totals.hits + totals.shadow_hits).values())}")
     hits = [json.loads(line) for line in (data_dir / "hits.jsonl").read_text().splitlines() if line]
-    return SimulatedRun(stream, totals, hits, evaluate_hits(hits, stream.labels, stream.account_labels))
+    return SimulatedRun(stream, totals, hits, evaluate_hits(hits, stream.labels, stream.account_labels,
+                                                            stream.lookalikes))
 
 
 def cmd_results(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from chalicelib.evaluate import generalisation_sections
+
     load_rules_or_exit(args.rules)
     console = Console(width=max(120, Console().width))
+    overlap = sorted(set(args.tuning_seeds) & set(args.seeds))
+    if overlap:
+        print(f"error: seeds {overlap} are both tuning and held-out seeds", file=sys.stderr)
+        return 2
     runs = {}
-    for seed in args.seeds:
+    for seed in [*args.tuning_seeds, *args.seeds]:
         runs[seed] = simulate_and_run(rules=args.rules, seed=seed, accounts=args.accounts, days=args.days,
                                       batch_size=args.batch_size, data_dir=args.data_dir / f"seed-{seed}",
                                       console=console)
+    reference = replay_reference(args.reference, args.rules, args.data_dir / "reference", args.batch_size)
     first = runs[args.seeds[0]]
-    command = (f"results --seeds {','.join(map(str, args.seeds))} --accounts {args.accounts} --days {args.days:g} "
+    command = (f"results --tuning-seeds {','.join(map(str, args.tuning_seeds))} "
+               f"--seeds {','.join(map(str, args.seeds))} --accounts {args.accounts} --days {args.days:g} "
                f"--batch-size {args.batch_size}")
     write_results_markdown(args.out, first.evaluation, rules=args.rules, command=command, extra={
-        "seed": args.seeds[0], "events": first.totals.events, "fraud events": len(first.stream.labels)},
-        seeds={seed: run.evaluation for seed, run in runs.items()})
+        "held-out seed shown in detail": args.seeds[0], "events": first.totals.events,
+        "fraud events": len(first.stream.labels)},
+        seeds={seed: runs[seed].evaluation for seed in args.seeds},
+        sections=generalisation_sections({s: runs[s].evaluation for s in args.tuning_seeds},
+                                         {s: runs[s].evaluation for s in args.seeds}, reference))
     print_evaluation(first.evaluation)
+    console.print(f"reference producer: {reference}")
     console.print(f"wrote {args.out}")
     return 0
+
+
+REFERENCE_RING = tuple(f"1234-5678-{n}" for n in range(20, 31))
+
+
+def replay_reference(path: Path, rules: Path, data_dir: Path, batch_size: int) -> dict[str, Any]:
+    """Replay the reference producer's records through the handler; which accounts were flagged
+    (enforce hits), ring members (1234-5678-20..30) and others, per detector."""
+    from chalicelib.evaluate import DETECTORS, detector_of
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for stale in data_dir.iterdir():
+        if stale.is_file():
+            stale.unlink()
+    with path.open("rb") as handle:
+        records = list(records_from_lines(handle, "auto"))
+    run_through_handler(records, rules, data_dir, batch_size, "replaying the reference producer's records")
+    hits = [json.loads(line) for line in (data_dir / "hits.jsonl").read_text().splitlines() if line]
+    flagged: dict[str, set[str]] = {d: set() for d in DETECTORS}
+    for hit in hits:
+        if hit["mode"] == "enforce":
+            flagged[detector_of(hit["kind"])].add(hit["account_id"])
+            flagged["combined"].add(hit["account_id"])
+    ring = set(REFERENCE_RING)
+    by_detector = {d: {"ring": len(found & ring), "others": sorted(found - ring)} for d, found in flagged.items()}
+    by_rule: dict[str, set[str]] = {}
+    for hit in hits:
+        if hit["mode"] == "enforce":
+            by_rule.setdefault(hit["rule_id"], set()).add(hit["account_id"])
+    return {"records": len(records), "ring_size": len(ring), "detectors": by_detector,
+            "rules": {r: {"ring": len(a & ring), "others": len(a - ring)} for r, a in sorted(by_rule.items())}}
 
 
 def cmd_rules_push(args: argparse.Namespace) -> int:
@@ -701,24 +768,26 @@ def cmd_graph_account(args: argparse.Namespace) -> int:
 def cmd_graph_rings(args: argparse.Namespace) -> int:
     graph = open_graph(args.data_dir)
     try:
-        rings = graph.rings(args.via, args.min_size, args.max_accounts_per_identifier)
+        rings = graph.rings(args.via, args.min_size, args.max_accounts_per_identifier, rank=args.rank)
     finally:
         graph.close()
     if args.json:
-        print(json.dumps([{"accounts": r.accounts, "identifiers": [
+        print(json.dumps([{"accounts": r.accounts, "evidence": r.evidence, "cohesion": r.cohesion, "identifiers": [
             {"label": i.label, "key": i.key, "accounts": list(i.accounts)} for i in r.identifiers]}
             for r in rings], indent=2))
         return 0
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Rings: accounts linked by shared {', '.join(args.via)} (largest first)")
-    for column in ("#", "accounts", "members", "linked by"):
+    order = "largest first" if args.rank == "size" else "most cohesive first: evidence x cohesion"
+    table = Table(title=f"Rings: accounts linked by shared {', '.join(args.via)} ({order})")
+    for column in ("#", "accounts", "evidence", "cohesion", "members", "linked by"):
         table.add_column(column, overflow="fold")
     for rank, ring in enumerate(rings[:args.limit], 1):
         links = "; ".join(f"{i.label} {i.key} ({len(i.accounts)})" for i in ring.identifiers[:6])
         more = f" +{len(ring.identifiers) - 6} more" if len(ring.identifiers) > 6 else ""
-        table.add_row(str(rank), str(len(ring.accounts)), ", ".join(ring.accounts[:12])
+        table.add_row(str(rank), str(len(ring.accounts)), f"{ring.evidence:.2f}", f"{ring.cohesion:.2f}",
+                      ", ".join(ring.accounts[:12])
                       + (" ..." if len(ring.accounts) > 12 else ""), links + more)
     Console().print(table)
     print(f"{len(rings)} rings of at least {args.min_size} accounts")
@@ -782,7 +851,12 @@ def build_parser() -> argparse.ArgumentParser:
                                               "write the evaluation as Markdown: the first seed in detail, every "
                                               "seed's overall scores, and a reading generated from the numbers.")
     results.add_argument("--rules", type=Path, default=Path("rules.yaml"), help="rules file (default rules.yaml)")
-    results.add_argument("--seeds", type=_seeds, default=[7, 11, 23], help="comma-separated seeds (default 7,11,23)")
+    results.add_argument("--tuning-seeds", type=_seeds, default=[1, 2],
+                         help="seeds the default rules were tuned on, reported apart (default 1,2)")
+    results.add_argument("--seeds", type=_seeds, default=[7, 11, 23],
+                         help="held-out seeds, never looked at while tuning (default 7,11,23)")
+    results.add_argument("--reference", type=Path, default=Path("tests/fixtures/seed-producer-sample.jsonl"),
+                         help="the reference producer's records, replayed for its ring (default the fixture)")
     results.add_argument("--accounts", type=_positive, default=1000, help="normal accounts (default 1000)")
     results.add_argument("--days", type=float, default=3.0, help="simulated days (default 3)")
     results.add_argument("--batch-size", type=_positive, default=100, help="records per batch (default 100)")
@@ -860,6 +934,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="comma-separated identifier fields (default email,phone,device_id,card_id)")
     rings.add_argument("--max-accounts-per-identifier", type=_positive, default=None,
                        help="ignore identifiers shared by more accounts than this (offices, carriers)")
+    rings.add_argument("--rank", choices=("cohesion", "size"), default="cohesion",
+                       help="order: cohesion (evidence x cohesion of the links, default) or size")
     rings.add_argument("--limit", type=_positive, default=20, help="rings to show (default 20)")
     rings.add_argument("--json", action="store_true", help="print JSON instead of a table")
     rings.add_argument("--data-dir", type=Path, default=Path(".data"), help="directory with the embedded graph")

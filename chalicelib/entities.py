@@ -150,6 +150,11 @@ class ReachQuery:
     via: tuple[str, ...]
     max_hops: int
     max_accounts_per_identifier: int | None = None
+    #: also read the identifiers of the accounts at the last hop, so the links among them are
+    #: known (a component's cohesion needs them): one more bulk read per batch
+    closed: bool = False
+    #: stop adding accounts to a seed's reach once it has this many (None: no limit)
+    max_accounts: int | None = None
 
 
 @dataclass

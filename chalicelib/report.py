@@ -175,8 +175,9 @@ h2 {{ border-bottom: 1px solid #ddd; padding-bottom: 4px; }}
 <h2>Hits over time, per rule</h2>
 {hits_over_time_svg(hits)}
 <h2>Precision and recall</h2>
-<p>Enforce-mode hits only. micro = time-window rules, macro = graph rules (shared_identifier, near_flagged),
-combined = any rule, composite = the composite rules alone. Per scenario: that scenario's events (accounts)
+<p>Enforce-mode hits only. micro = time-window rules,
+macro = graph rules (shared_identifier, near_flagged, linked_component), combined = any rule,
+composite = the composite rules alone. Per scenario: that scenario's events (accounts)
 against all normal ones.</p>
 {tables}
 <h3>Reading</h3>

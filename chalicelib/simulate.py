@@ -15,7 +15,23 @@ Fraud scenarios, each labelled on its events and its accounts:
 * `structuring`      - amounts just under the 10,000 reporting threshold, spread over a day;
 * `mule_ring`        - a slow ring sharing devices over days, each account transacting like a
                        normal one: invisible to short windows, visible in the graph;
-* `impossible_travel`- a card present at home and, minutes later, on another continent.
+* `impossible_travel`- a card present at home and, minutes later, on another continent;
+* `hubless_ring`     - a ring without a hub: each member shares one identifier (a device, a phone
+                       or a card) with the next, in a cycle or a chain, pays like a normal customer
+                       for days, then cashes out with a few larger payments;
+* `identity_cluster` - new accounts reusing a ring member's device and phone;
+* `card_testing_spread` - several cards over a few accounts tried on one merchant, each card below
+                       the per-card threshold;
+* `value_burst`      - an established customer's account pays several times its habit within the
+                       hour, from its usual device.
+
+The later four families come in two parameter settings each (sizes, link kinds, shapes), drawn
+from their own random generator so the earlier scenarios' events stay what they were.
+
+Legitimate look-alikes (normal, unlabelled, listed in `lookalikes` so their false positives can be
+counted): offices sharing an IP (20 colleagues, and 4% and 6% of all customers), households sharing a device, families
+sharing a device *and* a phone (2-4 people), and one-off large purchases (one payment of 6-12x the
+customer's habit).
 
 Same seed, same stream. Arrival order is time order with up to two seconds of network jitter.
 """
@@ -35,7 +51,8 @@ from typing import Any
 START = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
 NORMAL = "normal"
 SCENARIOS = ("shared_ring", "ip_fanout", "card_testing", "account_takeover", "structuring", "mule_ring",
-             "impossible_travel")
+             "impossible_travel", "hubless_ring", "identity_cluster", "card_testing_spread", "value_burst")
+LOOKALIKES = ("office_ip", "household_device", "family", "one_off_purchase")
 
 CITIES = [("Munich", 48.14, 11.58), ("Berlin", 52.52, 13.40), ("Paris", 48.86, 2.35), ("Madrid", 40.42, -3.70),
           ("Milan", 45.46, 9.19), ("Vienna", 48.21, 16.37), ("Amsterdam", 52.37, 4.90), ("Warsaw", 52.23, 21.01)]
@@ -67,6 +84,7 @@ class SimulatedStream:
     account_labels: dict[str, str] = field(default_factory=dict)  # account -> scenario
     seed: int = 0
     parameters: dict[str, Any] = field(default_factory=dict)
+    lookalikes: dict[str, str] = field(default_factory=dict)  # normal account -> look-alike family
 
     def label_of(self, event_id: str) -> str:
         return self.labels.get(event_id, NORMAL)
@@ -79,7 +97,7 @@ class SimulatedStream:
         labels_path.parent.mkdir(parents=True, exist_ok=True)
         labels_path.write_text(json.dumps({
             "seed": self.seed, "parameters": self.parameters, "scenarios": list(SCENARIOS),
-            "events": self.labels, "accounts": self.account_labels,
+            "events": self.labels, "accounts": self.account_labels, "lookalikes": self.lookalikes,
         }, indent=1, sort_keys=True))
 
 
@@ -158,8 +176,10 @@ def simulate(*, seed: int = 7, accounts: int = 1000, days: float = 3.0) -> Simul
         raise ValueError("simulate needs at least one day (the slow mule ring spreads over days)")
     b = _Builder(seed, days)
     rng = b.rng
+    extra = random.Random(seed * 7919 + 104729)  # the later families' own draws
     population = [_account(rng, i) for i in range(accounts)]
-    _legitimate_sharing(rng, population)
+    lookalikes = _legitimate_sharing(rng, population)
+    lookalikes.update(_lookalike_sharing(extra, population, lookalikes))
     for account in population:
         for _ in range(_poisson(rng, account.activity * days)):
             merchant, category = b.merchant()
@@ -176,7 +196,24 @@ def simulate(*, seed: int = 7, accounts: int = 1000, days: float = 3.0) -> Simul
     _mule_ring(b, rng, days)
     _impossible_travel(b, rng, [next(victims) for _ in range(3)])
 
+    spare = [a for a in population if lookalikes.get(a.account_id) != "family" and a.account_id not in b.account_labels]
+    established = iter(extra.sample(sorted(spare, key=lambda a: -a.activity)[:max(8, len(spare) // 3)], 8))
+    rings = [_hubless_ring(b, extra, 0, size=6, kinds=("device_id", "phone"), cycle=True),
+             _hubless_ring(b, extra, 1, size=8, kinds=("phone", "card_id", "device_id"), cycle=False)]
+    _identity_cluster(b, extra, rings[0][0], 0, size=3)
+    _identity_cluster(b, extra, rings[1][3], 1, size=4)
+    _card_testing_spread(b, extra, 0, accounts=2, cards_each=2, tries=5)
+    _card_testing_spread(b, extra, 1, accounts=3, cards_each=2, tries=6)
+    for k in range(2):
+        _value_burst(b, extra, next(established), payments=2, factor=10.0, minutes=30, at=0.5 + 0.2 * k)
+        _value_burst(b, extra, next(established), payments=3, factor=6.0, minutes=60, at=0.6 + 0.2 * k)
+    for k in range(4):
+        account = next(established)
+        _one_off_purchase(b, extra, account, factor=6.0 + 2 * k, at=0.55 + 0.1 * k)
+        lookalikes[account.account_id] = "one_off_purchase"
+
     stream = SimulatedStream(seed=seed, parameters={"accounts": accounts, "days": days})
+    stream.lookalikes = {a: f for a, f in sorted(lookalikes.items()) if a not in b.account_labels}
     jittered = sorted(b.timeline, key=lambda item: item[0] + timedelta(seconds=rng.uniform(0, 2)))
     for index, (_, scenario, event) in enumerate(jittered):
         event_id = f"sim-{seed}-{index:07d}"
@@ -199,13 +236,41 @@ def _carrier_ip(rng: random.Random) -> str:
     return f"100.64.0.{rng.randrange(12)}"  # a mobile carrier's NAT: many accounts, legitimately
 
 
-def _legitimate_sharing(rng: random.Random, population: list[Account]) -> None:
+def _legitimate_sharing(rng: random.Random, population: list[Account]) -> dict[str, str]:
+    tags: dict[str, str] = {}
     for office in range(max(1, len(population) // 100)):  # offices: ~20 colleagues share one IP
         for account in rng.sample(population, 20):
             account.ip = f"192.0.2.{office % 250}"
+            tags[account.account_id] = "office_ip"
     for _ in range(len(population) // 20):  # households: two accounts share a device
         a, b = rng.sample(population, 2)
         b.devices = [a.devices[0], *b.devices[1:]]
+        tags.setdefault(a.account_id, "household_device")
+        tags.setdefault(b.account_id, "household_device")
+    return tags
+
+
+def _lookalike_sharing(rng: random.Random, population: list[Account], taken: dict[str, str]) -> dict[str, str]:
+    """Big offices (40 and 60 colleagues on one IP) and families sharing a device and a phone."""
+    tags: dict[str, str] = {}
+    free = [a for a in population if a.account_id not in taken]
+    rng.shuffle(free)
+    for office, size in enumerate((max(5, len(population) // 25), max(5, len(population) // 16))):
+        for account in free[:size]:
+            account.ip = f"192.0.2.{200 + office}"
+            tags[account.account_id] = "office_ip"
+        free = free[size:]
+    for size in (2, 3, 3, 4, 4):
+        if len(free) < size + 8:  # keep a few customers for the bursts and one-offs
+            break
+        head, *rest = free[:size]
+        for member in rest:
+            member.phone = head.phone
+            member.devices = [head.devices[0], *member.devices[1:]]
+        for member in free[:size]:
+            tags[member.account_id] = "family"
+        free = free[size:]
+    return tags
 
 
 def _shared_ring(b: _Builder, rng: random.Random) -> None:
@@ -275,6 +340,83 @@ def _impossible_travel(b: _Builder, rng: random.Random, travellers: list[Account
         city = FAR_AWAY[k % len(FAR_AWAY)]
         b.add(home + timedelta(minutes=25 + 10 * k), "impossible_travel", account, Decimal("320.00"),
               merchant_id="m-travel-04", lat=city[1], lon=city[2], ip=f"203.0.113.{100 + k}")
+
+
+def _hubless_ring(b: _Builder, rng: random.Random, ring: int, *, size: int, kinds: tuple[str, ...],
+                  cycle: bool) -> list[Account]:
+    """Member i shares an identifier of kind kinds[i % len(kinds)] with member i + 1 (and the last
+    with the first in a cycle); consecutive links differ in kind, so no member needs two phones."""
+    members = [_account(rng, 93000 + 20 * ring + i, "hubring") for i in range(size)]
+    for i in range(size if cycle else size - 1):
+        kind, left, right = kinds[i % len(kinds)], members[i], members[(i + 1) % size]
+        shared = f"{kind}-hubring-{ring}-{i}"
+        if kind == "device_id":
+            left.devices = [shared, *left.devices]
+            right.devices = [shared, *right.devices]
+        elif kind == "phone":
+            shared = f"+4917{ring}{i:05d}"
+            left.phone = right.phone = shared
+        else:
+            left.card_id = right.card_id = shared
+    days = max(1, math.ceil(b.span / timedelta(days=1)))
+    for member in members:
+        for _ in range(2 * days):  # like a normal customer, on each of its devices
+            merchant, category = b.merchant()
+            ts = b.normal_moment()
+            if ts < b.at(0.8):
+                b.add(ts, "hubless_ring", member, b.normal_amount(category), merchant_id=merchant,
+                      device_id=rng.choice(member.devices))
+        cash_out = b.at(rng.uniform(0.82, 0.97))
+        for j in range(rng.choice([1, 2])):
+            merchant, _ = b.merchant(rng.choice(["electronics", "travel"]))
+            b.add(cash_out + timedelta(minutes=20 * j), "hubless_ring", member,
+                  Decimal(str(rng.choice([900, 1400, 1900, 2500]))), merchant_id=merchant,
+                  device_id=rng.choice(member.devices))
+    return members
+
+
+def _identity_cluster(b: _Builder, rng: random.Random, member: Account, cluster: int, *, size: int) -> None:
+    for i in range(size):
+        clone = _account(rng, 94000 + 20 * cluster + i, "clone")
+        clone.devices, clone.phone = [member.devices[0]], member.phone
+        for _ in range(rng.randint(2, 4)):
+            merchant, category = b.merchant(rng.choice(["online", "electronics"]))
+            b.add(b.at(rng.uniform(0.6, 0.97)), "identity_cluster", clone, b.normal_amount(category),
+                  merchant_id=merchant)
+
+
+def _card_testing_spread(b: _Builder, rng: random.Random, run: int, *, accounts: int, cards_each: int,
+                         tries: int) -> None:
+    testers = [_account(rng, 95000 + 10 * run + i, "spread") for i in range(accounts)]
+    cards = [(t, f"card-spread-{run}-{i}-{c}") for i, t in enumerate(testers) for c in range(cards_each)]
+    merchant, start = f"m-online-{12 + run:02d}", b.at(0.4 + 0.3 * run)
+    for k in range(tries * len(cards)):
+        tester, card = cards[k % len(cards)]
+        b.add(start + timedelta(seconds=600 * k / (tries * len(cards)) + rng.uniform(0, 4)), "card_testing_spread",
+              tester, Decimal(rng.choice(["0.50", "1.00", "1.99", "2.49"])), merchant_id=merchant, card_id=card)
+
+
+def _habit(b: _Builder, account: Account, before: datetime) -> Decimal:
+    amounts = [Decimal(e["amount"]) for ts, _, e in b.timeline if e["account_id"] == account.account_id and ts < before]
+    return sum(amounts, Decimal(0)) / len(amounts) if amounts else Decimal(40)
+
+
+def _value_burst(b: _Builder, rng: random.Random, account: Account, *, payments: int, factor: float,
+                 minutes: int, at: float) -> None:
+    start = b.at(at)
+    habit = _habit(b, account, start)
+    for j in range(payments):
+        merchant, _ = b.merchant(rng.choice(["electronics", "online"]))
+        amount = (habit * Decimal(str(factor * rng.uniform(0.9, 1.3)))).quantize(Decimal("0.01"))
+        b.add(start + timedelta(minutes=minutes * j / payments), "value_burst", account, amount,
+              merchant_id=merchant)
+
+
+def _one_off_purchase(b: _Builder, rng: random.Random, account: Account, *, factor: float, at: float) -> None:
+    start = b.at(at)
+    merchant, _ = b.merchant(rng.choice(["electronics", "travel"]))
+    amount = (_habit(b, account, start) * Decimal(str(factor))).quantize(Decimal("0.01"))
+    b.add(start, None, account, amount, merchant_id=merchant)
 
 
 def iter_lines(stream: SimulatedStream) -> Iterator[str]:

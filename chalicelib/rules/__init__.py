@@ -9,6 +9,8 @@ from chalicelib.rules import (  # noqa: F401
     fan_out,
     first_seen,
     geo_velocity,
+    habit_burst,
+    linked_component,
     list_match,
     near_flagged,
     shared_identifier,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, ClassVar
@@ -35,6 +35,7 @@ from chalicelib.entities import (
 )
 from chalicelib.events import Transaction
 from chalicelib.hits import Hit
+from chalicelib.linkage import DEFAULT_CROWD, DEFAULT_KIND_WEIGHTS, score_component
 
 FIELD_OF_LABEL = {label: name for name, label in VERTEX_LABELS.items()}
 EVIDENCE_LIMIT = 4000  # characters of JSON evidence kept on a hit edge
@@ -46,6 +47,9 @@ HIT_PROPERTIES = ("hit_id", "rule_id", "kind", "mode", "severity", "event_id", "
 class Ring:
     accounts: list[str]
     identifiers: list[Identifier]
+    #: linkage evidence and cohesion (chalicelib.linkage) under the weights `rings` was given
+    evidence: float = 0.0
+    cohesion: float = 0.0
 
 
 #: hits a default aggregate (`hit_counts`, `top_accounts`) reads at most, page by page
@@ -195,25 +199,33 @@ class GraphStore(ABC):
 
     def reach_many(self, seeds: Iterable[str], queries: Sequence[ReachQuery]) -> dict[ReachQuery, dict[str, Reach]]:
         """Reach per query and seed with one shared walk, level by level for all seeds at once,
-        over the union of the queries' `via` fields: max(max_hops) bulk reads per call, however
-        many seeds. Identifiers shared by more than a query's `max_accounts_per_identifier`
-        accounts (offices, carriers) are not followed by that query."""
+        over the union of the queries' `via` fields: max(max_hops) bulk reads per call (one more
+        when a query is `closed`), however many seeds. Identifiers shared by more than a query's
+        `max_accounts_per_identifier` accounts (offices, carriers) are not followed by that query;
+        a seed's reach stops growing at the query's `max_accounts`, so a read's frontier is at most
+        seeds x max_accounts accounts."""
         seeds = sorted(set(seeds))
         if not queries:
             return {}
         via = list(dict.fromkeys(f for q in queries for f in q.via))
         adjacency: dict[str, list[Identifier]] = {}  # known accounts only
+        walks = {q: {seed: _Walk(seed, q) for seed in seeds} for q in queries}
         asked: set[str] = set()
-        frontier = set(seeds)
-        for _ in range(max(q.max_hops for q in queries)):
-            wanted = frontier - asked
-            if not wanted:
-                break
+        for hop in range(1, max(q.max_hops for q in queries) + 1):
+            live = [w for per in walks.values() for w in per.values() if w.query.max_hops >= hop and w.frontier]
+            wanted = {a for w in live for a in w.frontier} - asked
+            if wanted:
+                adjacency.update(self.identifiers_of(wanted, via))
+                asked |= wanted
+            for walk in live:
+                walk.step(hop, adjacency)
+        closing = [w for per in walks.values() for w in per.values() if w.query.closed]
+        wanted = {a for w in closing for a in w.frontier} - asked
+        if wanted:
             adjacency.update(self.identifiers_of(wanted, via))
-            asked |= wanted
-            frontier = {a for acct in frontier for ident in adjacency.get(acct, ())
-                        if any(_followed(ident, q) for q in queries) for a in ident.accounts} - asked
-        return {q: {seed: _bfs(seed, adjacency, q) for seed in seeds} for q in queries}
+        for walk in closing:
+            walk.close(adjacency)
+        return {q: {seed: walk.reach for seed, walk in per.items()} for q, per in walks.items()}
 
     def neighbourhood(self, accounts: Iterable[str], queries: Sequence[ReachQuery],
                       hits_since: str | None) -> GraphView:
@@ -229,9 +241,13 @@ class GraphStore(ABC):
             found = self.hits_for_accounts(involved, hits_since)
         return GraphView(reach, found)
 
-    def rings(self, via: Sequence[str], min_size: int = 2,
-              max_accounts_per_identifier: int | None = None) -> list[Ring]:
-        """Groups of accounts linked through shared identifiers, largest first."""
+    def rings(self, via: Sequence[str], min_size: int = 2, max_accounts_per_identifier: int | None = None,
+              *, rank: str = "size", kind_weights: Mapping[str, float] | None = None,
+              crowd: int = DEFAULT_CROWD) -> list[Ring]:
+        """Groups of accounts linked through shared identifiers (connected components), each
+        scored by `chalicelib.linkage`; `rank="size"`: largest first, `rank="cohesion"`: by
+        evidence x cohesion, so a tree of chance collisions ranks below a tightly linked group.
+        One whole-graph read."""
         members = self.identifier_members(via)
         parent: dict[str, str] = {}
 
@@ -257,8 +273,14 @@ class GraphStore(ABC):
                 links = [Identifier(label, key, tuple(sorted(accts))) for (label, key), accts in shared.items()
                          if accts & accounts]
                 links.sort(key=lambda i: (-len(i.accounts), i.label, i.key))
-                rings.append(Ring(sorted(accounts), links))
-        rings.sort(key=lambda r: (-len(r.accounts), r.accounts[0]))
+                score = score_component(accounts, links, kind_weights or DEFAULT_KIND_WEIGHTS, crowd)
+                rings.append(Ring(sorted(accounts), links, score.evidence, score.cohesion))
+        if rank == "cohesion":
+            rings.sort(key=lambda r: (-r.evidence * r.cohesion, -len(r.accounts), r.accounts[0]))
+        elif rank == "size":
+            rings.sort(key=lambda r: (-len(r.accounts), r.accounts[0]))
+        else:
+            raise ValueError(f"rank must be 'size' or 'cohesion', not {rank!r}")
         return rings
 
     def account_view(self, account: str, hops: int = 1, max_accounts_per_identifier: int = 50) -> dict[str, Any]:
@@ -292,21 +314,39 @@ def _followed(ident: Identifier, query: ReachQuery) -> bool:
     return FIELD_OF_LABEL[ident.label] in query.via and (limit is None or len(ident.accounts) <= limit)
 
 
-def _bfs(seed: str, adjacency: dict[str, list[Identifier]], query: ReachQuery) -> Reach:
-    if seed not in adjacency:
-        return Reach()
-    reach = Reach(hops={seed: 0})
-    frontier = [seed]
-    for hop in range(1, query.max_hops + 1):
-        nxt = []
-        for account in frontier:
-            for ident in adjacency.get(account, ()):
-                if not _followed(ident, query):
+class _Walk:
+    """One seed's breadth-first walk for one query, a level at a time."""
+
+    def __init__(self, seed: str, query: ReachQuery) -> None:
+        self.query = query
+        self.reach = Reach()
+        self.seed = seed
+        self.frontier: list[str] = [seed]
+
+    def step(self, hop: int, adjacency: dict[str, list[Identifier]]) -> None:
+        if hop == 1:
+            if self.seed not in adjacency:
+                self.frontier = []
+                return
+            self.reach.hops[self.seed] = 0
+        limit = self.query.max_accounts
+        nxt: list[str] = []
+        for account in self.frontier:
+            for ident in sorted(adjacency.get(account, ()), key=lambda i: (i.label, i.key)):
+                if not _followed(ident, self.query):
                     continue
-                reach.identifiers[(ident.label, ident.key)] = ident
+                self.reach.identifiers[(ident.label, ident.key)] = ident
                 for other in ident.accounts:
-                    if other not in reach.hops:
-                        reach.hops[other] = hop
+                    if other not in self.reach.hops and (limit is None or len(self.reach.hops) < limit):
+                        self.reach.hops[other] = hop
                         nxt.append(other)
-        frontier = nxt
-    return reach
+        self.frontier = nxt
+
+    def close(self, adjacency: dict[str, list[Identifier]]) -> None:
+        """Add the followed identifiers of the last hop's accounts (links among them)."""
+        for account in self.frontier:
+            for ident in adjacency.get(account, ()):
+                if _followed(ident, self.query):
+                    self.reach.identifiers[(ident.label, ident.key)] = ident
+        self.frontier = []
+

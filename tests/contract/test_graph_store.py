@@ -9,6 +9,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -274,3 +275,121 @@ def test_with_a_granularity_last_seen_is_never_more_than_that_behind(tmp_path: P
         lags.append(lag)
     assert max(lags) > timedelta(0)  # the granularity did save writes
     store.close()
+
+
+def component_model(stream: list[Transaction], via: list[str], seed: str, hops: int, cap: int | None,
+                    max_accounts: int | None, closed: bool) -> tuple[dict[str, int], set[tuple[str, str]]]:
+    """The closed, bounded walk read by brute force: accounts in (hop, then (label, key), then
+    account) order until `max_accounts`; the followed identifiers of every account expanded, and
+    with `closed` of the last hop's accounts too."""
+    ident_accounts: dict[tuple[str, str], set[str]] = defaultdict(set)
+    account_idents: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for e in stream:
+        for field in via:
+            if e.get(field) is not None:
+                key = (VERTEX_LABELS[field], e.get(field))
+                ident_accounts[key].add(e.account_id)
+                account_idents[e.account_id].add(key)
+    if seed not in {e.account_id for e in stream}:
+        return {}, set()
+
+    def followed(account: str) -> list[tuple[str, str]]:
+        return sorted(i for i in account_idents[account] if cap is None or len(ident_accounts[i]) <= cap)
+
+    seen, frontier, links = {seed: 0}, [seed], set()
+    for hop in range(1, hops + 1):
+        nxt = []
+        for account in frontier:
+            for ident in followed(account):
+                links.add(ident)
+                for other in sorted(ident_accounts[ident]):
+                    if other not in seen and (max_accounts is None or len(seen) < max_accounts):
+                        seen[other] = hop
+                        nxt.append(other)
+        frontier = nxt
+    if closed:
+        for account in frontier:
+            links.update(followed(account))
+    return seen, links
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(event_batches(), st.integers(1, 3), st.sampled_from([None, 2, 3]), st.sampled_from([None, 2, 3]),
+       st.booleans(), st.data())
+@settings(max_examples=25)
+def test_a_closed_bounded_walk_matches_the_model(backend: str, batches: tuple[list[Transaction], list[int]],
+                                                 hops: int, cap: int | None, max_accounts: int | None,
+                                                 closed: bool, data: st.DataObject) -> None:
+    """The component walk linked_component rules use: bounded by max_accounts, and `closed` reads
+    the links among the last hop's accounts - with one read per hop plus one for the closure."""
+    stream, _ = batches
+    accounts = sorted({e.account_id for e in stream})
+    seeds = data.draw(st.lists(st.sampled_from([*accounts, "stranger"]), min_size=1, max_size=3))
+    via = ["email", "phone"]
+    query = ReachQuery(tuple(via), hops, cap, closed=closed, max_accounts=max_accounts)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_store(backend, Path(tmp))
+        store.write_entities(stream)
+        store.commit()
+        reads: list[int] = []
+        original = store.identifiers_of
+
+        def counted(wanted: Any, fields: Any) -> Any:
+            reads.append(1)
+            return original(wanted, fields)
+
+        store.identifiers_of = counted  # type: ignore[method-assign]
+        reach = store.reach_many(seeds, [query])[query]
+        store.close()
+    assert len(reads) <= hops + (1 if closed else 0)
+    for seed in set(seeds):
+        hops_expected, links_expected = component_model(stream, via, seed, hops, cap, max_accounts, closed)
+        assert reach[seed].hops == hops_expected
+        assert set(reach[seed].identifiers) == links_expected
+        for (label, key), ident in reach[seed].identifiers.items():  # full membership, for the weights
+            assert set(ident.accounts) == {e.account_id for e in stream if e.get(FIELD_OF[label]) == key}
+
+
+FIELD_OF = {label: field for field, label in VERTEX_LABELS.items()}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rings_rank_a_doubly_linked_group_above_a_longer_chain_of_coincidences(backend: str, tmp_path: Path) -> None:
+    chain = [Transaction(event_id=f"c{i}", ts=0, account_id=f"c{i}", amount=1,
+                         email=f"e{i // 2}@x" if i % 2 == 0 else f"e{(i - 1) // 2}@x") for i in range(8)]
+    chain += [Transaction(event_id=f"d{i}", ts=0, account_id=f"c{i}", amount=1, email=f"f{i}@x")
+              for i in range(1, 7, 2)] + [Transaction(event_id=f"g{i}", ts=0, account_id=f"c{i + 1}", amount=1,
+                                                      email=f"f{i}@x") for i in range(1, 7, 2)]
+    ring = [Transaction(event_id=f"r{i}", ts=0, account_id=f"r{i}", amount=1, email="ring@x", phone="1000")
+            for i in range(5)]
+    store = open_store(backend, tmp_path)
+    store.write_entities(chain + ring)
+    store.commit()
+    by_size = store.rings(["email", "phone"], rank="size")
+    by_cohesion = store.rings(["email", "phone"], rank="cohesion")
+    store.close()
+    assert [len(r.accounts) for r in by_size] == [8, 5]
+    assert by_cohesion[0].accounts == [f"r{i}" for i in range(5)]
+    assert by_cohesion[0].cohesion == pytest.approx(1.25) and by_cohesion[1].cohesion == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        SQLiteGraphStore(tmp_path / "x.sqlite").rings(["email"], rank="alphabet")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_closing_a_walk_reads_the_links_of_its_last_hop(backend: str, tmp_path: Path) -> None:
+    store = open_store(backend, tmp_path)
+    store.write_entities([Transaction(event_id="1", ts=0, account_id="a", amount=1, email="e1"),
+                          Transaction(event_id="2", ts=0, account_id="b", amount=1, email="e1", phone="p2"),
+                          Transaction(event_id="3", ts=0, account_id="c", amount=1, email="e1", phone="p2"),
+                          Transaction(event_id="4", ts=0, account_id="d", amount=1, phone="p2")])
+    store.commit()
+    open_query = ReachQuery(("email", "phone"), 1)
+    closed = ReachQuery(("email", "phone"), 1, closed=True, max_accounts=3)
+    reach = store.reach_many(["a"], [open_query, closed])
+    store.close()
+    assert set(reach[open_query]["a"].identifiers) == {("Email", "e1")}
+    assert reach[open_query]["a"].hops == {"a": 0, "b": 1, "c": 1}
+    # b and c also share p2 (which d has too: it is outside, bounded by max_accounts and hops)
+    assert set(reach[closed]["a"].identifiers) == {("Email", "e1"), ("Phone", "p2")}
+    assert reach[closed]["a"].hops == {"a": 0, "b": 1, "c": 1}
+    assert reach[closed]["a"].identifiers[("Phone", "p2")].accounts == ("b", "c", "d")

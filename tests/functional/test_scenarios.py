@@ -21,6 +21,10 @@ INTENDED = {
     "structuring": ["structuring-24h"],
     "mule_ring": ["shared-identity-ring"],
     "impossible_travel": ["impossible-travel-6h"],
+    "hubless_ring": ["linked-ring"],
+    "identity_cluster": ["linked-ring"],
+    "card_testing_spread": ["card-testing-spread-10m"],
+    "value_burst": ["value-burst-1h"],
 }
 
 

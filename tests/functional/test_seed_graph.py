@@ -84,3 +84,21 @@ def test_replaying_again_adds_no_vertex_or_edge(replayed: Path, tmp_path: Path) 
 def summary_free(result: object) -> str:
     assert result.returncode == 0, result.stderr  # type: ignore[attr-defined]
     return result.stdout  # type: ignore[attr-defined]
+
+
+def test_graph_rings_ranks_the_ring_above_the_larger_chain_of_coincidences(replayed: Path) -> None:
+    """Issue 12: by size a chain of 16 ordinary accounts came first; by cohesion the ring does."""
+    by_size = json.loads(summary_free(cli("graph", "rings", "--json", "--min-size", "2", "--rank", "size",
+                                          "--data-dir", str(replayed))))
+    by_cohesion = json.loads(summary_free(cli("graph", "rings", "--json", "--min-size", "2", "--data-dir",
+                                              str(replayed))))
+    assert len(by_size[0]["accounts"]) == 16 and set(by_size[0]["accounts"]) != RING
+    assert set(by_cohesion[0]["accounts"]) == RING
+    assert by_cohesion[0]["cohesion"] == pytest.approx(1.25)
+    chain = next(r for r in by_cohesion if r["accounts"] == by_size[0]["accounts"])
+    assert chain["cohesion"] < 0.8  # below linked-ring's min_cohesion
+
+
+def test_the_linked_ring_rule_flags_the_ring_and_nobody_else(replayed: Path) -> None:
+    hits = [json.loads(line) for line in (replayed / "out.jsonl").read_text().splitlines()]
+    assert {h["account_id"] for h in hits if h["rule_id"] == "linked-ring"} == RING

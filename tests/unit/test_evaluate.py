@@ -61,3 +61,24 @@ def test_reports_render_the_numbers() -> None:
     assert "| **overall** | 6 | 50% / 33% / 40% | 100% / 33% / 50% | 67% / 67% / 67% |" in table
     text = "\n".join(reading(ev))
     assert "combining beats the better single view on F1 (67% vs 50%)" in text
+
+
+def test_lookalikes_are_counted_per_family_and_detector() -> None:
+    hits = [*HITS, hit("o1", "O1", "linked", "linked_component"), hit("x", "A", "linked", "linked_component")]
+    ev = evaluate_hits(hits, EVENTS, ACCOUNTS, {"N": "office_ip", "O1": "family", "O2": "family", "A": "family"})
+    assert ev.lookalikes["office_ip"]["micro"] == (1, 1) and ev.lookalikes["office_ip"]["macro"] == (0, 1)
+    assert ev.lookalikes["family"]["macro"] == (1, 2)  # A is labelled fraud: not a look-alike
+    assert ev.score("account", "macro").fp == 1  # linked_component is a macro kind
+
+
+def test_generalisation_sections_say_where_targets_are_missed() -> None:
+    from chalicelib.evaluate import generalisation_sections
+
+    ev = evaluate_hits(HITS, EVENTS, ACCOUNTS)
+    reference = {"records": 3, "ring_size": 11, "rules": {"r": {"ring": 11, "others": 3}},
+                 "detectors": {d: {"ring": 11, "others": ["x", "y", "z"]} for d in ("micro", "macro", "combined",
+                                                                                    "composite")}}
+    text = "\n".join(generalisation_sections({1: ev}, {7: ev}, reference))
+    assert "Targets missed on held-out seeds 7" in text  # no hub-less ring family: macro recall 0
+    assert "11/11 flagged; other accounts flagged: 3 (x, y, z)" in text and "**missed**" in text
+    assert "Seeds 1: the new rules' thresholds" in text

@@ -158,6 +158,27 @@ def test_reads_for_a_batch_are_one_request_per_hop_plus_one_for_hits(tmp_path: P
     assert not any(r.write for r in wire.requests)
 
 
+def test_a_closed_bounded_walk_costs_one_more_request_at_most(tmp_path: Path) -> None:
+    """The linked_component walk on Neptune's wire: one request per hop, one for the closure,
+    one for the hits - and every read's frontier bounded by seeds x max_accounts."""
+    # devices shared in groups of 5 and phones in groups of 7: one long chain of overlapping groups
+    events = [e.model_copy(update={"device_id": f"d{int(e.account_id[1:]) // 5}",
+                                   "phone": f"p{(int(e.account_id[1:]) + 2) // 7}"}) for e in population(1000)]
+    local = GremliteConnection(tmp_path / "g.sqlite")
+    GremlinGraphStore(local).write_entities(events)
+    local.commit()
+    wire = RecordingConnection(inner=local)
+    store = GremlinGraphStore(wire, write_form="merge")
+    closed = ReachQuery(("email", "phone", "device_id", "card_id"), 3, 20, closed=True, max_accounts=20)
+    queries = [ReachQuery(("email", "phone", "device_id"), 2), closed]
+    seeds = sorted({e.account_id for e in events})[:50]
+    view = store.neighbourhood(seeds, queries, "2026-10-31T00:00:00.000Z")
+    sizes = [len(reach.hops) for reach in view.reach[closed].values()]
+    assert max(sizes) == 20 and all(size <= 20 for size in sizes)  # the bound is reached and holds
+    assert 4 <= len(wire.requests) <= 3 + 1 + 1  # the walk went beyond its first hop
+    assert not any(r.write for r in wire.requests)
+
+
 class ConflictOnce(RemoteConnection):  # type: ignore[misc]
     """Neptune answering the first request with ConcurrentModificationException."""
 

@@ -81,3 +81,82 @@ def test_seed_format_round_trips(stream, tmp_path: Path) -> None:  # type: ignor
     events, accounts = load_labels(tmp_path / "labels.json")
     assert events == stream.labels and accounts == stream.account_labels
     assert to_seed_format(stream.events[0])["object_type"] == "transaction"
+
+
+def _members(stream, family: str) -> dict[str, list[dict]]:  # type: ignore[no-untyped-def]
+    events: dict[str, list[dict]] = {}
+    for e in stream.events:
+        if stream.account_labels.get(e["account_id"]) == family:
+            events.setdefault(e["account_id"], []).append(e)
+    return events
+
+
+def _shared(events: dict[str, list[dict]], fields: tuple[str, ...]) -> dict[tuple[str, str], set[str]]:
+    sharing: dict[tuple[str, str], set[str]] = {}
+    for account, own in events.items():
+        for e in own:
+            for name in fields:
+                if e.get(name):
+                    sharing.setdefault((name, e[name]), set()).add(account)
+    return {k: v for k, v in sharing.items() if len(v) > 1}
+
+
+def test_hubless_rings_link_members_pairwise_in_two_settings(stream) -> None:  # type: ignore[no-untyped-def]
+    members = _members(stream, "hubless_ring")
+    rings: dict[str, dict[str, list[dict]]] = {}
+    for account, events in members.items():
+        rings.setdefault(account.split("-")[1][:4], {})[account] = events  # hubring-9300x / -9302x
+    assert sorted(len(r) for r in rings.values()) == [6, 8]
+    for ring in rings.values():
+        links = _shared(ring, ("email", "phone", "device_id", "card_id"))
+        assert all(len(accounts) == 2 for accounts in links.values())  # no hub: pairs only
+        assert len(links) in (len(ring), len(ring) - 1)  # a cycle or a chain
+        kinds = {name for name, _ in links}
+        assert len(kinds) >= 2  # links of several kinds
+        # connected through the pairs
+        seen, todo = set(), [next(iter(ring))]
+        while todo:
+            account = todo.pop()
+            seen.add(account)
+            todo += [b for accounts in links.values() if account in accounts for b in accounts if b not in seen]
+        assert seen == set(ring)
+        assert all(any(float(e["amount"]) >= 900 for e in own) for own in ring.values())  # each cashes out
+
+
+def test_identity_clusters_reuse_a_ring_members_device_and_phone(stream) -> None:  # type: ignore[no-untyped-def]
+    clones = _members(stream, "identity_cluster")
+    ring = _members(stream, "hubless_ring")
+    assert len(clones) == 7
+    ring_devices = {(e["device_id"], e["phone"]) for own in ring.values() for e in own}
+    for own in clones.values():
+        assert all((e["device_id"], e["phone"]) in ring_devices for e in own)
+
+
+def test_card_testing_spread_stays_below_the_per_card_threshold(stream) -> None:  # type: ignore[no-untyped-def]
+    spread = [e for e in stream.events if stream.labels.get(e["event_id"]) == "card_testing_spread"]
+    per_card = Counter(e["card_id"] for e in spread)
+    assert len(per_card) == 4 + 6 and max(per_card.values()) <= 6  # card-testing-10m needs more than 8
+    assert all(float(e["amount"]) < 5 for e in spread)
+    assert {e["merchant_id"] for e in spread} == {"m-online-12", "m-online-13"}
+
+
+def test_value_bursts_and_one_offs_stand_out_against_habit(stream) -> None:  # type: ignore[no-untyped-def]
+    bursts = _members(stream, "value_burst")
+    assert len(bursts) == 4
+    for own in bursts.values():
+        labelled = [e for e in own if stream.labels.get(e["event_id"]) == "value_burst"]
+        normal = [float(e["amount"]) for e in own if e not in labelled]
+        assert len(labelled) >= 2 and normal
+        assert min(float(e["amount"]) for e in labelled) > 4 * sum(normal) / len(normal)
+
+
+def test_lookalikes_are_normal_and_tagged(stream) -> None:  # type: ignore[no-untyped-def]
+    families = Counter(stream.lookalikes.values())
+    assert families["office_ip"] >= 20 and families["family"] >= 2 + 3 + 3 and families["one_off_purchase"] == 4
+    assert not set(stream.lookalikes) & set(stream.account_labels)
+    by_account: dict[str, set[tuple[str, str]]] = {}
+    for e in stream.events:
+        if stream.lookalikes.get(e["account_id"]) == "family":
+            by_account.setdefault(e["account_id"], set()).add((e["phone"], e["device_id"]))
+    shared = Counter(pair for pairs in by_account.values() for pair in pairs)
+    assert max(shared.values()) >= 3  # families share a phone and a device

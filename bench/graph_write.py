@@ -30,6 +30,7 @@ import random
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -107,10 +108,11 @@ def run(ruleset: RuleSet, raws: list[RawRecord], directory: Path, graph: GraphSt
     graph_seconds = [0.0]
     phase = pipeline._graph_phase
 
-    def timed_phase(ruleset: RuleSet, pending: list[StoredEvent], micro_hits: list[Hit]) -> list[Hit]:
+    def timed_phase(ruleset: RuleSet, pending: list[StoredEvent], micro_hits: list[Hit],
+                    rule_errors: Counter[str]) -> list[Hit]:
         started = time.perf_counter()
         try:
-            return phase(ruleset, pending, micro_hits)
+            return phase(ruleset, pending, micro_hits, rule_errors)
         finally:
             graph_seconds[0] += time.perf_counter() - started
 

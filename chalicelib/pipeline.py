@@ -85,8 +85,7 @@ class Pipeline:
                  max_record_bytes: int = 32 * 1024, window_cache_bytes: int = 256 * 2**20) -> None:
         self.rules = rules
         self.timeseries = timeseries
-        # A delta read is exact only where arrival is one global order assigned at write time.
-        self.windows = WindowCache(window_cache_bytes if timeseries.exact_arrival else 0)
+        self.windows = window_cache_for(timeseries, window_cache_bytes)
         self.graph = graph
         self.hits = hits
         self.dead_letters = dead_letters
@@ -208,6 +207,19 @@ class Pipeline:
         self.timeseries.close()
         if self.graph is not None:
             self.graph.close()
+
+
+def window_cache_for(timeseries: TimeSeriesStore, max_bytes: int) -> WindowCache:
+    """Warm-container window state as the store's arrival order allows: delta reads above a mark
+    where arrival is exact; reads reaching `arrival_margin_seq` below it, rows kept by event id,
+    where the store names such a margin; no state where it names none (Timestream)."""
+    if timeseries.exact_arrival:
+        return WindowCache(max_bytes)
+    margin = timeseries.arrival_margin_seq
+    if margin is None:
+        return WindowCache(0)
+    # a key untouched for 30 margins reloads its window rather than read a long delta
+    return WindowCache(max_bytes, arrival_margin=margin, delta_span=30 * margin)
 
 
 def build_pipeline(settings: Settings) -> Pipeline:

@@ -215,10 +215,14 @@ class WindowCache:
     batches: every batch reads whole windows, as a cold container does."""
 
     def __init__(self, max_bytes: int, *, lateness_margin_ms: int = LATENESS_MARGIN_MS,
-                 delta_span: int = DELTA_SPAN) -> None:
+                 delta_span: int = DELTA_SPAN, arrival_margin: int | None = None) -> None:
         self.max_bytes = max_bytes
         self.lateness_margin_ms = lateness_margin_ms
         self.delta_span = delta_span
+        #: None: the store's arrival is exact (a delta read above a mark is all that is new).
+        #: Otherwise delta reads reach this far below each mark, new rows are told apart by event
+        #: id, and every event is judged after all its key's rows are in (not as its row arrives).
+        self.arrival_margin = arrival_margin
         self._version: str | None = None
         self._layouts: dict[str, _Layout] = {}
         self._keys: OrderedDict[tuple[str, str], KeyWindow] = OrderedDict()
@@ -317,9 +321,10 @@ class WindowCache:
         groups = [(mark, by_mark[mark]) for mark in marks[:DELTA_READS - 1]]
         if len(marks) >= DELTA_READS:
             groups.append((marks[-1], [k for mark in marks[DELTA_READS - 1:] for k in by_mark[mark]]))
+        margin = self.arrival_margin or 0
         return [RowRead("delta", key_field, frozenset(group),
                         min(self._keys[(key_field, k)].floor for k in group), _FAR_FUTURE_MS,
-                        max_seq, fields, mark) for mark, group in groups]
+                        max_seq, fields, max(0, mark - margin)) for mark, group in groups]
 
     # ------------------------------------------------------------------- evaluation (pure)
 
@@ -385,12 +390,23 @@ class WindowCache:
         """Rows by key, each with its where-mask appended; `fresh_only`: only rows a held key
         does not hold yet (a delta read may return rows some of its keys already hold)."""
         key_field = layout.key_field
+        held_ids: dict[str, set[str]] = {}  # by key, for stores whose arrival is not exact
         for row in rows:
             key = str(row[KEY])
             if fresh_only:
                 held = self._keys.get((key_field, key))
-                if held is None or row[SEQ] <= held.high_water or row[TS] <= held.floor:
+                if held is None or row[TS] <= held.floor:
                     continue
+                if self.arrival_margin is None:
+                    if row[SEQ] <= held.high_water:
+                        continue
+                else:
+                    ids = held_ids.get(key)
+                    if ids is None:
+                        ids = held_ids[key] = {r[EVENT_ID] for r in held.rows}
+                    if row[EVENT_ID] in ids:
+                        continue
+                    ids.add(row[EVENT_ID])
             into[key].append((*row, layout.mask(row)))
 
     @staticmethod
@@ -404,6 +420,15 @@ class WindowCache:
     def _judge_key(self, layout: _Layout, held: KeyWindow, max_seq: int, targets: list[StoredEvent],
                    arriving: list[Row], late_rows: list[Row],
                    report: Callable[[int, Rule[Any], StoredEvent, Finding | None], None]) -> None:
+        if self.arrival_margin is not None:
+            # arrival is not exact: a row may land below the mark, so every row goes in first and
+            # each event is judged over the rows that arrived no later than it
+            for row in arriving:
+                held.insert(row)
+            for target in targets:
+                self._judge_again(layout, held, target, late_rows, report)
+            held.high_water = max([held.high_water, max_seq, *(row[SEQ] for row in arriving)])
+            return
         waiting = {t.seq: t for t in targets}
         # events judged before (a redelivery): their window is what arrived no later than them
         for again in [t for t in targets if t.seq <= held.high_water]:

@@ -38,8 +38,12 @@ class TimeSeriesStore(ABC):
 
     #: True when `seq` is one global arrival order assigned at write time, so that a read with
     #: `min_seq` = a high-water mark returns exactly what was stored after that mark. The window
-    #: cache of a warm container is only used on backends where this holds.
+    #: cache of a warm container is used as it is on backends where this holds.
     exact_arrival: ClassVar[bool] = False
+    #: Where arrival is not exact: how far (in seq units) below a high-water mark a write that
+    #: becomes visible late may still land. The window cache then reads that far below its marks
+    #: and keeps rows by event id; None keeps no window state for the backend.
+    arrival_margin_seq: ClassVar[int | None] = None
 
     @abstractmethod
     def prepare(self, key_fields: Iterable[str]) -> None:

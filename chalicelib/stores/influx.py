@@ -200,7 +200,7 @@ class _Row:
 class InfluxTimeSeriesStore(TimeSeriesStore):
     exact_arrival: ClassVar[bool] = False
     #: how far below a high-water mark a delta read must start to see every late-visible write
-    arrival_margin_seq: ClassVar[int] = 120 * 1_000_000_000
+    arrival_margin_seq: ClassVar[int | None] = 120 * 1_000_000_000
 
     def __init__(self, connection: InfluxConnection, *, http: HttpClient | None = None, max_attempts: int = 6,
                  base_delay_s: float = 0.1, max_delay_s: float = 5.0, sleep: Callable[[float], None] = time.sleep,

@@ -34,6 +34,7 @@ class Setup:
     delta_span: int  # small: held keys are often reloaded instead of read as a delta
     shards: int  # pipelines writing into one store, batch by batch in turn
     restart_at: int | None  # batch index before which every pipeline restarts cold
+    arrival_margin: int | None = None  # None: exact arrival; else delta reads reach below marks, rows by id
 
 
 setups = st.builds(
@@ -43,13 +44,14 @@ setups = st.builds(
     delta_span=st.sampled_from([2, 10, 50_000]),
     shards=st.sampled_from([1, 2]),
     restart_at=st.none() | st.integers(1, 6),
+    arrival_margin=st.sampled_from([None, None, 0, 3, 10**6]),
 )
 
 
 def pipeline(path: Path, setup: Setup, hits: HitSink) -> Pipeline:
     made = Pipeline(StaticRulesSource(RULESET), SQLiteTimeSeriesStore(path), hits, MemoryDeadLetterSink())
     made.windows = WindowCache(setup.cache_bytes, lateness_margin_ms=setup.lateness_ms,
-                               delta_span=setup.delta_span)
+                               delta_span=setup.delta_span, arrival_margin=setup.arrival_margin)
     return made
 
 
@@ -133,6 +135,29 @@ class WriteTimeArrivalStore(SQLiteTimeSeriesStore):
     """A backend that does not promise one global arrival order (as Timestream does not)."""
 
     exact_arrival = False
+
+
+class MarginArrivalStore(SQLiteTimeSeriesStore):
+    """A backend whose late-visible writes land at most 3 arrivals below a mark (as InfluxDB's do,
+    by its writers' clocks)."""
+
+    exact_arrival = False
+    arrival_margin_seq = 3
+
+
+@given(st.data())
+def test_a_store_with_an_arrival_margin_keeps_state_and_agrees_with_the_oracle(data: st.DataObject) -> None:
+    stream = data.draw(streams(max_size=50))
+    points = data.draw(cuts(len(stream)))
+    sink = MemoryHitSink()
+    with tempfile.TemporaryDirectory() as tmp:
+        made = Pipeline(StaticRulesSource(RULESET), MarginArrivalStore(Path(tmp) / "ts.sqlite"), sink,
+                        MemoryDeadLetterSink())
+        assert made.windows.arrival_margin == 3 and made.windows.max_bytes > 0
+        for batch in split(raw_records(stream), points):
+            deliver(made, batch)
+        made.close()
+    assert_agrees(sink.hits.values(), oracle_hits(RULESET, stream))
 
 
 def test_no_state_is_kept_where_arrival_is_not_exact(tmp_path: Path) -> None:

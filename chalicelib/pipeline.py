@@ -143,15 +143,15 @@ class Pipeline:
                 log.warning("GRAPH_BACKEND=none: macro and composite rules of version %s are not evaluated",
                             ruleset.version)
             new_hit_ids = set(self.hits.write(hits))
+            # counted now: if marking fails, these hits are written and a redelivery finds them old
+            report.new_hits = [h for h in hits if h.hit_id in new_hit_ids]
+            for hit in report.new_hits:
+                (report.shadow_hits if hit.mode == "shadow" else report.hits)[hit.rule_id] += 1
             self.timeseries.mark_judged([p.event.event_id for p in pending])
         except TransientStoreError as exc:
             if self.graph is not None:
                 self.graph.rollback()
             return self._failed(report, decoded[0][0], exc)
-
-        report.new_hits = [h for h in hits if h.hit_id in new_hit_ids]
-        for hit in report.new_hits:
-            (report.shadow_hits if hit.mode == "shadow" else report.hits)[hit.rule_id] += 1
         return report
 
     def _micro_phase(self, ruleset: RuleSet, pending: list[StoredEvent], rule_errors: Counter[str]) -> list[Hit]:

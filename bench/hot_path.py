@@ -189,7 +189,7 @@ def main() -> None:
         f"`replay` of a {len(replay_stream):,}-event stream (velocity 1m, IP fan-out 10m, amount spike 24h; "
         f"batch 100), whole process with interpreter start and set-up: "
         f"**{replay_s:.2f} s = {len(replay_stream) / replay_s:,.0f} events/s** ({replay_hits} hits). "
-        "`replay` always builds the embedded entity graph (gremlite), whose writes are most of that time; "
+        "`replay` also builds the embedded entity graph (SQLite tables) and writes hits to a file; "
         f"the same stream through the pipeline in process without a graph: "
         f"{len(replay_stream) / in_process_s:,.0f} events/s.",
         "",

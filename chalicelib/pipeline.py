@@ -91,6 +91,7 @@ class Pipeline:
         self.dead_letters = dead_letters
         self.max_record_bytes = max_record_bytes
         self._prepared_version: str | None = None
+        self._warned_version: str | None = None
 
     def process_kinesis_event(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """The Lambda entry: a Kinesis event dict in, the report (with `batchItemFailures`) out."""
@@ -139,8 +140,9 @@ class Pipeline:
             hits = self._micro_phase(ruleset, pending, report.rule_errors)
             if self.graph is not None:
                 hits = self._graph_phase(ruleset, pending, hits, report.rule_errors)
-            elif ruleset.graph_rules(1) or ruleset.graph_rules(2):
-                log.warning("GRAPH_BACKEND=none: macro and composite rules of version %s are not evaluated",
+            elif (ruleset.graph_rules(1) or ruleset.graph_rules(2)) and self._warned_version != ruleset.version:
+                self._warned_version = ruleset.version  # once per version, not once per batch
+                log.warning("no graph store: macro and composite rules of version %s are not evaluated",
                             ruleset.version)
             new_hit_ids = set(self.hits.write(hits))
             # counted now: if marking fails, these hits are written and a redelivery finds them old

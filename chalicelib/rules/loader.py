@@ -25,7 +25,7 @@ from pydantic_core import ErrorDetails
 from chalicelib.rules import limits
 from chalicelib.rules.base import GraphRule, Rule, RuleConfig, RuleContext
 from chalicelib.rules.exceptions import RuleIssue, RuleKindError, RulesFileError
-from chalicelib.rules.registry import import_plugin, kinds, rule_adapter, rule_class_for
+from chalicelib.rules.registry import import_plugin, kinds, rule_adapter, rule_class_for, view_of
 from chalicelib.settings import rules_plugins_allowed
 
 log = logging.getLogger(__name__)
@@ -347,7 +347,7 @@ def _check_references(raw_rules: list[Any], declared_lists: Mapping[str, ListSou
                 problems.append(issue(("rules", index, "rules"), f"refers to unknown rule {rule_id!r}", "rules"))
             elif rule_id == raw.get("id"):
                 problems.append(issue(("rules", index, "rules"), "a rule cannot refer to itself", "rules"))
-            elif raw.get("kind") == "composite" and kinds_by_id[rule_id] == "composite":
+            elif view_of(str(raw.get("kind", ""))) == "composite" and view_of(kinds_by_id[rule_id]) == "composite":
                 problems.append(issue(("rules", index, "rules"),
                                       f"composite rules cannot combine other composite rules ({rule_id!r})", "rules"))
 

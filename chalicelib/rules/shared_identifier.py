@@ -44,6 +44,7 @@ class SharedIdentifierConfig(RuleConfig):
 @register_rule_kind
 class SharedIdentifierRule(GraphRule[SharedIdentifierConfig]):
     config_model = SharedIdentifierConfig
+    flags_account = False
 
     def reach_query(self) -> ReachQuery:
         cfg = self.config

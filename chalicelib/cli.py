@@ -20,6 +20,7 @@ from typing import Any
 
 from chalicelib.commands import add_commands, add_rules_test
 from chalicelib.commands import serve as serve_command
+from chalicelib.entities import DEFAULT_VIA
 from chalicelib.events import bounded
 from chalicelib.kinesis import (
     LINE_FORMATS,
@@ -637,7 +638,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     graph = open_graph(args.data_dir)
     try:
-        rings = graph.rings(["email", "phone", "device_id", "card_id"], min_size=3, max_accounts_per_identifier=50)
+        rings = graph.rings(list(DEFAULT_VIA), min_size=3, max_accounts_per_identifier=50)
         counts = graph.counts()
     finally:
         graph.close()
@@ -930,7 +931,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       description="List groups of accounts linked through shared identifiers, "
                                                   "largest first, with the identifiers that link them.")
     rings.add_argument("--min-size", type=_positive, default=3, help="smallest ring to list (default 3)")
-    rings.add_argument("--via", type=_fields, default=["email", "phone", "device_id", "card_id"],
+    rings.add_argument("--via", type=_fields, default=list(DEFAULT_VIA),
                        help="comma-separated identifier fields (default email,phone,device_id,card_id)")
     rings.add_argument("--max-accounts-per-identifier", type=_positive, default=None,
                        help="ignore identifiers shared by more accounts than this (offices, carriers)")
@@ -956,7 +957,7 @@ def _seeds(text: str) -> list[int]:
 
 
 def _fields(text: str) -> list[str]:
-    from chalicelib.rules.shared_identifier import LINKABLE
+    from chalicelib.entities import LINKABLE
 
     fields = [f.strip() for f in text.split(",") if f.strip()]
     unknown = [f for f in fields if f not in LINKABLE]

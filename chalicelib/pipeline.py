@@ -21,6 +21,7 @@ from typing import Any
 
 from chalicelib.entities import HitRef
 from chalicelib.events import (
+    MAX_RECORD_BYTES,
     PoisonRecord,
     RawRecord,
     StoredEvent,
@@ -82,7 +83,7 @@ class BatchReport:
 class Pipeline:
     def __init__(self, rules: RulesSource, timeseries: TimeSeriesStore, hits: HitSink,
                  dead_letters: DeadLetterSink, *, graph: GraphStore | None = None,
-                 max_record_bytes: int = 32 * 1024, window_cache_bytes: int = 256 * 2**20) -> None:
+                 max_record_bytes: int = MAX_RECORD_BYTES, window_cache_bytes: int = 256 * 2**20) -> None:
         self.rules = rules
         self.timeseries = timeseries
         # A delta read is exact only where arrival is one global order assigned at write time.

@@ -43,6 +43,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+from chalicelib.events import MAX_RECORD_BYTES
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
 
@@ -72,7 +74,7 @@ class Settings:
     rules_file: Path = PROJECT_DIR / "rules.yaml"
     rules_reload_seconds: float = 30.0
     timeseries_backend: TimeSeriesBackend = "sqlite"
-    max_record_bytes: int = 32 * 1024
+    max_record_bytes: int = MAX_RECORD_BYTES
     log_level: str = "INFO"
     graph_backend: GraphBackend = "sqlite"
     neptune_endpoint: str = ""
@@ -157,7 +159,7 @@ class Settings:
             rules_file=Path(env["RULES_FILE"]) if env.get("RULES_FILE") else default_rules_file(),
             rules_reload_seconds=_number(env, "RULES_RELOAD_SECONDS", 30.0),
             timeseries_backend=backend,  # type: ignore[arg-type]
-            max_record_bytes=int(_number(env, "MAX_RECORD_BYTES", 32 * 1024)),
+            max_record_bytes=int(_number(env, "MAX_RECORD_BYTES", MAX_RECORD_BYTES)),
             window_cache_mb=_number(env, "WINDOW_CACHE_MB", 256.0),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             rules_plugins_allowed=rules_plugins_allowed(env),

@@ -29,13 +29,13 @@ from chalicelib.api.params import (
     decode_cursor,
     encode_cursor,
 )
-from chalicelib.entities import RELATIONSHIPS, VERTEX_LABELS, iso_ms
+from chalicelib.entities import FIELD_OF_LABEL, RELATIONSHIPS, VERTEX_LABELS, iso_ms
 from chalicelib.events import StoredEvent
 from chalicelib.explanation import explain_event
 from chalicelib.hits import EdgeEnd, Hit, HitEdge
 from chalicelib.rules import GraphRule, RuleSet, RulesSource
 from chalicelib.stores import GraphStore, TimeSeriesStore
-from chalicelib.stores.graph_base import FIELD_OF_LABEL, HitFilter
+from chalicelib.stores.graph_base import HitFilter
 
 #: history bounds when the caller gives none: from 1970 to a year ahead of the clock (events may
 #: carry times ahead of it) - a range every backend's time type holds (nanoseconds end in 2262)

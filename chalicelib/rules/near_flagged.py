@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from chalicelib.entities import GraphView, ReachQuery, iso_ms
+from chalicelib.entities import DEFAULT_VIA, GraphView, ReachQuery, iso_ms
 from chalicelib.events import Transaction
 from chalicelib.rules import limits
 from chalicelib.rules.base import EVIDENCE_IDS_CAP, Duration, Finding, GraphRule, RuleConfig, RuleContext
@@ -22,7 +22,7 @@ from chalicelib.rules.shared_identifier import check_via
 
 class NearFlaggedConfig(RuleConfig):
     kind: Literal["near_flagged"] = "near_flagged"
-    via: tuple[str, ...] = ("email", "phone", "device_id", "card_id")
+    via: tuple[str, ...] = DEFAULT_VIA
     hops: int = Field(default=2, ge=1, le=4)
     window: Duration
     threshold: int = Field(default=0, ge=0, le=limits.MAX_COUNT)

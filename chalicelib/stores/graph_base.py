@@ -21,8 +21,8 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from chalicelib.entities import (
+    FIELD_OF_LABEL,
     RELATIONSHIPS,
-    VERTEX_LABELS,
     EntityBatch,
     GraphView,
     HitRef,
@@ -37,7 +37,6 @@ from chalicelib.events import Transaction
 from chalicelib.hits import Hit
 from chalicelib.linkage import DEFAULT_CROWD, DEFAULT_KIND_WEIGHTS, score_component
 
-FIELD_OF_LABEL = {label: name for name, label in VERTEX_LABELS.items()}
 EVIDENCE_LIMIT = 4000  # characters of JSON evidence kept on a hit edge
 HIT_PROPERTIES = ("hit_id", "rule_id", "kind", "mode", "severity", "event_id", "account_id", "ts",
                   "value", "threshold", "ruleset_version")

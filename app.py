@@ -22,6 +22,7 @@ from chalicelib.api import Investigator, NotFound, ParameterError, Unavailable, 
 from chalicelib.api import params as p
 from chalicelib.api.openapi import openapi_document
 from chalicelib.api.service import check_account
+from chalicelib.lambda_response import BatchResponse
 from chalicelib.pipeline import Pipeline, build_pipeline
 from chalicelib.settings import Settings
 from chalicelib.stores import StoreError
@@ -68,7 +69,7 @@ def use_investigator(investigator: Investigator | None) -> None:
 
 
 @app.on_kinesis_record(stream=STREAM_NAME, batch_size=100, starting_position="TRIM_HORIZON")
-def on_transactions(event: KinesisEvent) -> dict[str, Any]:
+def on_transactions(event: KinesisEvent) -> BatchResponse:
     return get_pipeline().process_kinesis_event(event.to_dict())
 
 

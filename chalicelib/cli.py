@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +32,7 @@ from chalicelib.kinesis import (
     kinesis_event,
     records_from_lines,
 )
+from chalicelib.lambda_response import redelivery_point
 from chalicelib.pipeline import Pipeline
 from chalicelib.rules import RulesError, RuleSet, StaticRulesSource, load_rules_file
 from chalicelib.settings import Settings
@@ -84,7 +85,7 @@ def embedded_graph_backend() -> Any:
     return backend if backend in ("sqlite", "gremlite") else "sqlite"
 
 
-Deliver = Callable[[dict[str, Any]], dict[str, Any]]
+Deliver = Callable[[dict[str, Any]], Mapping[str, Any]]
 
 
 def stream_through(deliver: Pipeline | Deliver, records: Sequence[FileItem], batch_size: int,
@@ -93,9 +94,9 @@ def stream_through(deliver: Pipeline | Deliver, records: Sequence[FileItem], bat
     """Feed records in Kinesis-shaped batches to a pipeline (or to a Lambda handler), redelivering
     from a reported failure the way Lambda's event source mapping does. Lines the file reader
     refused go to `dead_letters` (the pipeline's own sink by default) and count as poison."""
+    handler: Deliver = deliver.process_kinesis_event if isinstance(deliver, Pipeline) else deliver
     if isinstance(deliver, Pipeline):
         dead_letters = dead_letters or deliver.dead_letters
-        deliver = deliver.process_kinesis_event
     totals = RunTotals()
     started = time.perf_counter()
     for batch in batched(records, batch_size):
@@ -109,16 +110,15 @@ def stream_through(deliver: Pipeline | Deliver, records: Sequence[FileItem], bat
         for attempt in range(MAX_REDELIVERIES + 1):
             if not remaining:
                 break
-            report = deliver(kinesis_event(remaining))
+            report = handler(kinesis_event(remaining))
             totals.accepted += report["accepted"]
             totals.duplicates += report["duplicates"] if attempt == 0 else 0
             totals.poison += report["poison"] if attempt == 0 else 0
             totals.hits.update(report["hits"])
             totals.shadow_hits.update(report["shadow_hits"])
-            failures = report["batchItemFailures"]
-            if not failures:
+            failed_from = redelivery_point(report)
+            if failed_from is None:
                 break
-            failed_from = failures[0]["itemIdentifier"]
             remaining = [r for r in remaining if int(r.sequence_number) >= int(failed_from)]
             time.sleep(min(2.0, 0.1 * 2**attempt))
         else:

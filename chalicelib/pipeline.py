@@ -30,6 +30,7 @@ from chalicelib.events import (
     records_from_kinesis_event,
 )
 from chalicelib.hits import Hit
+from chalicelib.lambda_response import BatchResponse
 from chalicelib.rules import FileRulesSource, RuleSet, RulesSource
 from chalicelib.rules.engine import evaluate_graph, graph_request
 from chalicelib.rules.windows import WindowCache
@@ -64,7 +65,7 @@ class BatchReport:
     new_hits: list[Hit] = field(default_factory=list)  # hits written for the first time
     rule_errors: Counter[str] = field(default_factory=Counter)  # rules that raised (and were quarantined)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> BatchResponse:
         return {
             "records": self.records,
             "accepted": self.accepted,
@@ -94,7 +95,7 @@ class Pipeline:
         self.max_record_bytes = max_record_bytes
         self._prepared_version: str | None = None
 
-    def process_kinesis_event(self, event: Mapping[str, Any]) -> dict[str, Any]:
+    def process_kinesis_event(self, event: Mapping[str, Any]) -> BatchResponse:
         """The Lambda entry: a Kinesis event dict in, the report (with `batchItemFailures`) out."""
         return self.process(records_from_kinesis_event(event)).to_dict()
 

@@ -22,11 +22,12 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chalicelib.lambda_response import redelivery_point
 from chalicelib.stores.exceptions import StoreError, TransientStoreError
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,7 @@ class PollReport:
     per_shard: dict[str, int] = field(default_factory=dict)
 
 
-Handler = Callable[[dict[str, Any]], dict[str, Any]]
+Handler = Callable[[dict[str, Any]], Mapping[str, Any]]
 
 
 @dataclass
@@ -221,13 +222,12 @@ class KinesisPoller:
             shard.iterator = None
             return
         result = self.handler(self.lambda_event(shard.shard_id, records))
-        failures = result.get("batchItemFailures") or []
-        if failures:
+        failed_at = redelivery_point(result)
+        if failed_at is not None:
             shard.retries += 1
             if shard.retries > self.max_retries:
                 raise TransientStoreError(f"shard {shard.shard_id}: batch still failing after {self.max_retries} "
                                           f"retries: {result.get('error')}")
-            failed_at = str(failures[0]["itemIdentifier"])
             done = [r for r in records if int(r["SequenceNumber"]) < int(failed_at)]
             if done:
                 self.checkpoints.save(shard.shard_id, done[-1]["SequenceNumber"])

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import random
 import re
 import shutil
 import sys
@@ -32,8 +33,9 @@ from chalicelib.kinesis import (
     kinesis_event,
     records_from_lines,
 )
-from chalicelib.lambda_response import redelivery_point
+from chalicelib.lambda_response import MAX_REDELIVERIES, redelivery_point
 from chalicelib.pipeline import Pipeline
+from chalicelib.retry import Backoff
 from chalicelib.rules import RulesError, RuleSet, StaticRulesSource, load_rules_file
 from chalicelib.settings import Settings
 from chalicelib.stores import (
@@ -47,7 +49,9 @@ from chalicelib.stores import (
 )
 from chalicelib.stores.jsonl import JsonLinesFile
 
-MAX_REDELIVERIES = 5
+#: Lambda redelivers a failed batch at once; locally the wait follows the retry policy.
+REDELIVERY_BACKOFF = Backoff(MAX_REDELIVERIES + 1, base_delay_s=0.1, max_delay_s=2.0)
+_redelivery_rng = random.Random()
 
 
 @dataclass
@@ -107,7 +111,7 @@ def stream_through(deliver: Pipeline | Deliver, records: Sequence[FileItem], bat
             dead_letters.write([r.to_poison() for r in refused])
             totals.poison += len(refused)
         remaining = [r for r in batch if isinstance(r, StreamRecord)]
-        for attempt in range(MAX_REDELIVERIES + 1):
+        for attempt in range(REDELIVERY_BACKOFF.attempts):
             if not remaining:
                 break
             report = handler(kinesis_event(remaining))
@@ -120,7 +124,7 @@ def stream_through(deliver: Pipeline | Deliver, records: Sequence[FileItem], bat
             if failed_from is None:
                 break
             remaining = [r for r in remaining if int(r.sequence_number) >= int(failed_from)]
-            time.sleep(min(2.0, 0.1 * 2**attempt))
+            time.sleep(REDELIVERY_BACKOFF.delay(attempt, _redelivery_rng))
         else:
             raise SystemExit(f"error: batch starting at {batch[0].sequence_number} still failing after "
                              f"{MAX_REDELIVERIES} redeliveries: {report['error']}")

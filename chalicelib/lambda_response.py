@@ -11,6 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
+#: How often the local loops (`stream_through`, the rule-author toolkit's scratch runs) redeliver
+#: a failing batch before giving up.
+MAX_REDELIVERIES = 5
+
 
 class ItemFailure(TypedDict):
     itemIdentifier: str  # the sequence number to redeliver from

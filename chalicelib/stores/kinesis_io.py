@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.lambda_response import redelivery_point
+from chalicelib.retry import Backoff
 from chalicelib.stores.exceptions import StoreError, TransientStoreError
 
 log = logging.getLogger(__name__)
@@ -93,8 +94,7 @@ class KinesisProducer:
                  sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> None:
         self.client = client
         self.stream_name = stream_name
-        self.max_attempts = max_attempts
-        self.base_delay_s = base_delay_s
+        self.backoff = Backoff(max_attempts, base_delay_s, max_delay_s=5.0)
         self.sleep = sleep
         self.rng = rng or random.Random()
 
@@ -102,7 +102,7 @@ class KinesisProducer:
         report = ProduceReport()
         for batch in api_batches(records):
             pending = batch
-            for attempt in range(self.max_attempts):
+            for attempt in range(self.backoff.attempts):
                 response = self.client.put_records(
                     StreamName=self.stream_name,
                     Records=[{"Data": r.data, "PartitionKey": r.partition_key} for r in pending])
@@ -115,12 +115,12 @@ class KinesisProducer:
                                      if res.get("ErrorCode") and res["ErrorCode"] not in RETRYABLE_RECORD_ERRORS)
                 if not retry:
                     break
-                if attempt == self.max_attempts - 1:
-                    report.failed.extend((r, f"{code} after {self.max_attempts} attempts") for r, code in retry)
+                if self.backoff.is_last(attempt):
+                    report.failed.extend((r, f"{code} after {self.backoff.attempts} attempts") for r, code in retry)
                     break
                 report.retried_records += len(retry)
                 pending = [r for r, _ in retry]
-                self.sleep(self.rng.uniform(0, min(5.0, self.base_delay_s * 2**attempt)))
+                self.sleep(self.backoff.delay(attempt, self.rng))
             report.records += len(batch)
             on_sent(len(batch))
         return report
@@ -169,14 +169,17 @@ class _Shard:
 
 class KinesisPoller:
     def __init__(self, client: Any, stream_name: str, handler: Handler, checkpoints: CheckpointFile, *,
-                 batch_size: int = 100, max_retries: int = 10, sleep: Callable[[float], None] = time.sleep) -> None:
+                 batch_size: int = 100, max_retries: int = 10, sleep: Callable[[float], None] = time.sleep,
+                 rng: random.Random | None = None) -> None:
         self.client = client
         self.stream_name = stream_name
         self.handler = handler
         self.checkpoints = checkpoints
         self.batch_size = batch_size
         self.max_retries = max_retries
+        self.backoff = Backoff(max_retries + 1, base_delay_s=0.05, max_delay_s=2.0)
         self.sleep = sleep
+        self.rng = rng or random.Random()
         self._arn: str | None = None
 
     def shards(self) -> list[str]:
@@ -233,7 +236,7 @@ class KinesisPoller:
                 self.checkpoints.save(shard.shard_id, done[-1]["SequenceNumber"])
                 shard.processed += len(done)
             report.redeliveries += 1
-            self.sleep(min(2.0, 0.05 * 2**shard.retries))
+            self.sleep(self.backoff.delay(shard.retries, self.rng))
             shard.iterator = self._iterator(shard.shard_id, at=failed_at)
             return
         shard.retries = 0

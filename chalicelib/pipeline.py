@@ -232,17 +232,21 @@ def build_pipeline(settings: Settings) -> Pipeline:
         rules = FileRulesSource(settings.rules_file, settings.rules_reload_seconds,
                                 plugins_allowed=settings.rules_plugins_allowed)
     dead_letters: DeadLetterSink
-    hits: HitSink
     if settings.dead_letter_queue_url:
         import boto3
 
-        from chalicelib.stores.aws_sinks import LogHitSink, SqsDeadLetterSink
+        from chalicelib.stores.aws_sinks import SqsDeadLetterSink
 
         dead_letters = SqsDeadLetterSink(boto3.client("sqs", region_name=settings.aws_region),
                                          settings.dead_letter_queue_url)
-        hits = LogHitSink()
     else:
         dead_letters = JsonLinesDeadLetterSink(settings.dead_letter_path)
+    hits: HitSink
+    if settings.hit_sink == "log":
+        from chalicelib.stores.aws_sinks import LogHitSink
+
+        hits = LogHitSink()
+    else:
         hits = JsonLinesHitSink(settings.hits_path)
     return Pipeline(rules, build_timeseries_store(settings), hits, dead_letters,
                     graph=build_graph_store(settings), max_record_bytes=settings.max_record_bytes,

@@ -680,7 +680,7 @@ def kinesis_client(endpoint_url: str | None, region: str) -> Any:
 
 
 def cmd_kinesis_produce(args: argparse.Namespace) -> int:
-    from chalicelib.stores.kinesis_io import KinesisProducer, outgoing_from_lines
+    from chalicelib.kinesis_io import KinesisProducer, outgoing_from_lines
 
     client = kinesis_client(args.endpoint_url, args.region)
     if args.create_stream:
@@ -704,7 +704,7 @@ def cmd_kinesis_produce(args: argparse.Namespace) -> int:
 
 
 def cmd_kinesis_poll(args: argparse.Namespace) -> int:
-    from chalicelib.stores.kinesis_io import CheckpointFile, KinesisPoller
+    from chalicelib.kinesis_io import CheckpointFile, KinesisPoller
 
     load_rules_or_exit(args.rules)
     client = kinesis_client(args.endpoint_url, args.region)

@@ -1,6 +1,6 @@
 """Commands for rule authors, each in its own module: `rules test`, `backtest`, `explain`.
 
-`cli.py` wires them in with `add_rules_test(...)` and `add_commands(...)`.
+`chalicelib/cli/parser.py` wires them in with `add_rules_test(...)` and `add_commands(...)`.
 """
 
 from __future__ import annotations

@@ -23,10 +23,11 @@ from chalicelib.api import params as p
 from chalicelib.api.openapi import openapi_document
 from chalicelib.api.service import check_account
 from chalicelib.lambda_response import BatchResponse
-from chalicelib.pipeline import Pipeline, build_pipeline
+from chalicelib.pipeline import Pipeline
 from chalicelib.settings import Settings
 from chalicelib.stores import StoreError
 from chalicelib.web import asset
+from chalicelib.wiring import build_pipeline
 
 STREAM_NAME = os.environ.get("KINESIS_STREAM_NAME", "fraud-transactions")
 
@@ -52,6 +53,13 @@ def reset_pipeline() -> None:
     if _pipeline is not None:
         _pipeline.close()
     _pipeline = None
+
+
+def use_pipeline(pipeline: Pipeline | None) -> None:
+    """Handle batches with this pipeline (local runs of the real handler; the caller closes it);
+    None: build one from the environment again at the next batch."""
+    global _pipeline
+    _pipeline = pipeline
 
 
 def get_investigator() -> Investigator:

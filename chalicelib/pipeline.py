@@ -31,7 +31,7 @@ from chalicelib.events import (
 )
 from chalicelib.hits import Hit
 from chalicelib.lambda_response import BatchResponse
-from chalicelib.rules import FileRulesSource, RuleSet, RulesSource
+from chalicelib.rules import RuleSet, RulesSource
 from chalicelib.rules.engine import evaluate_graph, graph_request
 from chalicelib.rules.windows import WindowCache
 from chalicelib.settings import Settings
@@ -39,12 +39,8 @@ from chalicelib.stores import (
     DeadLetterSink,
     GraphStore,
     HitSink,
-    JsonLinesDeadLetterSink,
-    JsonLinesHitSink,
     TimeSeriesStore,
     TransientStoreError,
-    build_graph_store,
-    build_timeseries_store,
 )
 
 log = logging.getLogger(__name__)
@@ -213,41 +209,7 @@ class Pipeline:
 
 
 def build_pipeline(settings: Settings) -> Pipeline:
-    """The pipeline the settings describe: embedded by default (rules file, SQLite time series,
-    SQLite graph tables, JSON-lines hit and dead-letter sinks); in AWS rules from S3 (falling back to the
-    packaged rules.yaml while S3 cannot be read), Timestream, Neptune, SQS and hits in the log."""
-    rules: RulesSource
-    if settings.rules_s3_uri:
-        import boto3
+    """The pipeline the settings describe; built in `chalicelib.wiring` (kept here for old imports)."""
+    from chalicelib.wiring import build_pipeline as build
 
-        from chalicelib.rules import S3RulesSource, load_rules_file
-        from chalicelib.settings import split_s3_uri
-
-        bucket, key = split_s3_uri(settings.rules_s3_uri)
-        allowed = settings.rules_plugins_allowed
-        rules = S3RulesSource(bucket, key, boto3.client("s3", region_name=settings.aws_region),
-                              settings.rules_reload_seconds, plugins_allowed=allowed,
-                              fallback=load_rules_file(settings.rules_file, plugins_allowed=allowed))
-    else:
-        rules = FileRulesSource(settings.rules_file, settings.rules_reload_seconds,
-                                plugins_allowed=settings.rules_plugins_allowed)
-    dead_letters: DeadLetterSink
-    if settings.dead_letter_queue_url:
-        import boto3
-
-        from chalicelib.stores.aws_sinks import SqsDeadLetterSink
-
-        dead_letters = SqsDeadLetterSink(boto3.client("sqs", region_name=settings.aws_region),
-                                         settings.dead_letter_queue_url)
-    else:
-        dead_letters = JsonLinesDeadLetterSink(settings.dead_letter_path)
-    hits: HitSink
-    if settings.hit_sink == "log":
-        from chalicelib.stores.aws_sinks import LogHitSink
-
-        hits = LogHitSink()
-    else:
-        hits = JsonLinesHitSink(settings.hits_path)
-    return Pipeline(rules, build_timeseries_store(settings), hits, dead_letters,
-                    graph=build_graph_store(settings), max_record_bytes=settings.max_record_bytes,
-                    window_cache_bytes=int(settings.window_cache_mb * 2**20))
+    return build(settings)

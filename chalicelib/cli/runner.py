@@ -3,6 +3,7 @@ redelivery loop (`stream_through`), the real handler on embedded stores, progres
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import shutil
@@ -27,14 +28,13 @@ from chalicelib.lambda_response import MAX_REDELIVERIES, redelivery_point
 from chalicelib.pipeline import Pipeline
 from chalicelib.retry import Backoff
 from chalicelib.rules import RulesError, RuleSet, StaticRulesSource, load_rules_file
-from chalicelib.settings import Settings
+from chalicelib.settings import GraphBackend, Settings
 from chalicelib.stores import (
     DeadLetterSink,
     JsonLinesDeadLetterSink,
     JsonLinesHitSink,
-    SQLiteTimeSeriesStore,
-    build_graph_store,
 )
+from chalicelib.wiring import build_pipeline, embedded_settings
 
 #: Lambda redelivers a failed batch at once; locally the wait follows the retry policy.
 REDELIVERY_BACKOFF = Backoff(MAX_REDELIVERIES + 1, base_delay_s=0.1, max_delay_s=2.0)
@@ -59,20 +59,16 @@ class RunTotals:
 
 def embedded_pipeline(ruleset: RuleSet, data_dir: Path, hits_path: Path,
                       dead_letters_path: Path | None = None) -> Pipeline:
-    return Pipeline(
-        StaticRulesSource(ruleset),
-        SQLiteTimeSeriesStore(data_dir / "timeseries.sqlite"),
-        JsonLinesHitSink(hits_path),
-        JsonLinesDeadLetterSink(dead_letters_path or data_dir / "dead-letters.jsonl"),
-        graph=build_graph_store(Settings(data_dir=data_dir, graph_backend=embedded_graph_backend())),
-    )
+    """A pipeline on embedded stores in `data_dir` with a fixed rule set and the given hit and
+    dead-letter files (replay, the scenario tests)."""
+    settings = embedded_settings(Settings(), data_dir, graph_backend=embedded_graph_backend())
+    return build_pipeline(settings, rules=StaticRulesSource(ruleset), hits=JsonLinesHitSink(hits_path),
+                          dead_letters=JsonLinesDeadLetterSink(dead_letters_path or settings.dead_letter_path))
 
 
-def embedded_graph_backend() -> Any:
+def embedded_graph_backend() -> GraphBackend:
     """The embedded graph for local runs: GRAPH_BACKEND if it names one (sqlite, gremlite), else sqlite."""
-
-    backend = os.environ.get("GRAPH_BACKEND", "sqlite")
-    return backend if backend in ("sqlite", "gremlite") else "sqlite"
+    return "gremlite" if os.environ.get("GRAPH_BACKEND") == "gremlite" else "sqlite"
 
 
 Deliver = Callable[[dict[str, Any]], Mapping[str, Any]]
@@ -175,24 +171,23 @@ def read_input_text(path: Path, hint: str) -> str:
 
 @contextmanager
 def embedded_handler(rules: Path, data_dir: Path) -> Iterator[Deliver]:
-    """The deployed function's own Kinesis handler (`app.on_transactions`), built for the
-    embedded stores in `data_dir` and the given rules; the environment is restored afterwards."""
+    """The deployed function's own Kinesis handler (`app.on_transactions`), running a pipeline
+    built from the environment's settings pointed at embedded stores in `data_dir` and the given
+    rules (the environment itself is left alone)."""
 
     import app as chalice_app
 
-    saved = {k: os.environ.get(k) for k in ("DATA_DIR", "RULES_FILE", "GRAPH_BACKEND", "TIMESERIES_BACKEND")}
-    os.environ.update(DATA_DIR=str(data_dir), RULES_FILE=str(rules.resolve()), GRAPH_BACKEND=embedded_graph_backend(),
-                      TIMESERIES_BACKEND="sqlite")
+    settings = embedded_settings(Settings.from_env(), data_dir, rules_file=rules,
+                                 graph_backend=embedded_graph_backend())
+    pipeline = build_pipeline(settings)
+    logging.getLogger("chalicelib").setLevel(settings.log_level)  # as the handler's own cold start does
     chalice_app.reset_pipeline()
+    chalice_app.use_pipeline(pipeline)
     try:
         yield lambda event: chalice_app.on_transactions(event, None)
     finally:
-        chalice_app.reset_pipeline()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        chalice_app.use_pipeline(None)
+        pipeline.close()
 
 
 def run_through_handler(records: Sequence[FileItem], rules: Path, data_dir: Path, batch_size: int,

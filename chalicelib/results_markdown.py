@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chalicelib.evaluate import Evaluation
 
 
-def write_results_markdown(path: Path, evaluation: Any, *, rules: Path | None, command: str,
-                           extra: dict[str, Any] | None = None, seeds: dict[int, Any] | None = None,
+def write_results_markdown(path: Path, evaluation: Evaluation, *, rules: Path | None, command: str,
+                           extra: dict[str, Any] | None = None, seeds: dict[int, Evaluation] | None = None,
                            sections: list[str] | None = None) -> None:
     from chalicelib.evaluate import lookalike_table, markdown_table, reading
 
@@ -84,7 +87,7 @@ def write_results_markdown(path: Path, evaluation: Any, *, rules: Path | None, c
     path.write_text("\n".join(lines))
 
 
-def seed_summary(seeds: dict[int, Any]) -> list[str]:
+def seed_summary(seeds: dict[int, Evaluation]) -> list[str]:
     """Overall F1 per detector for every seed, and whether combining beat the better single view."""
     from chalicelib.evaluate import DETECTORS, LEVELS
 

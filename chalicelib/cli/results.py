@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.cli.runner import InputFileError, RunTotals, load_rules_or_exit, read_input_text, run_through_handler
+from chalicelib.evaluate import Evaluation
 from chalicelib.kinesis import (
     records_from_lines,
 )
@@ -84,7 +85,7 @@ def read_hits(path: Path) -> list[dict[str, Any]]:
     return hits
 
 
-def print_evaluation(evaluation: Any) -> None:
+def print_evaluation(evaluation: Evaluation) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -115,7 +116,7 @@ class SimulatedRun:
     stream: Any
     totals: RunTotals
     hits: list[dict[str, Any]]
-    evaluation: Any
+    evaluation: Evaluation
 
 
 def simulate_and_run(*, rules: Path, seed: int, accounts: int, days: float, batch_size: int, data_dir: Path,

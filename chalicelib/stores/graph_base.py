@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 from chalicelib.entities import (
     FIELD_OF_LABEL,
-    RELATIONSHIPS,
+    LINKABLE,
     EntityBatch,
     GraphView,
     HitRef,
@@ -285,7 +285,7 @@ class GraphStore(ABC):
     def account_view(self, account: str, hops: int = 1, max_accounts_per_identifier: int = 50) -> dict[str, Any]:
         """An account's neighbourhood for investigators: its entities, the accounts sharing them
         (up to `hops` account-to-account steps), and every hit edge on those accounts."""
-        via = [name for name in RELATIONSHIPS if name != "merchant_id"]
+        via = list(LINKABLE)
         reach = self.reach([account], via, hops, max_accounts_per_identifier)[account]
         if not reach.hops:
             return {"account": account, "found": False}

@@ -98,10 +98,38 @@ class Pipeline:
     def process(self, records: Sequence[RawRecord | PoisonRecord]) -> BatchReport:
         ruleset = self.rules.current()
         report = BatchReport(records=len(records), ruleset_version=ruleset.version)
+        self._prepare(ruleset)
+        decoded, poison = self._decode(records)
+        report.poison = len(poison)
+        try:
+            self._dead_letter(poison)
+        except TransientStoreError as exc:
+            return self._failed(report, records[0], exc)
+        if not decoded:
+            return report
+        try:
+            pending = self._store(decoded, report)
+            hits = self._judge(ruleset, pending, report.rule_errors)
+            new_hit_ids = set(self.hits.write(hits))
+            self.timeseries.mark_judged([p.event.event_id for p in pending])
+        except TransientStoreError as exc:
+            if self.graph is not None:
+                self.graph.rollback()
+            return self._failed(report, decoded[0][0], exc)
+        self._count_new_hits(report, hits, new_hit_ids)
+        return report
+
+    # The stages of `process`, in order.
+
+    def _prepare(self, ruleset: RuleSet) -> None:
+        """Let the time-series store index the key fields of a rule set it has not seen yet."""
         if self._prepared_version != ruleset.version:
             self.timeseries.prepare({r.key_field for r in ruleset.rules if r.window is not None})
             self._prepared_version = ruleset.version
 
+    def _decode(self, records: Sequence[RawRecord | PoisonRecord]
+                ) -> tuple[list[tuple[RawRecord, Transaction]], list[PoisonRecord]]:
+        """(record, event) for each record that decodes; a PoisonRecord with the reason for each other."""
         decoded: list[tuple[RawRecord, Transaction]] = []
         poison: list[PoisonRecord] = []
         limit = self.max_record_bytes
@@ -112,46 +140,43 @@ class Pipeline:
             else:
                 assert isinstance(record, RawRecord)
                 decoded.append((record, result))
-        report.poison = len(poison)
+        return decoded, poison
 
-        try:
-            if poison:
-                self.dead_letters.write(poison)
-                for p in poison:
-                    log.warning("dead-lettered record %s: %s", p.record.record_id, p.reason)
-        except TransientStoreError as exc:
-            return self._failed(report, records[0], exc)
-        if not decoded:
-            return report
+    def _dead_letter(self, poison: list[PoisonRecord]) -> None:
+        if poison:
+            self.dead_letters.write(poison)
+            for p in poison:
+                log.warning("dead-lettered record %s: %s", p.record.record_id, p.reason)
 
-        try:
-            written = self.timeseries.write([tx for _, tx in decoded])
-            if written.rejected:
-                refused = [PoisonRecord(raw, f"time-series store rejected the event: {written.rejected[tx.event_id]}")
-                           for raw, tx in decoded if tx.event_id in written.rejected]
-                self.dead_letters.write(refused)
-                report.poison += len(refused)
-            report.accepted = len(written.new_ids)
-            report.duplicates = len(decoded) - report.accepted - len(written.rejected)
-            report.rejudged = sum(1 for p in written.pending if p.event.event_id not in written.new_ids)
-            pending = list(written.pending)
-            hits = self._micro_phase(ruleset, pending, report.rule_errors)
-            if self.graph is not None:
-                hits = self._graph_phase(ruleset, pending, hits, report.rule_errors)
-            elif ruleset.graph_rules(1) or ruleset.graph_rules(2):
-                log.warning("GRAPH_BACKEND=none: macro and composite rules of version %s are not evaluated",
-                            ruleset.version)
-            new_hit_ids = set(self.hits.write(hits))
-            self.timeseries.mark_judged([p.event.event_id for p in pending])
-        except TransientStoreError as exc:
-            if self.graph is not None:
-                self.graph.rollback()
-            return self._failed(report, decoded[0][0], exc)
+    def _store(self, decoded: list[tuple[RawRecord, Transaction]], report: BatchReport) -> list[StoredEvent]:
+        """Write the events (idempotently); dead-letter what the store refused; return the events
+        still to judge (new ones, and earlier deliveries' events that were stored but not judged)."""
+        written = self.timeseries.write([tx for _, tx in decoded])
+        if written.rejected:
+            refused = [PoisonRecord(raw, f"time-series store rejected the event: {written.rejected[tx.event_id]}")
+                       for raw, tx in decoded if tx.event_id in written.rejected]
+            self.dead_letters.write(refused)
+            report.poison += len(refused)
+        report.accepted = len(written.new_ids)
+        report.duplicates = len(decoded) - report.accepted - len(written.rejected)
+        report.rejudged = sum(1 for p in written.pending if p.event.event_id not in written.new_ids)
+        return list(written.pending)
 
+    def _judge(self, ruleset: RuleSet, pending: list[StoredEvent], rule_errors: Counter[str]) -> list[Hit]:
+        """Micro rules over their windows, then (with a graph) macro and composite rules."""
+        hits = self._micro_phase(ruleset, pending, rule_errors)
+        if self.graph is not None:
+            return self._graph_phase(ruleset, pending, hits, rule_errors)
+        if ruleset.graph_rules(1) or ruleset.graph_rules(2):
+            log.warning("no graph store: macro and composite rules of version %s are not evaluated",
+                        ruleset.version)
+        return hits
+
+    @staticmethod
+    def _count_new_hits(report: BatchReport, hits: list[Hit], new_hit_ids: set[str]) -> None:
         report.new_hits = [h for h in hits if h.hit_id in new_hit_ids]
         for hit in report.new_hits:
             (report.shadow_hits if hit.mode == "shadow" else report.hits)[hit.rule_id] += 1
-        return report
 
     def _micro_phase(self, ruleset: RuleSet, pending: list[StoredEvent], rule_errors: Counter[str]) -> list[Hit]:
         """Hits of the micro rules: the window cache says what it lacks, the store reads it."""

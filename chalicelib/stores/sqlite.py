@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -62,16 +62,7 @@ class SQLiteTimeSeriesStore(TimeSeriesStore):
 
     def __init__(self, path: str | Path, *, busy_timeout_s: float = 10.0) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = sqlite3.connect(str(path), timeout=busy_timeout_s, isolation_level=None,
-                                       check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
-        except sqlite3.Error as exc:
-            raise _translate(exc, f"opening {path}") from exc
+        self._db = open_sqlite(path, SCHEMA, busy_timeout_s, translate=_translate)
         self._indexed: set[str] = {"account_id"}
 
     def prepare(self, key_fields: Iterable[str]) -> None:
@@ -185,11 +176,32 @@ class SQLiteTimeSeriesStore(TimeSeriesStore):
             raise _translate(exc, doing) from exc
 
 
-def _translate(exc: sqlite3.Error, doing: str) -> StoreError:
+def open_sqlite(path: str | Path, schema: str, busy_timeout_s: float,
+                translate: Callable[[sqlite3.Error, str], StoreError]) -> sqlite3.Connection:
+    """A connection in autocommit mode (the stores open their own transactions), WAL, with the
+    schema applied; the parent folder is made for a file path."""
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        db = sqlite3.connect(str(path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(schema)
+    except sqlite3.Error as exc:
+        raise translate(exc, f"opening {path}") from exc
+    return db
+
+
+def translate_sqlite_error(exc: sqlite3.Error, doing: str, store: str) -> StoreError:
+    """Locked, busy and I/O errors are transient (redelivery may succeed); the rest are not."""
     text = str(exc).lower()
     if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text or "disk i/o" in text):
-        return TransientStoreError(f"sqlite store busy while {doing}: {exc}")
-    return StoreError(f"sqlite store failed while {doing}: {exc}")
+        return TransientStoreError(f"{store} busy while {doing}: {exc}")
+    return StoreError(f"{store} failed while {doing}: {exc}")
+
+
+def _translate(exc: sqlite3.Error, doing: str) -> StoreError:
+    return translate_sqlite_error(exc, doing, "sqlite store")
 
 
 def _row(event: Transaction) -> tuple[Any, ...]:

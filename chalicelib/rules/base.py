@@ -4,6 +4,9 @@ A rule kind is two classes: a pydantic config (`VelocityConfig`, discriminated b
 behaviour (`VelocityRule`) whose `judge` is pure: it receives the event and the events of its
 window and returns a `Finding` or None. Choosing the window (key, time bounds, arrival order,
 `where` filter) is the engine's job, so every kind gets the normative semantics for free.
+
+Size: this is the whole contract a kind author reads (configs, `where`, durations, `Rule`,
+`GraphRule`, `WindowAggregate`), kept in one module on purpose.
 """
 
 from __future__ import annotations

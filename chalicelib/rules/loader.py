@@ -4,6 +4,9 @@ Errors name the file, the line, the rule id and the field, and one load reports 
 it can find. YAML mapping keys that repeat are errors too (PyYAML would silently keep the last
 one). Whatever the text, loading takes bounded time and memory (`limits.py`) and raises nothing
 but `RulesFileError`.
+
+Size: one validation pass (YAML safety, schema, references, plugins, located errors) is one
+job whose steps share the location bookkeeping.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ Timestamps: a vertex's `first_seen` is the minimum, a relationship's `first_seen
 its `last_seen` the maximum of what any writer wrote - whatever the order of writes, restarts,
 redeliveries or concurrent writers. A backend may coarsen `last_seen` to a stated granularity
 (`last_seen_granularity_ms`, to save Neptune requests); it is then never more than that behind.
+
+Size: one module because the interface and the walks built on its reads are read together;
+moving the walks away would separate each read from its only callers.
 """
 
 from __future__ import annotations

@@ -42,6 +42,9 @@ write (some points refused) is bisected down to the refused events, which are re
 `exact_arrival` is False: seqs come from the writers' clocks, so a write that started before a
 reader's high-water mark can become visible after it. Delta readers read from
 `high-water - arrival_margin_seq` and deduplicate by event id.
+
+Size: layout, line-protocol encoding, InfluxQL reads and the HTTP client with its retries
+are one backend; the time-series contract suite pins it as a whole.
 """
 
 from __future__ import annotations

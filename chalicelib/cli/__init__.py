@@ -1,6 +1,7 @@
-"""The command line: `python -m chalicelib <command> --help`. One module per command group
-(replay, rules, results, demo, kinesis, graph; the rule-author commands live in
-`chalicelib/commands/`); `runner` holds what they share, `parser` the parser and `main`."""
+"""The command line: `python -m chalicelib <command> --help`. One module per command group:
+replay, rules (check, push), rules_test, results (simulate, evaluate, results), demo, kinesis,
+graph, backtest, explain, serve; `scratch` runs rules on fresh in-memory stores for the
+rule-author commands, `runner` holds what the commands share, `parser` the parser and `main`."""
 
 from __future__ import annotations
 

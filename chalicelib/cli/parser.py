@@ -9,14 +9,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from chalicelib.cli import backtest, explain, rules_test, serve
 from chalicelib.cli.demo import cmd_demo
 from chalicelib.cli.graph import cmd_graph_account, cmd_graph_rings
 from chalicelib.cli.kinesis import cmd_kinesis_poll, cmd_kinesis_produce
 from chalicelib.cli.replay import cmd_replay
 from chalicelib.cli.results import cmd_evaluate, cmd_results, cmd_simulate
 from chalicelib.cli.rules import cmd_rules_check, cmd_rules_push
-from chalicelib.commands import add_commands, add_rules_test
-from chalicelib.commands import serve as serve_command
 from chalicelib.entities import DEFAULT_VIA
 from chalicelib.kinesis import (
     LINE_FORMATS,
@@ -59,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--region", default=None, help="AWS region (default: from the environment)")
     push.add_argument("--endpoint-url", default=None, help="an S3-API endpoint (for local testing)")
     push.set_defaults(func=cmd_rules_push)
-    add_rules_test(rules_commands)
+    rules_test.add_parser(rules_commands)
 
     demo = commands.add_parser("demo", help="the main job: simulate, stream through the handler, evaluate, report",
                                description="Simulate a labelled stream, stream it through the Kinesis handler on the "
@@ -166,8 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     rings.add_argument("--json", action="store_true", help="print JSON instead of a table")
     rings.add_argument("--data-dir", type=Path, default=Path(".data"), help="directory with the embedded graph")
     rings.set_defaults(func=cmd_graph_rings)
-    add_commands(commands)  # backtest, explain
-    serve_command.add_parser(commands)
+    backtest.add_parser(commands)
+    explain.add_parser(commands)
+    serve.add_parser(commands)
     return parser
 
 

@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NotRequired, TypedDict
 
 from chalicelib.entities import (
     FIELD_OF_LABEL,
@@ -285,7 +285,7 @@ class GraphStore(ABC):
             raise ValueError(f"rank must be 'size' or 'cohesion', not {rank!r}")
         return rings
 
-    def account_view(self, account: str, hops: int = 1, max_accounts_per_identifier: int = 50) -> dict[str, Any]:
+    def account_view(self, account: str, hops: int = 1, max_accounts_per_identifier: int = 50) -> AccountView:
         """An account's neighbourhood for investigators: its entities, the accounts sharing them
         (up to `hops` account-to-account steps), and every hit edge on those accounts."""
         via = list(LINKABLE)
@@ -305,6 +305,29 @@ class GraphStore(ABC):
                                    if len(i.accounts) > 1],
             "hits": unique_hits,
         }
+
+
+class ReachedAccount(TypedDict):
+    account: str
+    hops: int  # account-to-account steps from the viewed account (0: itself)
+
+
+class SharedIdentifier(TypedDict):
+    label: str
+    key: str
+    accounts: list[str]
+
+
+class AccountView(TypedDict):
+    """An account's neighbourhood for investigators (`GraphStore.account_view`); only `account`
+    and `found` when the account is not in the graph."""
+
+    account: str
+    found: bool
+    entities: NotRequired[list[dict[str, Any]]]  # `relationships_of` rows
+    accounts: NotRequired[list[ReachedAccount]]
+    shared_identifiers: NotRequired[list[SharedIdentifier]]
+    hits: NotRequired[list[dict[str, Any]]]  # `hit_edges_of` rows, each hit once, by time
 
 
 def _epoch_ms(iso: str) -> int:

@@ -14,7 +14,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
@@ -168,12 +168,8 @@ class SQLiteTimeSeriesStore(TimeSeriesStore):
             raise
         self._db.execute("COMMIT")
 
-    @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise _translate(exc, doing) from exc
+    def _errors(self, doing: str) -> AbstractContextManager[None]:
+        return sqlite_errors(_translate, doing)
 
 
 def open_sqlite(path: str | Path, schema: str, busy_timeout_s: float,
@@ -190,6 +186,15 @@ def open_sqlite(path: str | Path, schema: str, busy_timeout_s: float,
     except sqlite3.Error as exc:
         raise translate(exc, f"opening {path}") from exc
     return db
+
+
+@contextmanager
+def sqlite_errors(translate: Callable[[sqlite3.Error, str], StoreError], doing: str) -> Iterator[None]:
+    """Raise what `translate` makes of any sqlite3 error inside the block."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise translate(exc, doing) from exc
 
 
 def translate_sqlite_error(exc: sqlite3.Error, doing: str, store: str) -> StoreError:

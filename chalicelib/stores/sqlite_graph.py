@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from chalicelib.events import Transaction
 from chalicelib.hits import Hit
 from chalicelib.stores.exceptions import StoreError
 from chalicelib.stores.graph_base import EVIDENCE_LIMIT, HIT_PROPERTIES, GraphStore, HitFilter
-from chalicelib.stores.sqlite import open_sqlite, translate_sqlite_error
+from chalicelib.stores.sqlite import open_sqlite, sqlite_errors, translate_sqlite_error
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS graph_vertices (
@@ -257,12 +257,8 @@ class SQLiteGraphStore(GraphStore):
                      + self._db.execute("SELECT COUNT(*) FROM graph_hits").fetchone()[0])
         return {"vertices": int(vertices), "edges": int(edges)}
 
-    @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise _translate(exc, doing) from exc
+    def _errors(self, doing: str) -> AbstractContextManager[None]:
+        return sqlite_errors(_translate, doing)
 
 
 def _hit_row(hit: Hit) -> tuple[Any, ...]:

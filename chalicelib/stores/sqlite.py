@@ -11,8 +11,10 @@ history; ts_ms in the index filters a window read without touching the table.
 from __future__ import annotations
 
 import json
+import random
 import re
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from decimal import Decimal
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from chalicelib.events import StoredEvent, Transaction, attribute_name, from_epoch_ms
+from chalicelib.retry import Backoff
 from chalicelib.stores.base import ALL_ATTRIBUTES, TimeSeriesStore, WindowRow, WriteResult
 from chalicelib.stores.exceptions import StoreError, TransientStoreError
 
@@ -180,12 +183,29 @@ def open_sqlite(path: str | Path, schema: str, busy_timeout_s: float,
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     try:
         db = sqlite3.connect(str(path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(db)
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(schema)
     except sqlite3.Error as exc:
         raise translate(exc, f"opening {path}") from exc
     return db
+
+
+#: Switching a new file to WAL can fail at once with "database is locked" while another process
+#: opens it too (SQLite does not wait for that lock), so the switch is retried by the retry policy.
+_WAL_SWITCH = Backoff(attempts=10, base_delay_s=0.02, max_delay_s=0.5)
+_wal_rng = random.Random()
+
+
+def _switch_to_wal(db: sqlite3.Connection, sleep: Callable[[float], None] = time.sleep) -> None:
+    for attempt in range(_WAL_SWITCH.attempts):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc).lower() or _WAL_SWITCH.is_last(attempt):
+                raise
+            sleep(_WAL_SWITCH.delay(attempt, _wal_rng))
 
 
 @contextmanager

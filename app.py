@@ -22,10 +22,12 @@ from chalicelib.api import Investigator, NotFound, ParameterError, Unavailable, 
 from chalicelib.api import params as p
 from chalicelib.api.openapi import openapi_document
 from chalicelib.api.service import check_account
-from chalicelib.pipeline import Pipeline, build_pipeline
+from chalicelib.lambda_response import BatchResponse
+from chalicelib.pipeline import Pipeline
 from chalicelib.settings import Settings
 from chalicelib.stores import StoreError
 from chalicelib.web import asset
+from chalicelib.wiring import build_pipeline
 
 STREAM_NAME = os.environ.get("KINESIS_STREAM_NAME", "fraud-transactions")
 
@@ -53,6 +55,13 @@ def reset_pipeline() -> None:
     _pipeline = None
 
 
+def use_pipeline(pipeline: Pipeline | None) -> None:
+    """Handle batches with this pipeline (local runs of the real handler; the caller closes it);
+    None: build one from the environment again at the next batch."""
+    global _pipeline
+    _pipeline = pipeline
+
+
 def get_investigator() -> Investigator:
     global _investigator
     if _investigator is None:
@@ -68,7 +77,7 @@ def use_investigator(investigator: Investigator | None) -> None:
 
 
 @app.on_kinesis_record(stream=STREAM_NAME, batch_size=100, starting_position="TRIM_HORIZON")
-def on_transactions(event: KinesisEvent) -> dict[str, Any]:
+def on_transactions(event: KinesisEvent) -> BatchResponse:
     return get_pipeline().process_kinesis_event(event.to_dict())
 
 

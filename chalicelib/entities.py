@@ -38,6 +38,16 @@ RELATIONSHIPS: dict[str, str] = {
     "card_id": "USES_CARD",
 }
 
+#: vertex label -> event field (the inverse of VERTEX_LABELS).
+FIELD_OF_LABEL: dict[str, str] = {label: name for name, label in VERTEX_LABELS.items()}
+
+#: The identifier fields two accounts can share (every relationship but the merchant paid).
+LINKABLE: tuple[str, ...] = tuple(name for name in RELATIONSHIPS if name != "merchant_id")
+
+#: The identifiers graph rules and views link through unless told otherwise: `ip` is left out,
+#: as crowds share it (carrier NAT, offices).
+DEFAULT_VIA: tuple[str, ...] = ("email", "phone", "device_id", "card_id")
+
 
 @lru_cache(maxsize=1 << 16)  # the same times come back (an event's ts, once per graph rule)
 def iso_ms(ts: datetime) -> str:

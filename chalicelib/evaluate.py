@@ -4,9 +4,12 @@ at event and at account level, for micro rules only, macro rules only, and combi
 Detectors (enforce-mode hits only; shadow hits are recorded but not acted on):
 
 * `micro`     - the time-window kinds (velocity, fan_out, sum_over, amount_spike, ...);
-* `macro`     - the graph kinds `shared_identifier` and `near_flagged`;
+* `macro`     - the graph kinds (`shared_identifier`, `near_flagged`, `linked_component`, ...);
 * `combined`  - any enforce hit: micro, macro or composite;
 * `composite` - the composite rules alone (micro and macro signals weighed together in YAML).
+
+Each kind declares its view (`Rule.view`); `detector_of` reads it from the kind registry, so a
+graph kind added as a plugin is scored as macro.
 
 Per scenario S (one-vs-normal): TP = detected events (accounts) of S, FP = detected normal events
 (accounts), precision = TP / (TP + FP), recall = TP / |S|. Overall: every labelled event
@@ -19,19 +22,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-MACRO_KINDS = frozenset({"shared_identifier", "near_flagged", "linked_component"})
-COMPOSITE_KINDS = frozenset({"composite"})
+from chalicelib.rules.registry import view_of
+
 DETECTORS = ("micro", "macro", "combined", "composite")
 LEVELS = ("event", "account")
 OVERALL = "overall"
 
 
 def detector_of(kind: str) -> str:
-    if kind in MACRO_KINDS:
-        return "macro"
-    if kind in COMPOSITE_KINDS:
-        return "composite"
-    return "micro"
+    return view_of(kind)
 
 
 @dataclass(frozen=True)

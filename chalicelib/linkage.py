@@ -20,12 +20,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from chalicelib.entities import VERTEX_LABELS, Identifier
+from chalicelib.entities import FIELD_OF_LABEL, Identifier
 
 #: default weight per identifier field (the vertex label's field name)
 DEFAULT_KIND_WEIGHTS: dict[str, float] = {"device_id": 1.0, "card_id": 1.0, "phone": 0.75, "email": 0.5, "ip": 0.25}
 DEFAULT_CROWD = 10
-FIELD_OF_LABEL = {label: name for name, label in VERTEX_LABELS.items()}
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import Any
 
 from chalicelib.entities import HitRef
 from chalicelib.events import (
+    MAX_RECORD_BYTES,
     PoisonRecord,
     RawRecord,
     StoredEvent,
@@ -29,7 +30,8 @@ from chalicelib.events import (
     records_from_kinesis_event,
 )
 from chalicelib.hits import Hit
-from chalicelib.rules import FileRulesSource, RuleSet, RulesSource
+from chalicelib.lambda_response import BatchResponse
+from chalicelib.rules import RuleSet, RulesSource
 from chalicelib.rules.engine import evaluate_graph, graph_request
 from chalicelib.rules.windows import WindowCache
 from chalicelib.settings import Settings
@@ -37,12 +39,8 @@ from chalicelib.stores import (
     DeadLetterSink,
     GraphStore,
     HitSink,
-    JsonLinesDeadLetterSink,
-    JsonLinesHitSink,
     TimeSeriesStore,
     TransientStoreError,
-    build_graph_store,
-    build_timeseries_store,
 )
 
 log = logging.getLogger(__name__)
@@ -63,7 +61,7 @@ class BatchReport:
     new_hits: list[Hit] = field(default_factory=list)  # hits written for the first time
     rule_errors: Counter[str] = field(default_factory=Counter)  # rules that raised (and were quarantined)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> BatchResponse:
         return {
             "records": self.records,
             "accepted": self.accepted,
@@ -82,7 +80,7 @@ class BatchReport:
 class Pipeline:
     def __init__(self, rules: RulesSource, timeseries: TimeSeriesStore, hits: HitSink,
                  dead_letters: DeadLetterSink, *, graph: GraphStore | None = None,
-                 max_record_bytes: int = 32 * 1024, window_cache_bytes: int = 256 * 2**20) -> None:
+                 max_record_bytes: int = MAX_RECORD_BYTES, window_cache_bytes: int = 256 * 2**20) -> None:
         self.rules = rules
         self.timeseries = timeseries
         self.windows = window_cache_for(timeseries, window_cache_bytes)
@@ -93,17 +91,45 @@ class Pipeline:
         self._prepared_version: str | None = None
         self._warned_version: str | None = None
 
-    def process_kinesis_event(self, event: Mapping[str, Any]) -> dict[str, Any]:
+    def process_kinesis_event(self, event: Mapping[str, Any]) -> BatchResponse:
         """The Lambda entry: a Kinesis event dict in, the report (with `batchItemFailures`) out."""
         return self.process(records_from_kinesis_event(event)).to_dict()
 
     def process(self, records: Sequence[RawRecord | PoisonRecord]) -> BatchReport:
         ruleset = self.rules.current()
         report = BatchReport(records=len(records), ruleset_version=ruleset.version)
+        self._prepare(ruleset)
+        decoded, poison = self._decode(records)
+        report.poison = len(poison)
+        try:
+            self._dead_letter(poison)
+        except TransientStoreError as exc:
+            return self._failed(report, records[0], exc)
+        if not decoded:
+            return report
+        try:
+            pending = self._store(decoded, report)
+            hits = self._judge(ruleset, pending, report.rule_errors)
+            # counted as soon as written: if marking fails, a redelivery finds these hits old
+            self._count_new_hits(report, hits, set(self.hits.write(hits)))
+            self.timeseries.mark_judged([p.event.event_id for p in pending])
+        except TransientStoreError as exc:
+            if self.graph is not None:
+                self.graph.rollback()
+            return self._failed(report, decoded[0][0], exc)
+        return report
+
+    # The stages of `process`, in order.
+
+    def _prepare(self, ruleset: RuleSet) -> None:
+        """Let the time-series store index the key fields of a rule set it has not seen yet."""
         if self._prepared_version != ruleset.version:
             self.timeseries.prepare({r.key_field for r in ruleset.rules if r.window is not None})
             self._prepared_version = ruleset.version
 
+    def _decode(self, records: Sequence[RawRecord | PoisonRecord]
+                ) -> tuple[list[tuple[RawRecord, Transaction]], list[PoisonRecord]]:
+        """(record, event) for each record that decodes; a PoisonRecord with the reason for each other."""
         decoded: list[tuple[RawRecord, Transaction]] = []
         poison: list[PoisonRecord] = []
         limit = self.max_record_bytes
@@ -114,47 +140,44 @@ class Pipeline:
             else:
                 assert isinstance(record, RawRecord)
                 decoded.append((record, result))
-        report.poison = len(poison)
+        return decoded, poison
 
-        try:
-            if poison:
-                self.dead_letters.write(poison)
-                for p in poison:
-                    log.warning("dead-lettered record %s: %s", p.record.record_id, p.reason)
-        except TransientStoreError as exc:
-            return self._failed(report, records[0], exc)
-        if not decoded:
-            return report
+    def _dead_letter(self, poison: list[PoisonRecord]) -> None:
+        if poison:
+            self.dead_letters.write(poison)
+            for p in poison:
+                log.warning("dead-lettered record %s: %s", p.record.record_id, p.reason)
 
-        try:
-            written = self.timeseries.write([tx for _, tx in decoded])
-            if written.rejected:
-                refused = [PoisonRecord(raw, f"time-series store rejected the event: {written.rejected[tx.event_id]}")
-                           for raw, tx in decoded if tx.event_id in written.rejected]
-                self.dead_letters.write(refused)
-                report.poison += len(refused)
-            report.accepted = len(written.new_ids)
-            report.duplicates = len(decoded) - report.accepted - len(written.rejected)
-            report.rejudged = sum(1 for p in written.pending if p.event.event_id not in written.new_ids)
-            pending = list(written.pending)
-            hits = self._micro_phase(ruleset, pending, report.rule_errors)
-            if self.graph is not None:
-                hits = self._graph_phase(ruleset, pending, hits, report.rule_errors)
-            elif (ruleset.graph_rules(1) or ruleset.graph_rules(2)) and self._warned_version != ruleset.version:
-                self._warned_version = ruleset.version  # once per version, not once per batch
-                log.warning("no graph store: macro and composite rules of version %s are not evaluated",
-                            ruleset.version)
-            new_hit_ids = set(self.hits.write(hits))
-            # counted now: if marking fails, these hits are written and a redelivery finds them old
-            report.new_hits = [h for h in hits if h.hit_id in new_hit_ids]
-            for hit in report.new_hits:
-                (report.shadow_hits if hit.mode == "shadow" else report.hits)[hit.rule_id] += 1
-            self.timeseries.mark_judged([p.event.event_id for p in pending])
-        except TransientStoreError as exc:
-            if self.graph is not None:
-                self.graph.rollback()
-            return self._failed(report, decoded[0][0], exc)
-        return report
+    def _store(self, decoded: list[tuple[RawRecord, Transaction]], report: BatchReport) -> list[StoredEvent]:
+        """Write the events (idempotently); dead-letter what the store refused; return the events
+        still to judge (new ones, and earlier deliveries' events that were stored but not judged)."""
+        written = self.timeseries.write([tx for _, tx in decoded])
+        if written.rejected:
+            refused = [PoisonRecord(raw, f"time-series store rejected the event: {written.rejected[tx.event_id]}")
+                       for raw, tx in decoded if tx.event_id in written.rejected]
+            self.dead_letters.write(refused)
+            report.poison += len(refused)
+        report.accepted = len(written.new_ids)
+        report.duplicates = len(decoded) - report.accepted - len(written.rejected)
+        report.rejudged = sum(1 for p in written.pending if p.event.event_id not in written.new_ids)
+        return list(written.pending)
+
+    def _judge(self, ruleset: RuleSet, pending: list[StoredEvent], rule_errors: Counter[str]) -> list[Hit]:
+        """Micro rules over their windows, then (with a graph) macro and composite rules."""
+        hits = self._micro_phase(ruleset, pending, rule_errors)
+        if self.graph is not None:
+            return self._graph_phase(ruleset, pending, hits, rule_errors)
+        if (ruleset.graph_rules(1) or ruleset.graph_rules(2)) and self._warned_version != ruleset.version:
+            self._warned_version = ruleset.version  # once per version, not once per batch
+            log.warning("no graph store: macro and composite rules of version %s are not evaluated",
+                        ruleset.version)
+        return hits
+
+    @staticmethod
+    def _count_new_hits(report: BatchReport, hits: list[Hit], new_hit_ids: set[str]) -> None:
+        report.new_hits = [h for h in hits if h.hit_id in new_hit_ids]
+        for hit in report.new_hits:
+            (report.shadow_hits if hit.mode == "shadow" else report.hits)[hit.rule_id] += 1
 
     def _micro_phase(self, ruleset: RuleSet, pending: list[StoredEvent], rule_errors: Counter[str]) -> list[Hit]:
         """Hits of the micro rules: the window cache says what it lacks, the store reads it."""
@@ -225,37 +248,7 @@ def window_cache_for(timeseries: TimeSeriesStore, max_bytes: int) -> WindowCache
 
 
 def build_pipeline(settings: Settings) -> Pipeline:
-    """The pipeline the settings describe: embedded by default (rules file, SQLite time series,
-    SQLite graph tables, JSON-lines hit and dead-letter sinks); in AWS rules from S3 (falling back to the
-    packaged rules.yaml while S3 cannot be read), Timestream, Neptune, SQS and hits in the log."""
-    rules: RulesSource
-    if settings.rules_s3_uri:
-        import boto3
+    """The pipeline the settings describe; built in `chalicelib.wiring` (kept here for old imports)."""
+    from chalicelib.wiring import build_pipeline as build
 
-        from chalicelib.rules import S3RulesSource, load_rules_file
-        from chalicelib.settings import split_s3_uri
-
-        bucket, key = split_s3_uri(settings.rules_s3_uri)
-        allowed = settings.rules_plugins_allowed
-        rules = S3RulesSource(bucket, key, boto3.client("s3", region_name=settings.aws_region),
-                              settings.rules_reload_seconds, plugins_allowed=allowed,
-                              fallback=load_rules_file(settings.rules_file, plugins_allowed=allowed))
-    else:
-        rules = FileRulesSource(settings.rules_file, settings.rules_reload_seconds,
-                                plugins_allowed=settings.rules_plugins_allowed)
-    dead_letters: DeadLetterSink
-    hits: HitSink
-    if settings.dead_letter_queue_url:
-        import boto3
-
-        from chalicelib.stores.aws_sinks import LogHitSink, SqsDeadLetterSink
-
-        dead_letters = SqsDeadLetterSink(boto3.client("sqs", region_name=settings.aws_region),
-                                         settings.dead_letter_queue_url)
-        hits = LogHitSink()
-    else:
-        dead_letters = JsonLinesDeadLetterSink(settings.dead_letter_path)
-        hits = JsonLinesHitSink(settings.hits_path)
-    return Pipeline(rules, build_timeseries_store(settings), hits, dead_letters,
-                    graph=build_graph_store(settings), max_record_bytes=settings.max_record_bytes,
-                    window_cache_bytes=int(settings.window_cache_mb * 2**20))
+    return build(settings)

@@ -15,7 +15,10 @@
 | INFLUXDB_TIMEOUT_SECONDS | 10                            | connect/read timeout per request          |
 | INFLUXDB_CA_BUNDLE    |                                  | PEM file to trust instead of system CAs   |
 | RULES_S3_URI          |                                  | s3://bucket/key: rules from S3 (ETag)     |
-| DEAD_LETTER_QUEUE_URL |                                  | SQS queue for poison records              |
+| DEAD_LETTER_QUEUE_URL |                                  | SQS queue for poison records; empty: the  |
+|                       |                                  | JSON-lines file in DATA_DIR               |
+| HIT_SINK              | jsonl                            | jsonl (hits.jsonl in DATA_DIR) or log (one|
+|                       |                                  | JSON log line per hit; the aws stage)     |
 | GRAPH_BACKEND         | sqlite                           | sqlite, gremlite (embedded), neptune, none|
 | NEPTUNE_ENDPOINT      |                                  | Neptune cluster endpoint host name        |
 | NEPTUNE_WRITE_FORM    | merge                            | merge (mergeV/mergeE, engine 1.2.1.0+) or |
@@ -43,6 +46,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+from chalicelib.events import MAX_RECORD_BYTES
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
 
@@ -52,6 +57,8 @@ GraphBackend = Literal["sqlite", "gremlite", "neptune", "none"]
 GRAPH_BACKENDS: tuple[GraphBackend, ...] = ("sqlite", "gremlite", "neptune", "none")
 NeptuneWriteForm = Literal["merge", "coalesce"]
 NEPTUNE_WRITE_FORMS: tuple[NeptuneWriteForm, ...] = ("merge", "coalesce")
+HitSinkKind = Literal["jsonl", "log"]
+HIT_SINKS: tuple[HitSinkKind, ...] = ("jsonl", "log")
 
 
 class SettingsError(ValueError):
@@ -72,7 +79,7 @@ class Settings:
     rules_file: Path = PROJECT_DIR / "rules.yaml"
     rules_reload_seconds: float = 30.0
     timeseries_backend: TimeSeriesBackend = "sqlite"
-    max_record_bytes: int = 32 * 1024
+    max_record_bytes: int = MAX_RECORD_BYTES
     log_level: str = "INFO"
     graph_backend: GraphBackend = "sqlite"
     neptune_endpoint: str = ""
@@ -92,6 +99,7 @@ class Settings:
     influxdb_ca_bundle: str = ""
     rules_s3_uri: str = ""
     dead_letter_queue_url: str = ""
+    hit_sink: HitSinkKind = "jsonl"
     rules_plugins_allowed: tuple[str, ...] = ()
     window_cache_mb: float = 256.0
 
@@ -135,6 +143,9 @@ class Settings:
         if write_form not in NEPTUNE_WRITE_FORMS:
             raise SettingsError(f"NEPTUNE_WRITE_FORM={write_form!r} is not known: use one of "
                                 f"{', '.join(NEPTUNE_WRITE_FORMS)}")
+        hit_sink = env.get("HIT_SINK", "jsonl")
+        if hit_sink not in HIT_SINKS:
+            raise SettingsError(f"HIT_SINK={hit_sink!r} is not known: use one of {', '.join(HIT_SINKS)}")
         return cls(
             graph_backend=graph,  # type: ignore[arg-type]
             neptune_endpoint=env.get("NEPTUNE_ENDPOINT", ""),
@@ -153,11 +164,12 @@ class Settings:
             influxdb_ca_bundle=env.get("INFLUXDB_CA_BUNDLE", ""),
             rules_s3_uri=_s3_uri(env.get("RULES_S3_URI", "")),
             dead_letter_queue_url=env.get("DEAD_LETTER_QUEUE_URL", ""),
+            hit_sink=hit_sink,  # type: ignore[arg-type]
             data_dir=Path(env.get("DATA_DIR", ".data")),
             rules_file=Path(env["RULES_FILE"]) if env.get("RULES_FILE") else default_rules_file(),
             rules_reload_seconds=_number(env, "RULES_RELOAD_SECONDS", 30.0),
             timeseries_backend=backend,  # type: ignore[arg-type]
-            max_record_bytes=int(_number(env, "MAX_RECORD_BYTES", 32 * 1024)),
+            max_record_bytes=int(_number(env, "MAX_RECORD_BYTES", MAX_RECORD_BYTES)),
             window_cache_mb=_number(env, "WINDOW_CACHE_MB", 256.0),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             rules_plugins_allowed=rules_plugins_allowed(env),

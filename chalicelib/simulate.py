@@ -34,6 +34,9 @@ sharing a device *and* a phone (2-4 people), and one-off large purchases (one pa
 customer's habit).
 
 Same seed, same stream. Arrival order is time order with up to two seconds of network jitter.
+
+Size: every family is a short generator here, next to the normal behaviour it must be told
+apart from, so the stream's whole story reads in one place.
 """
 
 from __future__ import annotations

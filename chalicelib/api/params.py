@@ -12,12 +12,12 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from chalicelib.entities import RELATIONSHIPS, iso_ms
+from chalicelib.entities import DEFAULT_VIA, LINKABLE, iso_ms
 
 #: an account id, rule id or other key as a query value: bounded, printable
 Key = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 RuleId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)]
-GRAPH_FIELDS = tuple(name for name in RELATIONSHIPS if name != "merchant_id")
+GRAPH_FIELDS = LINKABLE
 
 
 class ParameterError(ValueError):
@@ -96,7 +96,7 @@ class NeighbourhoodQuery(_Query):
 
 
 class RingsQuery(_Query):
-    via: tuple[Literal[GRAPH_FIELDS], ...] = ("email", "phone", "device_id", "card_id")  # type: ignore[valid-type]
+    via: tuple[Literal[GRAPH_FIELDS], ...] = DEFAULT_VIA  # type: ignore[valid-type]
     min_size: int = Field(default=3, ge=2, le=1000)
     max_accounts_per_identifier: int = Field(default=50, ge=2, le=500)
     limit: int = Field(default=20, ge=1, le=100)

@@ -29,13 +29,13 @@ from chalicelib.api.params import (
     decode_cursor,
     encode_cursor,
 )
-from chalicelib.entities import RELATIONSHIPS, VERTEX_LABELS, iso_ms
+from chalicelib.entities import FIELD_OF_LABEL, RELATIONSHIPS, VERTEX_LABELS, iso_ms
 from chalicelib.events import StoredEvent
 from chalicelib.explanation import explain_event
 from chalicelib.hits import EdgeEnd, Hit, HitEdge
 from chalicelib.rules import GraphRule, RuleSet, RulesSource
 from chalicelib.stores import GraphStore, TimeSeriesStore
-from chalicelib.stores.graph_base import FIELD_OF_LABEL, HitFilter
+from chalicelib.stores.graph_base import AccountView, HitFilter
 
 #: history bounds when the caller gives none: from 1970 to a year ahead of the clock (events may
 #: carry times ahead of it) - a range every backend's time type holds (nanoseconds end in 2262)
@@ -245,7 +245,7 @@ def _hit_of_row(row: dict[str, Any]) -> Hit:
                evidence=row.get("evidence") or {})
 
 
-def neighbourhood_graph(view: dict[str, Any], max_nodes: int) -> dict[str, Any]:
+def neighbourhood_graph(view: AccountView, max_nodes: int) -> dict[str, Any]:
     """An `account_view` as nodes and edges to draw: accounts (with their hop distance and hit
     count), the identifiers linking them and the hit edges' targets; relationship edges and hit
     edges (`hit: true`). Nodes beyond `max_nodes` (farthest first) are left out, with their edges."""

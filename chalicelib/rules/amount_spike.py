@@ -21,7 +21,7 @@ from pydantic import Field, field_validator, model_validator
 from chalicelib.events import Transaction
 from chalicelib.rules import limits
 from chalicelib.rules.base import Finding, Rule, WindowAggregate, WindowedConfig, check_field_name, window_evidence
-from chalicelib.rules.numbers import EXACT, RunningSum, as_decimal, plain
+from chalicelib.rules.numbers import EXACT, SummedField, as_decimal, plain
 from chalicelib.rules.registry import register_rule_kind
 
 
@@ -90,25 +90,14 @@ class AmountSpikeRule(Rule[AmountSpikeConfig]):
 _JUDGE_EXACT_BELOW = Decimal("1e20")
 
 
-class _Baseline(WindowAggregate):
+class _Baseline(SummedField):
     """Count, sum and sum of squares of the window's values; the baseline is them minus the event."""
 
-    __slots__ = ("config", "position", "sums")
+    __slots__ = ("config",)
 
     def __init__(self, position: int, config: AmountSpikeConfig) -> None:
-        self.position = position
+        super().__init__(position)
         self.config = config
-        self.sums = RunningSum()
-
-    def add(self, row: tuple[Any, ...]) -> None:
-        value = as_decimal(row[self.position])
-        if value is not None:
-            self.sums.add(value)
-
-    def remove(self, row: tuple[Any, ...]) -> None:
-        value = as_decimal(row[self.position])
-        if value is not None:
-            self.sums.remove(value)
 
     def may_fire(self, row: tuple[Any, ...], window_start_ms: int) -> bool:
         cfg, sums = self.config, self.sums

@@ -4,6 +4,9 @@ A rule kind is two classes: a pydantic config (`VelocityConfig`, discriminated b
 behaviour (`VelocityRule`) whose `judge` is pure: it receives the event and the events of its
 window and returns a `Finding` or None. Choosing the window (key, time bounds, arrival order,
 `where` filter) is the engine's job, so every kind gets the normative semantics for free.
+
+Size: this is the whole contract a kind author reads (configs, `where`, durations, `Rule`,
+`GraphRule`, `WindowAggregate`), kept in one module on purpose.
 """
 
 from __future__ import annotations
@@ -255,8 +258,22 @@ C = TypeVar("C", bound=RuleConfig)
 EVIDENCE_IDS_CAP = 20
 
 
+#: How evaluation counts a kind's hits: time-window (micro), graph (macro), or weighed
+#: combinations of other rules' hits (composite). Declared by each kind, read through the registry.
+View = Literal["micro", "macro", "composite"]
+
+
 class Rule(ABC, Generic[C]):
-    """Behaviour of one configured rule. Subclasses implement `judge`; it must not do I/O."""
+    """Behaviour of one configured rule. Subclasses implement `judge`; it must not do I/O.
+
+    A kind declares, as class variables: its `config_model` (whose `kind` field names it), the
+    `view` its hits count as, and whether its hits `flags_account` for `near_flagged`."""
+
+    config_model: ClassVar[type[RuleConfig]]
+    view: ClassVar[View] = "micro"
+    #: False for kinds whose hits are derived from other hits or links (an account near a
+    #: flagged one is not itself flagged unless a `near_flagged` rule lists the rule by id).
+    flags_account: ClassVar[bool] = True
 
     #: Default `edge.to` when the rule's key is the account itself (e.g. velocity -> merchant).
     default_edge_to: ClassVar[str | None] = None
@@ -364,6 +381,7 @@ class GraphRule(Rule[C]):
     Phase 1 rules see the batch's micro hits; phase 2 (composite) also sees phase 1's."""
 
     phase: ClassVar[int] = 1
+    view: ClassVar[View] = "macro"
 
     @property
     def key_field(self) -> str:
@@ -408,6 +426,7 @@ __all__ = [
     "Rule",
     "RuleConfig",
     "RuleContext",
+    "View",
     "WindowAggregate",
     "WindowedConfig",
     "check_field_name",

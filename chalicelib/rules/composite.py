@@ -48,6 +48,8 @@ class CompositeConfig(RuleConfig):
 class CompositeRule(GraphRule[CompositeConfig]):
     config_model = CompositeConfig
     phase = 2
+    view = "composite"
+    flags_account = False
     default_edge_to = "merchant_id"
 
     @property

@@ -23,20 +23,20 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from chalicelib.entities import GraphView, ReachQuery
+from chalicelib.entities import DEFAULT_VIA, FIELD_OF_LABEL, LINKABLE, GraphView, ReachQuery
 from chalicelib.events import Transaction
-from chalicelib.linkage import DEFAULT_CROWD, DEFAULT_KIND_WEIGHTS, FIELD_OF_LABEL, score_component
+from chalicelib.linkage import DEFAULT_CROWD, DEFAULT_KIND_WEIGHTS, score_component
 from chalicelib.rules import limits
 from chalicelib.rules.base import EVIDENCE_IDS_CAP, Finding, GraphRule, RuleConfig
 from chalicelib.rules.registry import register_rule_kind
-from chalicelib.rules.shared_identifier import LINKABLE, check_via
+from chalicelib.rules.shared_identifier import check_via
 
 KindWeight = Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)]
 
 
 class LinkedComponentConfig(RuleConfig):
     kind: Literal["linked_component"] = "linked_component"
-    via: tuple[str, ...] = ("email", "phone", "device_id", "card_id")
+    via: tuple[str, ...] = DEFAULT_VIA
     max_hops: int = Field(default=3, ge=1, le=4)
     max_accounts: int = Field(default=50, ge=2, le=500)
     max_accounts_per_identifier: int = Field(default=20, ge=2, le=limits.MAX_COUNT)

@@ -4,6 +4,9 @@ Errors name the file, the line, the rule id and the field, and one load reports 
 it can find. YAML mapping keys that repeat are errors too (PyYAML would silently keep the last
 one). Whatever the text, loading takes bounded time and memory (`limits.py`) and raises nothing
 but `RulesFileError`.
+
+Size: one validation pass (YAML safety, schema, references, plugins, located errors) is one
+job whose steps share the location bookkeeping.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pydantic_core import ErrorDetails
 from chalicelib.rules import limits
 from chalicelib.rules.base import GraphRule, Rule, RuleConfig, RuleContext
 from chalicelib.rules.exceptions import RuleIssue, RuleKindError, RulesFileError
-from chalicelib.rules.registry import import_plugin, kinds, rule_adapter, rule_class_for
+from chalicelib.rules.registry import import_plugin, kinds, rule_adapter, rule_class_for, view_of
 from chalicelib.settings import rules_plugins_allowed
 
 log = logging.getLogger(__name__)
@@ -347,7 +350,7 @@ def _check_references(raw_rules: list[Any], declared_lists: Mapping[str, ListSou
                 problems.append(issue(("rules", index, "rules"), f"refers to unknown rule {rule_id!r}", "rules"))
             elif rule_id == raw.get("id"):
                 problems.append(issue(("rules", index, "rules"), "a rule cannot refer to itself", "rules"))
-            elif raw.get("kind") == "composite" and kinds_by_id[rule_id] == "composite":
+            elif view_of(str(raw.get("kind", ""))) == "composite" and view_of(kinds_by_id[rule_id]) == "composite":
                 problems.append(issue(("rules", index, "rules"),
                                       f"composite rules cannot combine other composite rules ({rule_id!r})", "rules"))
 

@@ -12,17 +12,17 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from chalicelib.entities import GraphView, ReachQuery, iso_ms
+from chalicelib.entities import DEFAULT_VIA, GraphView, ReachQuery, iso_ms
 from chalicelib.events import Transaction
 from chalicelib.rules import limits
 from chalicelib.rules.base import EVIDENCE_IDS_CAP, Duration, Finding, GraphRule, RuleConfig, RuleContext
-from chalicelib.rules.registry import register_rule_kind
+from chalicelib.rules.registry import flags_account, register_rule_kind
 from chalicelib.rules.shared_identifier import check_via
 
 
 class NearFlaggedConfig(RuleConfig):
     kind: Literal["near_flagged"] = "near_flagged"
-    via: tuple[str, ...] = ("email", "phone", "device_id", "card_id")
+    via: tuple[str, ...] = DEFAULT_VIA
     hops: int = Field(default=2, ge=1, le=4)
     window: Duration
     threshold: int = Field(default=0, ge=0, le=limits.MAX_COUNT)
@@ -35,8 +35,7 @@ class NearFlaggedConfig(RuleConfig):
 @register_rule_kind
 class NearFlaggedRule(GraphRule[NearFlaggedConfig]):
     config_model = NearFlaggedConfig
-    #: kinds whose hits do not make an account "flagged" unless listed in `rules`
-    derived_kinds = frozenset({"near_flagged", "composite", "shared_identifier"})
+    flags_account = False
 
     def __init__(self, config: NearFlaggedConfig, context: RuleContext) -> None:
         super().__init__(config, context)
@@ -53,7 +52,7 @@ class NearFlaggedRule(GraphRule[NearFlaggedConfig]):
     def counts(self, rule_id: str, kind: str) -> bool:
         if self.counted_rules is not None:
             return rule_id in self.counted_rules
-        return kind not in self.derived_kinds
+        return flags_account(kind)
 
     def judge_graph(self, event: Transaction, view: GraphView) -> Finding | None:
         reach = view.reach[self.reach_query()].get(event.account_id)

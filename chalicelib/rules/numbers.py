@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Context, Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow
 from typing import Any
 
+from chalicelib.rules.base import WindowAggregate
+
 
 def as_decimal(value: Any) -> Decimal | None:
     """A field value as an exact Decimal, or None when it is absent or not a number."""
@@ -70,3 +72,24 @@ class RunningSum:
 
     def exact_below(self, bound: Decimal) -> bool:
         return self.odd == 0 and self.absolute < bound
+
+
+class SummedField(WindowAggregate):
+    """A running aggregate keeping a `RunningSum` of one field's numeric values (non-numbers are
+    skipped); a kind subclasses it and says in `may_fire` what the sums allow."""
+
+    __slots__ = ("position", "sums")
+
+    def __init__(self, position: int) -> None:
+        self.position = position
+        self.sums = RunningSum()
+
+    def add(self, row: tuple[Any, ...]) -> None:
+        value = as_decimal(row[self.position])
+        if value is not None:
+            self.sums.add(value)
+
+    def remove(self, row: tuple[Any, ...]) -> None:
+        value = as_decimal(row[self.position])
+        if value is not None:
+            self.sums.remove(value)

@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar, Union
 
 from pydantic import Field, TypeAdapter
 
-from chalicelib.rules.base import Rule, RuleConfig
+from chalicelib.rules.base import Rule, RuleConfig, View
 from chalicelib.rules.exceptions import RuleKindError
 
 ENTRY_POINT_GROUP = "chalicelib.rule_kinds"
@@ -37,7 +37,7 @@ def kind_of(config_model: type[RuleConfig]) -> str:
 
 def register_rule_kind(rule_class: R) -> R:
     """Class decorator: register a `Rule` subclass whose `config_model` names its kind."""
-    config_model = getattr(rule_class, "config_model", None)
+    config_model = getattr(rule_class, "config_model", None)  # declared on Rule, set by each kind
     if not (isinstance(config_model, type) and issubclass(config_model, RuleConfig)):
         raise RuleKindError(f"{rule_class.__name__}.config_model must be a RuleConfig subclass")
     kind = kind_of(config_model)
@@ -75,6 +75,21 @@ def import_plugin(path: str) -> None:
 def kinds() -> dict[str, tuple[type[RuleConfig], type[Rule[Any]]]]:
     load_entry_point_kinds()
     return dict(_KINDS)
+
+
+def view_of(kind: str) -> View:
+    """The view a kind's hits count as; a kind not registered here (a plugin this process did not
+    load) counts as micro."""
+    load_entry_point_kinds()
+    entry = _KINDS.get(kind)
+    return entry[1].view if entry is not None else "micro"
+
+
+def flags_account(kind: str) -> bool:
+    """Whether a hit of `kind` makes its account flagged for `near_flagged` (unknown kinds do)."""
+    load_entry_point_kinds()
+    entry = _KINDS.get(kind)
+    return entry[1].flags_account if entry is not None else True
 
 
 def rule_class_for(config: RuleConfig) -> type[Rule[Any]]:

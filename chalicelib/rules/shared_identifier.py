@@ -14,14 +14,11 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from chalicelib.entities import RELATIONSHIPS, VERTEX_LABELS, GraphView, ReachQuery
+from chalicelib.entities import FIELD_OF_LABEL, LINKABLE, GraphView, ReachQuery
 from chalicelib.events import Transaction
 from chalicelib.rules import limits
 from chalicelib.rules.base import EVIDENCE_IDS_CAP, Finding, GraphRule, RuleConfig
 from chalicelib.rules.registry import register_rule_kind
-
-LINKABLE = tuple(name for name in RELATIONSHIPS if name != "merchant_id")
-FIELD_OF_LABEL = {label: name for name, label in VERTEX_LABELS.items()}
 
 
 def check_via(via: tuple[str, ...]) -> tuple[str, ...]:
@@ -44,6 +41,7 @@ class SharedIdentifierConfig(RuleConfig):
 @register_rule_kind
 class SharedIdentifierRule(GraphRule[SharedIdentifierConfig]):
     config_model = SharedIdentifierConfig
+    flags_account = False
 
     def reach_query(self) -> ReachQuery:
         cfg = self.config

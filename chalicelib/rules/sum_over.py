@@ -11,7 +11,7 @@ from pydantic import Field, field_validator
 from chalicelib.events import Transaction
 from chalicelib.rules import limits
 from chalicelib.rules.base import Finding, Rule, WindowAggregate, WindowedConfig, check_field_name, window_evidence
-from chalicelib.rules.numbers import RunningSum, as_decimal, plain
+from chalicelib.rules.numbers import SummedField, as_decimal, plain
 from chalicelib.rules.registry import register_rule_kind
 
 
@@ -53,23 +53,12 @@ class SumOverRule(Rule[SumOverConfig]):
 _JUDGE_EXACT_BELOW = Decimal("1e16")
 
 
-class _Sum(WindowAggregate):
-    __slots__ = ("position", "sums", "threshold")
+class _Sum(SummedField):
+    __slots__ = ("threshold",)
 
     def __init__(self, position: int, threshold: Decimal) -> None:
-        self.position = position
+        super().__init__(position)
         self.threshold = threshold
-        self.sums = RunningSum()
-
-    def add(self, row: tuple[Any, ...]) -> None:
-        value = as_decimal(row[self.position])
-        if value is not None:
-            self.sums.add(value)
-
-    def remove(self, row: tuple[Any, ...]) -> None:
-        value = as_decimal(row[self.position])
-        if value is not None:
-            self.sums.remove(value)
 
     def may_fire(self, row: tuple[Any, ...], window_start_ms: int) -> bool:
         return not self.sums.exact_below(_JUDGE_EXACT_BELOW) or self.sums.total > self.threshold

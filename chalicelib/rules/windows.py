@@ -23,6 +23,9 @@ on the exact window, so values and evidence are those of the whole-window design
 
 The state holds only rows read from the store, so a batch that fails after its write leaves it as
 the store is; `Pipeline` drops the whole state if evaluation itself raises.
+
+Size: the cached state, the reads it asks for and exact judging from it must agree line by
+line, so they are kept in one module to be read together.
 """
 
 from __future__ import annotations

@@ -26,6 +26,9 @@ already written with timestamps that cover the new ones is not sent again. With
 `last_seen_granularity_ms` > 0 a relationship's last_seen is refreshed only when it moved by a
 threshold between half that and all of it (the Neptune default: an hour), so a warm batch sends
 only what is new and the stored last_seen is never more than the granularity behind.
+
+Size: both write forms live here because they share the element ids, the reads and the
+batch bookkeeping; what differs is a few traversal builders.
 """
 
 from __future__ import annotations

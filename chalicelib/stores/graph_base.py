@@ -9,6 +9,9 @@ Timestamps: a vertex's `first_seen` is the minimum, a relationship's `first_seen
 its `last_seen` the maximum of what any writer wrote - whatever the order of writes, restarts,
 redeliveries or concurrent writers. A backend may coarsen `last_seen` to a stated granularity
 (`last_seen_granularity_ms`, to save Neptune requests); it is then never more than that behind.
+
+Size: one module because the interface and the walks built on its reads are read together;
+moving the walks away would separate each read from its only callers.
 """
 
 from __future__ import annotations
@@ -18,11 +21,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NotRequired, TypedDict
 
 from chalicelib.entities import (
-    RELATIONSHIPS,
-    VERTEX_LABELS,
+    FIELD_OF_LABEL,
+    LINKABLE,
     EntityBatch,
     GraphView,
     HitRef,
@@ -37,7 +40,6 @@ from chalicelib.events import Transaction
 from chalicelib.hits import Hit
 from chalicelib.linkage import DEFAULT_CROWD, DEFAULT_KIND_WEIGHTS, score_component
 
-FIELD_OF_LABEL = {label: name for name, label in VERTEX_LABELS.items()}
 EVIDENCE_LIMIT = 4000  # characters of JSON evidence kept on a hit edge
 HIT_PROPERTIES = ("hit_id", "rule_id", "kind", "mode", "severity", "event_id", "account_id", "ts",
                   "value", "threshold", "ruleset_version")
@@ -283,10 +285,10 @@ class GraphStore(ABC):
             raise ValueError(f"rank must be 'size' or 'cohesion', not {rank!r}")
         return rings
 
-    def account_view(self, account: str, hops: int = 1, max_accounts_per_identifier: int = 50) -> dict[str, Any]:
+    def account_view(self, account: str, hops: int = 1, max_accounts_per_identifier: int = 50) -> AccountView:
         """An account's neighbourhood for investigators: its entities, the accounts sharing them
         (up to `hops` account-to-account steps), and every hit edge on those accounts."""
-        via = [name for name in RELATIONSHIPS if name != "merchant_id"]
+        via = list(LINKABLE)
         reach = self.reach([account], via, hops, max_accounts_per_identifier)[account]
         if not reach.hops:
             return {"account": account, "found": False}
@@ -303,6 +305,29 @@ class GraphStore(ABC):
                                    if len(i.accounts) > 1],
             "hits": unique_hits,
         }
+
+
+class ReachedAccount(TypedDict):
+    account: str
+    hops: int  # account-to-account steps from the viewed account (0: itself)
+
+
+class SharedIdentifier(TypedDict):
+    label: str
+    key: str
+    accounts: list[str]
+
+
+class AccountView(TypedDict):
+    """An account's neighbourhood for investigators (`GraphStore.account_view`); only `account`
+    and `found` when the account is not in the graph."""
+
+    account: str
+    found: bool
+    entities: NotRequired[list[dict[str, Any]]]  # `relationships_of` rows
+    accounts: NotRequired[list[ReachedAccount]]
+    shared_identifiers: NotRequired[list[SharedIdentifier]]
+    hits: NotRequired[list[dict[str, Any]]]  # `hit_edges_of` rows, each hit once, by time
 
 
 def _epoch_ms(iso: str) -> int:

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from gremlin_python.driver.remote_connection import RemoteConnection, RemoteTraversal
 from gremlin_python.process.anonymous_traversal import traversal
 
+from chalicelib.retry import Backoff
 from chalicelib.stores.exceptions import StoreError, TransientStoreError
 
 log = logging.getLogger(__name__)
@@ -184,17 +185,7 @@ def is_dropped_connection(exc: BaseException) -> bool:
         "connection" in text and ("closed" in text or "reset" in text or "lost" in text))
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 5
-    base_delay_s: float = 0.05
-    max_delay_s: float = 2.0
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        """Full jitter: uniform in [0, min(max, base * 2^attempt)]."""
-        return rng.uniform(0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
-
-
+RetryPolicy = Backoff  # the project's one retry policy (chalicelib/retry.py)
 DEFAULT_RETRY = RetryPolicy()
 
 

@@ -42,6 +42,9 @@ write (some points refused) is bisected down to the refused events, which are re
 `exact_arrival` is False: seqs come from the writers' clocks, so a write that started before a
 reader's high-water mark can become visible after it. Delta readers read from
 `high-water - arrival_margin_seq` and deduplicate by event id.
+
+Size: layout, line-protocol encoding, InfluxQL reads and the HTTP client with its retries
+are one backend; the time-series contract suite pins it as a whole.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ from typing import Any, ClassVar, Protocol
 from urllib.parse import quote, urlencode
 
 from chalicelib.events import StoredEvent, Transaction, attribute_name, from_epoch_ms
+from chalicelib.retry import Backoff
 from chalicelib.stores.base import TimeSeriesStore, WriteResult
 from chalicelib.stores.exceptions import StoreError, TransientStoreError
 
@@ -207,9 +211,7 @@ class InfluxTimeSeriesStore(TimeSeriesStore):
                  clock: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:
         self.connection = connection
         self.http = http or default_http(connection)
-        self.max_attempts = max_attempts
-        self.base_delay_s = base_delay_s
-        self.max_delay_s = max_delay_s
+        self.backoff = Backoff(max_attempts, base_delay_s, max_delay_s)
         self.sleep = sleep
         self.clock = clock
         self.rng = rng or random.Random()
@@ -454,7 +456,7 @@ class InfluxTimeSeriesStore(TimeSeriesStore):
         url = self._base + path
         all_headers = {**self._headers, **headers}
         reason = ""
-        for attempt in range(self.max_attempts):
+        for attempt in range(self.backoff.attempts):
             retry_after = 0.0
             try:
                 response = self.http.request(method, url, body=body, headers=all_headers, retries=False)
@@ -477,10 +479,11 @@ class InfluxTimeSeriesStore(TimeSeriesStore):
                     return status, response.data
                 reason = f"HTTP {status}: {message}"
                 retry_after = _seconds(response.headers.get("Retry-After"))
-            if attempt < self.max_attempts - 1:
-                delay = self.rng.uniform(0, min(self.max_delay_s, self.base_delay_s * 2 ** attempt))
-                self.sleep(max(delay, min(self.max_delay_s, retry_after)) if reason.startswith("HTTP") else delay)
-        raise TransientStoreError(f"influxdb busy or unreachable while {doing} after {self.max_attempts} attempts: "
+            if not self.backoff.is_last(attempt):
+                delay = self.backoff.delay(attempt, self.rng)
+                cap = self.backoff.max_delay_s
+                self.sleep(max(delay, min(cap, retry_after)) if reason.startswith("HTTP") else delay)
+        raise TransientStoreError(f"influxdb busy or unreachable while {doing} after {self.backoff.attempts} attempts: "
                                   f"{reason}")
 
     def close(self) -> None:

@@ -11,15 +11,18 @@ history; ts_ms in the index filters a window read without touching the table.
 from __future__ import annotations
 
 import json
+import random
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
 from chalicelib.events import StoredEvent, Transaction, attribute_name, from_epoch_ms
+from chalicelib.retry import Backoff
 from chalicelib.stores.base import ALL_ATTRIBUTES, TimeSeriesStore, WindowRow, WriteResult
 from chalicelib.stores.exceptions import StoreError, TransientStoreError
 
@@ -62,16 +65,7 @@ class SQLiteTimeSeriesStore(TimeSeriesStore):
 
     def __init__(self, path: str | Path, *, busy_timeout_s: float = 10.0) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = sqlite3.connect(str(path), timeout=busy_timeout_s, isolation_level=None,
-                                       check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
-        except sqlite3.Error as exc:
-            raise _translate(exc, f"opening {path}") from exc
+        self._db = open_sqlite(path, SCHEMA, busy_timeout_s, translate=_translate)
         self._indexed: set[str] = {"account_id"}
 
     def prepare(self, key_fields: Iterable[str]) -> None:
@@ -177,19 +171,62 @@ class SQLiteTimeSeriesStore(TimeSeriesStore):
             raise
         self._db.execute("COMMIT")
 
-    @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
+    def _errors(self, doing: str) -> AbstractContextManager[None]:
+        return sqlite_errors(_translate, doing)
+
+
+def open_sqlite(path: str | Path, schema: str, busy_timeout_s: float,
+                translate: Callable[[sqlite3.Error, str], StoreError]) -> sqlite3.Connection:
+    """A connection in autocommit mode (the stores open their own transactions), WAL, with the
+    schema applied; the parent folder is made for a file path."""
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        db = sqlite3.connect(str(path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
+        _switch_to_wal(db)
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(schema)
+    except sqlite3.Error as exc:
+        raise translate(exc, f"opening {path}") from exc
+    return db
+
+
+#: Switching a new file to WAL can fail at once with "database is locked" while another process
+#: opens it too (SQLite does not wait for that lock), so the switch is retried by the retry policy.
+_WAL_SWITCH = Backoff(attempts=10, base_delay_s=0.02, max_delay_s=0.5)
+_wal_rng = random.Random()
+
+
+def _switch_to_wal(db: sqlite3.Connection, sleep: Callable[[float], None] = time.sleep) -> None:
+    for attempt in range(_WAL_SWITCH.attempts):
         try:
-            yield
-        except sqlite3.Error as exc:
-            raise _translate(exc, doing) from exc
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc).lower() or _WAL_SWITCH.is_last(attempt):
+                raise
+            sleep(_WAL_SWITCH.delay(attempt, _wal_rng))
+
+
+@contextmanager
+def sqlite_errors(translate: Callable[[sqlite3.Error, str], StoreError], doing: str) -> Iterator[None]:
+    """Raise what `translate` makes of any sqlite3 error inside the block."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise translate(exc, doing) from exc
+
+
+def translate_sqlite_error(exc: sqlite3.Error, doing: str, store: str) -> StoreError:
+    """Locked, busy and I/O errors are transient (redelivery may succeed); the rest are not."""
+    text = str(exc).lower()
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text or "disk i/o" in text):
+        return TransientStoreError(f"{store} busy while {doing}: {exc}")
+    return StoreError(f"{store} failed while {doing}: {exc}")
 
 
 def _translate(exc: sqlite3.Error, doing: str) -> StoreError:
-    text = str(exc).lower()
-    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text or "disk i/o" in text):
-        return TransientStoreError(f"sqlite store busy while {doing}: {exc}")
-    return StoreError(f"sqlite store failed while {doing}: {exc}")
+    return translate_sqlite_error(exc, doing, "sqlite store")
 
 
 def _row(event: Transaction) -> tuple[Any, ...]:

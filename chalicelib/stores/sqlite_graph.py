@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,9 @@ from chalicelib.entities import (
 )
 from chalicelib.events import Transaction
 from chalicelib.hits import Hit
-from chalicelib.stores.exceptions import StoreError, TransientStoreError
+from chalicelib.stores.exceptions import StoreError
 from chalicelib.stores.graph_base import EVIDENCE_LIMIT, HIT_PROPERTIES, GraphStore, HitFilter
+from chalicelib.stores.sqlite import open_sqlite, sqlite_errors, translate_sqlite_error
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS graph_vertices (
@@ -93,16 +94,7 @@ class SQLiteGraphStore(GraphStore):
 
     def __init__(self, path: str | Path, *, busy_timeout_s: float = 10.0) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = sqlite3.connect(str(path), timeout=busy_timeout_s, isolation_level=None,
-                                       check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
-        except sqlite3.Error as exc:
-            raise _translate(exc, f"opening {path}") from exc
+        self._db = open_sqlite(path, SCHEMA, busy_timeout_s, translate=_translate)
         self._open = False  # a batch transaction is open
         self.writes = 0  # rows sent (for reports and benchmarks)
 
@@ -265,12 +257,8 @@ class SQLiteGraphStore(GraphStore):
                      + self._db.execute("SELECT COUNT(*) FROM graph_hits").fetchone()[0])
         return {"vertices": int(vertices), "edges": int(edges)}
 
-    @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise _translate(exc, doing) from exc
+    def _errors(self, doing: str) -> AbstractContextManager[None]:
+        return sqlite_errors(_translate, doing)
 
 
 def _hit_row(hit: Hit) -> tuple[Any, ...]:
@@ -309,7 +297,4 @@ def _evidence(text: str) -> dict[str, Any]:
 
 
 def _translate(exc: sqlite3.Error, doing: str) -> StoreError:
-    text = str(exc).lower()
-    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text or "disk i/o" in text):
-        return TransientStoreError(f"graph store busy while {doing}: {exc}")
-    return StoreError(f"graph store failed while {doing}: {exc}")
+    return translate_sqlite_error(exc, doing, "graph store")

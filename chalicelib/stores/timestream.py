@@ -29,6 +29,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from chalicelib.events import StoredEvent, Transaction, attribute_name, from_epoch_ms
+from chalicelib.retry import Backoff
 from chalicelib.stores.base import TimeSeriesStore, WriteResult
 from chalicelib.stores.exceptions import StoreError, TransientStoreError
 
@@ -81,8 +82,7 @@ class TimestreamTimeSeriesStore(TimeSeriesStore):
         self.table = table
         self.write_client = write_client
         self.query_client = query_client
-        self.max_attempts = max_attempts
-        self.base_delay_s = base_delay_s
+        self.backoff = Backoff(max_attempts, base_delay_s, max_delay_s=5.0)
         self.sleep = sleep
         self.clock = clock
         self.rng = rng or random.Random()
@@ -153,7 +153,7 @@ class TimestreamTimeSeriesStore(TimeSeriesStore):
     def _write_chunk(self, chunk: list[dict[str, Any]]) -> list[Rejected]:
         from botocore.exceptions import ClientError
 
-        for attempt in range(self.max_attempts):
+        for attempt in range(self.backoff.attempts):
             try:
                 self.write_client.write_records(
                     DatabaseName=self.database, TableName=self.table, Records=chunk,
@@ -163,11 +163,11 @@ class TimestreamTimeSeriesStore(TimeSeriesStore):
                 code = exc.response.get("Error", {}).get("Code", "")
                 if code == "RejectedRecordsException":
                     return self._rejections(chunk, exc.response.get("RejectedRecords", []))
-                if code in TRANSIENT_CODES and attempt < self.max_attempts - 1:
-                    self.sleep(self.rng.uniform(0, min(5.0, self.base_delay_s * 2**attempt)))
+                if code in TRANSIENT_CODES and not self.backoff.is_last(attempt):
+                    self.sleep(self.backoff.delay(attempt, self.rng))
                     continue
                 if code in TRANSIENT_CODES:
-                    raise TransientStoreError(f"timestream write throttled after {self.max_attempts} attempts: "
+                    raise TransientStoreError(f"timestream write throttled after {self.backoff.attempts} attempts: "
                                               f"{exc}") from exc
                 raise StoreError(f"timestream write failed: {exc}") from exc
         raise AssertionError("unreachable")

@@ -1,4 +1,6 @@
-"""The TimeSeriesStore contract; every backend runs this suite."""
+"""The TimeSeriesStore contract, run on SQLite (file and in-memory) and InfluxDB (a real influxd on
+loopback). Timestream cannot run offline: its query text and retries are pinned in
+tests/unit/test_timestream_queries.py and tests/integration/test_timestream.py."""
 
 from __future__ import annotations
 

@@ -14,9 +14,7 @@ import pytest
 from botocore.stub import Stubber
 
 import app as chalice_app
-from chalicelib.simulate import iter_lines, simulate
-from chalicelib.stores import SQLiteTimeSeriesStore
-from chalicelib.stores.kinesis_io import (
+from chalicelib.kinesis_io import (
     CheckpointFile,
     KinesisPoller,
     KinesisProducer,
@@ -24,6 +22,8 @@ from chalicelib.stores.kinesis_io import (
     api_batches,
     outgoing_from_lines,
 )
+from chalicelib.simulate import iter_lines, simulate
+from chalicelib.stores import SQLiteTimeSeriesStore
 from tests.conftest import PROJECT
 
 pytestmark = pytest.mark.integration

@@ -82,3 +82,33 @@ def test_generalisation_sections_say_where_targets_are_missed() -> None:
     assert "Targets missed on held-out seeds 7" in text  # no hub-less ring family: macro recall 0
     assert "11/11 flagged; other accounts flagged: 3 (x, y, z)" in text and "**missed**" in text
     assert "Seeds 1: the new rules' thresholds" in text
+
+
+def test_a_plugin_graph_kind_is_scored_as_macro_and_flags_by_its_declaration(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typing import Literal
+
+    from chalicelib.entities import GraphView
+    from chalicelib.events import Transaction
+    from chalicelib.rules import Finding, GraphRule, RuleConfig, registry
+    from chalicelib.rules.base import RuleContext
+    from chalicelib.rules.near_flagged import NearFlaggedConfig, NearFlaggedRule
+    from chalicelib.rules.registry import flags_account, view_of
+
+    class RingScoreConfig(RuleConfig):
+        kind: Literal["ring_score"] = "ring_score"
+
+    class RingScoreRule(GraphRule[RingScoreConfig]):
+        config_model = RingScoreConfig
+        flags_account = False
+
+        def judge_graph(self, event: Transaction, view: GraphView) -> Finding | None:
+            return None
+
+    monkeypatch.setitem(registry._KINDS, "ring_score", (RingScoreConfig, RingScoreRule))
+    assert view_of("ring_score") == "macro" and not flags_account("ring_score")
+    assert view_of("composite") == "composite" and view_of("velocity") == "micro"
+    assert view_of("not_loaded_here") == "micro" and flags_account("not_loaded_here")
+    ev = evaluate_hits([hit("r1", "A", "ring", "ring_score")], EVENTS, ACCOUNTS)
+    assert ev.scores["event"]["macro"]["ring"].tp == 1 and ev.scores["event"]["micro"]["ring"].tp == 0
+    near = NearFlaggedRule(NearFlaggedConfig.model_validate({"id": "near", "window": "1h"}), RuleContext())
+    assert not near.counts("ring", "ring_score") and near.counts("v", "velocity")

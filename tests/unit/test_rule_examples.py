@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib.cli import main
-from chalicelib.commands.rules_test import run_all_examples
+from chalicelib.cli.rules_test import run_all_examples
 from chalicelib.rules import RulesFileError, load_rules_file, load_rules_text
 from chalicelib.rules.examples import MAX_EXAMPLES_PER_RULE, ExampleFile, RuleExample
 from tests.conftest import PROJECT

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.settings import Settings, SettingsError, split_s3_uri
+from chalicelib.settings import PROJECT_DIR, Settings, SettingsError, split_s3_uri
 from chalicelib.stores import build_graph_store, build_timeseries_store
 from chalicelib.stores.timestream import TimestreamTimeSeriesStore
 
@@ -35,6 +35,7 @@ def test_aws_stage_environment() -> None:
     ({"GRAPH_BACKEND": "janus"}, "GRAPH_BACKEND='janus' is not known"),
     ({"RULES_RELOAD_SECONDS": "soon"}, "RULES_RELOAD_SECONDS='soon' is not a number"),
     ({"RULES_S3_URI": "bucket/rules.yaml"}, "use s3://BUCKET/KEY"),
+    ({"HIT_SINK": "sqs"}, "HIT_SINK='sqs' is not known"),
 ])
 def test_bad_values_say_what_to_do(env: dict[str, str], words: str) -> None:
     with pytest.raises(SettingsError, match=words.replace("(", r"\(")):
@@ -47,3 +48,25 @@ def test_neptune_needs_an_endpoint() -> None:
     with pytest.raises(StoreError, match="NEPTUNE_ENDPOINT"):
         build_graph_store(Settings.from_env({"GRAPH_BACKEND": "neptune"}))
     assert build_graph_store(Settings.from_env({"GRAPH_BACKEND": "none"})) is None
+
+
+def test_each_sink_is_chosen_by_its_own_setting(tmp_path: Path) -> None:
+    from chalicelib.pipeline import build_pipeline
+    from chalicelib.stores import JsonLinesDeadLetterSink, JsonLinesHitSink
+    from chalicelib.stores.aws_sinks import LogHitSink, SqsDeadLetterSink
+
+    queue = {"DATA_DIR": str(tmp_path), "DEAD_LETTER_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/1/dlq"}
+    pipeline = build_pipeline(Settings.from_env(queue))
+    assert isinstance(pipeline.dead_letters, SqsDeadLetterSink) and isinstance(pipeline.hits, JsonLinesHitSink)
+    pipeline.close()
+    pipeline = build_pipeline(Settings.from_env({"DATA_DIR": str(tmp_path), "HIT_SINK": "log"}))
+    assert isinstance(pipeline.dead_letters, JsonLinesDeadLetterSink) and isinstance(pipeline.hits, LogHitSink)
+    pipeline.close()
+
+
+def test_the_packaged_aws_stage_logs_hits() -> None:
+    import json
+
+    config = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())
+    assert config["stages"]["aws"]["environment_variables"]["HIT_SINK"] == "log"
+    assert "HIT_SINK" not in config["stages"]["local"]["environment_variables"]

@@ -13,6 +13,7 @@ from pathlib import Path
 from chalicelib.events import PoisonRecord, RawRecord, Transaction, decode_record, records_from_kinesis_event
 from chalicelib.hits import Hit
 from chalicelib.kinesis import FileItem, RefusedLine, StreamRecord, kinesis_event
+from chalicelib.lambda_response import MAX_REDELIVERIES
 from chalicelib.pipeline import BatchReport, Pipeline
 from chalicelib.rules import RuleSet, StaticRulesSource
 from chalicelib.stores import (
@@ -21,8 +22,6 @@ from chalicelib.stores import (
     SQLiteGraphStore,
     SQLiteTimeSeriesStore,
 )
-
-MAX_REDELIVERIES = 5
 
 
 class ScratchRun:

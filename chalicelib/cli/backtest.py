@@ -40,7 +40,7 @@ class RulesetRun:
 
 def replay(ruleset: RuleSet, records: Sequence[FileItem], *, batch_size: int = 100, graph: bool = True,
            on_batch: Callable[[int], None] = lambda n: None) -> RulesetRun:
-    from chalicelib.commands.scratch import scratch_run
+    from chalicelib.cli.scratch import scratch_run
 
     run = RulesetRun(ruleset)
     with scratch_run(ruleset, graph=graph) as scratch:
@@ -124,7 +124,7 @@ def print_diff(diffs: Sequence[RuleDiff], *, new: Path, baseline: Path | None) -
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from chalicelib.cli import load_rules_or_exit, progress_bar
+    from chalicelib.cli.runner import load_rules_or_exit, progress_bar
 
     new_rules = load_rules_or_exit(args.rules)
     old_rules = load_rules_or_exit(args.baseline) if args.baseline else None

@@ -23,7 +23,7 @@ from chalicelib.rules import RuleSet
 def explain(ruleset: RuleSet, event_text: str, history_lines: list[str], *,
             line_format: str = "auto") -> tuple[Transaction, list[RuleExplanation], list[str]]:
     """(the event as decoded, one explanation per enabled rule, problems with the input records)."""
-    from chalicelib.commands.scratch import scratch_run, stream_records
+    from chalicelib.cli.scratch import scratch_run, stream_records
 
     history = list(records_from_lines(history_lines, line_format))  # type: ignore[arg-type]
     (event_record,) = stream_records([event_text.encode()], first_sequence=len(history_lines) + 1)
@@ -44,7 +44,7 @@ def explain(ruleset: RuleSet, event_text: str, history_lines: list[str], *,
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from chalicelib.cli import load_rules_or_exit
+    from chalicelib.cli.runner import load_rules_or_exit
 
     ruleset = load_rules_or_exit(args.rules)
     try:

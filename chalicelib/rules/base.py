@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -372,6 +373,34 @@ class WindowAggregate(ABC):
     def may_fire(self, row: tuple[Any, ...], window_start_ms: int) -> bool:
         """For the event of `row` (the last row added), whose window holds rows with ts_ms >
         `window_start_ms`."""
+
+
+class ValueCounts(WindowAggregate):
+    """How many rows of the window hold each non-null value of one field (a value leaves with
+    its last row), and how many rows the window holds. Kinds subclass it for `may_fire`."""
+
+    __slots__ = ("counts", "position", "rows")
+
+    def __init__(self, position: int) -> None:
+        self.position = position
+        self.rows = 0
+        self.counts: Counter[Any] = Counter()
+
+    def add(self, row: tuple[Any, ...]) -> None:
+        self.rows += 1
+        value = row[self.position]
+        if value is not None:
+            self.counts[value] += 1
+
+    def remove(self, row: tuple[Any, ...]) -> None:
+        self.rows -= 1
+        value = row[self.position]
+        if value is not None:
+            left = self.counts[value] - 1
+            if left:
+                self.counts[value] = left
+            else:
+                del self.counts[value]
 
 
 class GraphRule(Rule[C]):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -14,6 +13,7 @@ from chalicelib.rules.base import (
     EVIDENCE_IDS_CAP,
     Finding,
     Rule,
+    ValueCounts,
     WindowAggregate,
     WindowedConfig,
     check_field_name,
@@ -53,29 +53,14 @@ class FanOutRule(Rule[FanOutConfig]):
         return _Distinct(positions[self.config.distinct], self.config.threshold)
 
 
-class _Distinct(WindowAggregate):
-    """How many rows of the window hold each value (a value leaves the set with its last row)."""
+class _Distinct(ValueCounts):
+    """The window's distinct values: more than `threshold` of them may fire."""
 
-    __slots__ = ("counts", "position", "threshold")
+    __slots__ = ("threshold",)
 
     def __init__(self, position: int, threshold: int) -> None:
-        self.position = position
+        super().__init__(position)
         self.threshold = threshold
-        self.counts: Counter[Any] = Counter()
-
-    def add(self, row: tuple[Any, ...]) -> None:
-        value = row[self.position]
-        if value is not None:
-            self.counts[value] += 1
-
-    def remove(self, row: tuple[Any, ...]) -> None:
-        value = row[self.position]
-        if value is not None:
-            left = self.counts[value] - 1
-            if left:
-                self.counts[value] = left
-            else:
-                del self.counts[value]
 
     def may_fire(self, row: tuple[Any, ...], window_start_ms: int) -> bool:
         return len(self.counts) > self.threshold

@@ -6,7 +6,6 @@ events in the window, so a brand-new account is not flagged for everything it do
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -18,6 +17,7 @@ from chalicelib.rules.base import (
     EVIDENCE_IDS_CAP,
     Finding,
     Rule,
+    ValueCounts,
     WindowAggregate,
     WindowedConfig,
     check_field_name,
@@ -67,32 +67,14 @@ class FirstSeenRule(Rule[FirstSeenConfig]):
         return spec.from_ or "account_id", spec.to or self.config.field
 
 
-class _Seen(WindowAggregate):
+class _Seen(ValueCounts):
     """The window's rows and how many of them hold each value of the field."""
 
-    __slots__ = ("counts", "min_history", "position", "rows")
+    __slots__ = ("min_history",)
 
     def __init__(self, position: int, min_history: int) -> None:
-        self.position = position
+        super().__init__(position)
         self.min_history = min_history
-        self.rows = 0
-        self.counts: Counter[Any] = Counter()
-
-    def add(self, row: tuple[Any, ...]) -> None:
-        self.rows += 1
-        value = row[self.position]
-        if value is not None:
-            self.counts[value] += 1
-
-    def remove(self, row: tuple[Any, ...]) -> None:
-        self.rows -= 1
-        value = row[self.position]
-        if value is not None:
-            left = self.counts[value] - 1
-            if left:
-                self.counts[value] = left
-            else:
-                del self.counts[value]
 
     def may_fire(self, row: tuple[Any, ...], window_start_ms: int) -> bool:
         value = row[self.position]

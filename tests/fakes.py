@@ -1,25 +1,17 @@
-"""In-memory sinks implementing the store interfaces (test doubles, not patches of our code)."""
+"""In-memory sinks implementing the store interfaces (test doubles, not patches of our code);
+the plain ones are the rule-author toolkit's own (chalicelib.testing.harness)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from chalicelib.events import PoisonRecord, RawRecord, Transaction
+from chalicelib.events import RawRecord, Transaction
 from chalicelib.hits import Hit
 from chalicelib.pipeline import Pipeline
 from chalicelib.rules import RuleSet, StaticRulesSource
-from chalicelib.stores import DeadLetterSink, HitSink, SQLiteTimeSeriesStore, TransientStoreError
+from chalicelib.stores import HitSink, SQLiteTimeSeriesStore, TransientStoreError
+from chalicelib.testing.harness import MemoryDeadLetterSink, MemoryHitSink
 from tests.strategies import native_json
-
-
-class MemoryHitSink(HitSink):
-    def __init__(self) -> None:
-        self.hits: dict[str, Hit] = {}
-
-    def write(self, hits: Sequence[Hit]) -> list[str]:
-        new = [h for h in hits if h.hit_id not in self.hits]
-        self.hits.update((h.hit_id, h) for h in new)
-        return [h.hit_id for h in new]
 
 
 class FlakyHitSink(MemoryHitSink):
@@ -35,16 +27,6 @@ class FlakyHitSink(MemoryHitSink):
         if self.calls in self.fail_on:
             raise TransientStoreError(f"injected failure on write {self.calls}")
         return super().write(hits)
-
-
-class MemoryDeadLetterSink(DeadLetterSink):
-    def __init__(self) -> None:
-        self.entries: dict[str, dict[str, object]] = {}
-
-    def write(self, poison: Sequence[PoisonRecord]) -> list[str]:
-        new = [p for p in poison if p.record.record_id not in self.entries]
-        self.entries.update((p.record.record_id, p.to_dead_letter()) for p in new)
-        return [p.record.record_id for p in new]
 
 
 def memory_pipeline(ruleset: RuleSet, hits: HitSink | None = None) -> Pipeline:

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from chalicelib.events import Transaction
 from chalicelib.pipeline import Pipeline
@@ -20,8 +19,8 @@ from chalicelib.stores import HitSink
 from chalicelib.stores.influx import InfluxConnection, InfluxTimeSeriesStore
 from tests.fakes import FlakyHitSink, MemoryDeadLetterSink, MemoryHitSink, raw_records
 from tests.oracle import assert_agrees, oracle_hits
-from tests.property.test_engine_vs_oracle import RULESET
-from tests.strategies import cuts, split, streams, transactions
+from tests.property.test_engine_vs_oracle import RULESET, DeliveryMachine
+from tests.strategies import cuts, split, streams
 
 EXAMPLES = settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
 _server: dict[str, str] = {}
@@ -79,48 +78,11 @@ def test_replaying_any_part_of_any_batch_changes_nothing_on_influx(data: st.Data
     pipeline.close()
 
 
-class InfluxDeliveryMachine(RuleBasedStateMachine):
+class InfluxDeliveryMachine(DeliveryMachine):
     """New batches, redeliveries and hit writes failing half-way, on the InfluxDB store."""
 
-    @initialize(fail_on=st.sets(st.integers(1, 12), max_size=4))
-    def start(self, fail_on: set[int]) -> None:
-        self.sink = FlakyHitSink(fail_on)
-        self.pipeline = influx_pipeline(self.sink)
-        self.delivered: list[Any] = []
-        self.first_seen: list[Transaction] = []
-
-    def _deliver(self, records: list[Any]) -> None:
-        while records:
-            report = self.pipeline.process(records)
-            if report.failed_from is None:
-                return
-            records = [r for r in records if int(r.sequence_number) >= int(report.failed_from)]
-
-    @rule(events=st.lists(transactions(ids=st.sampled_from([f"e{i}" for i in range(30)])), min_size=1, max_size=8))
-    def deliver_new_batch(self, events: list[Transaction]) -> None:
-        records = raw_records(events, first_sequence=len(self.delivered))
-        self.delivered.extend(records)
-        self.first_seen.extend(events)
-        self._deliver(records)
-
-    @precondition(lambda self: bool(self.delivered))
-    @rule(data=st.data())
-    def redeliver_earlier_records(self, data: st.DataObject) -> None:
-        start = data.draw(st.integers(0, len(self.delivered) - 1))
-        end = data.draw(st.integers(start + 1, len(self.delivered)))
-        before = stored(self.pipeline)
-        self._deliver(self.delivered[start:end])
-        assert stored(self.pipeline) == before
-
-    @invariant()
-    def hits_match_oracle(self) -> None:
-        if hasattr(self, "sink"):
-            assert_agrees(self.sink.hits.values(), oracle_hits(RULESET, self.first_seen))
-
-    @invariant()
-    def every_event_judged_once_stored(self) -> None:
-        if hasattr(self, "pipeline"):
-            assert all(row[1] == 1 for row in stored(self.pipeline))
+    def make_pipeline(self, sink: FlakyHitSink) -> Pipeline:
+        return influx_pipeline(sink)
 
     def teardown(self) -> None:
         if hasattr(self, "pipeline"):

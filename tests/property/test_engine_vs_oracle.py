@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from chalicelib.events import Transaction
+from chalicelib.pipeline import Pipeline
 from tests.fakes import FlakyHitSink, MemoryHitSink, memory_pipeline, raw_records
 from tests.oracle import assert_agrees, oracle_hits
 from tests.strategies import cuts, property_ruleset, split, streams, transactions
@@ -74,9 +75,13 @@ class DeliveryMachine(RuleBasedStateMachine):
     @initialize(fail_on=st.sets(st.integers(1, 12), max_size=4))
     def start(self, fail_on: set[int]) -> None:
         self.sink = FlakyHitSink(fail_on)
-        self.pipeline = memory_pipeline(RULESET, self.sink)
+        self.pipeline = self.make_pipeline(self.sink)
         self.delivered: list[Any] = []  # raw records in first-delivery order
         self.first_seen: list[Transaction] = []
+
+    def make_pipeline(self, sink: FlakyHitSink) -> Pipeline:
+        """The pipeline under test (a subclass runs the same machine on another store)."""
+        return memory_pipeline(RULESET, sink)
 
     def _deliver(self, records: list[Any]) -> None:
         while records:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,6 @@ import pytest
 from chalice.test import Client
 
 import app as chalice_app
-from tests.conftest import PROJECT
 
 NATIVE = [
     {"event_id": f"n{i}", "account_id": "acct-1", "amount": 500, "ip": f"198.51.100.{i % 2}",
@@ -30,18 +28,8 @@ SEED = [
 POISON = [b"\xff\xfe", b"{oops", json.dumps({"account_id": "x", "amount": "NaN", "ts": 0}).encode()]
 
 
-@pytest.fixture
-def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
-    monkeypatch.setenv("DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("RULES_FILE", str(PROJECT / "rules.yaml"))
-    chalice_app.reset_pipeline()
-    with Client(chalice_app.app, project_dir=str(PROJECT), stage_name="local") as test_client:
-        yield test_client
-    chalice_app.reset_pipeline()
-
-
-def kinesis_event(client: Client, bodies: list[bytes], first_sequence: int = 1) -> dict[str, Any]:
-    event = client.events.generate_kinesis_event(message_bodies=bodies)
+def kinesis_event(handler_client: Client, bodies: list[bytes], first_sequence: int = 1) -> dict[str, Any]:
+    event = handler_client.events.generate_kinesis_event(message_bodies=bodies)
     # The generator gives every record sequence number 12345; a real shard never does.
     for offset, record in enumerate(event["Records"]):
         sequence = str(first_sequence + offset)
@@ -50,18 +38,19 @@ def kinesis_event(client: Client, bodies: list[bytes], first_sequence: int = 1) 
     return event
 
 
-def invoke(client: Client, bodies: list[bytes], first_sequence: int = 1) -> dict[str, Any]:
-    return client.lambda_.invoke("on_transactions", kinesis_event(client, bodies, first_sequence)).payload
+def invoke(handler_client: Client, bodies: list[bytes], first_sequence: int = 1) -> dict[str, Any]:
+    event = kinesis_event(handler_client, bodies, first_sequence)
+    return handler_client.lambda_.invoke("on_transactions", event).payload
 
 
 def jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def test_mixed_batch_of_both_formats_and_poison(client: Client, tmp_path: Path) -> None:
+def test_mixed_batch_of_both_formats_and_poison(handler_client: Client, tmp_path: Path) -> None:
     bodies = [json.dumps(e).encode() for e in NATIVE[:3]] + [POISON[0]] + \
              [json.dumps(e).encode() for e in SEED] + POISON[1:] + [json.dumps(e).encode() for e in NATIVE[3:]]
-    report = invoke(client, bodies)
+    report = invoke(handler_client, bodies)
 
     assert report["batchItemFailures"] == []
     assert (report["records"], report["accepted"], report["poison"], report["duplicates"]) == (13, 10, 3, 0)
@@ -80,39 +69,39 @@ def test_mixed_batch_of_both_formats_and_poison(client: Client, tmp_path: Path) 
     assert all(d["reason"] for d in letters)
 
 
-def test_redelivered_batch_changes_nothing(client: Client, tmp_path: Path) -> None:
+def test_redelivered_batch_changes_nothing(handler_client: Client, tmp_path: Path) -> None:
     bodies = [json.dumps(e).encode() for e in NATIVE] + [POISON[1]]
-    first = invoke(client, bodies)
+    first = invoke(handler_client, bodies)
     hits_before = (tmp_path / "hits.jsonl").read_text()
     letters_before = (tmp_path / "dead-letters.jsonl").read_text()
-    again = invoke(client, bodies)
+    again = invoke(handler_client, bodies)
     assert first["accepted"] == 7 and again["accepted"] == 0 and again["duplicates"] == 7
     assert again["hits"] == {}
     assert (tmp_path / "hits.jsonl").read_text() == hits_before
     assert (tmp_path / "dead-letters.jsonl").read_text() == letters_before
 
 
-def test_transient_store_failure_reports_batch_item_failures(client: Client, tmp_path: Path) -> None:
+def test_transient_store_failure_reports_batch_item_failures(handler_client: Client, tmp_path: Path) -> None:
     import sqlite3
 
-    invoke(client, [json.dumps(NATIVE[0]).encode()])  # the container's store now exists
+    invoke(handler_client, [json.dumps(NATIVE[0]).encode()])  # the container's store now exists
     locker = sqlite3.connect(tmp_path / "timeseries.sqlite", timeout=0)
     locker.execute("BEGIN EXCLUSIVE")  # another writer holds the database
     store = chalice_app.get_pipeline().timeseries
     store._db.execute("PRAGMA busy_timeout = 50")  # fail fast instead of waiting 10 s
     try:
-        report = invoke(client, [json.dumps(e).encode() for e in NATIVE[1:4]], first_sequence=2)
+        report = invoke(handler_client, [json.dumps(e).encode() for e in NATIVE[1:4]], first_sequence=2)
     finally:
         locker.rollback()
         locker.close()
     assert report["batchItemFailures"] == [{"itemIdentifier": "2"}]
     assert "busy" in report["error"]
-    retry = invoke(client, [json.dumps(e).encode() for e in NATIVE[1:4]], first_sequence=2)
+    retry = invoke(handler_client, [json.dumps(e).encode() for e in NATIVE[1:4]], first_sequence=2)
     assert retry["batchItemFailures"] == [] and retry["accepted"] == 3
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "gremlite"])
-def test_locked_graph_reports_batch_item_failures_and_redelivery_completes(client: Client, tmp_path: Path,
+def test_locked_graph_reports_batch_item_failures_and_redelivery_completes(handler_client: Client, tmp_path: Path,
                                                                           backend: str) -> None:
     import sqlite3
 
@@ -123,7 +112,7 @@ def test_locked_graph_reports_batch_item_failures_and_redelivery_completes(clien
         assert pipeline.graph is not None
         pipeline.graph.close()
         pipeline.graph = GremlinGraphStore(GremliteConnection(tmp_path / "graph.sqlite"))
-    invoke(client, [json.dumps(NATIVE[0]).encode()])
+    invoke(handler_client, [json.dumps(NATIVE[0]).encode()])
     graph_store = chalice_app.get_pipeline().graph
     assert graph_store is not None and graph_store is pipeline.graph
     if backend == "gremlite":
@@ -134,13 +123,13 @@ def test_locked_graph_reports_batch_item_failures_and_redelivery_completes(clien
         locker = sqlite3.connect(tmp_path / "entity-graph.sqlite", timeout=0)
     locker.execute("BEGIN EXCLUSIVE")
     try:
-        report = invoke(client, [json.dumps(e).encode() for e in NATIVE[1:]], first_sequence=2)
+        report = invoke(handler_client, [json.dumps(e).encode() for e in NATIVE[1:]], first_sequence=2)
     finally:
         locker.rollback()
         locker.close()
     assert report["batchItemFailures"] == [{"itemIdentifier": "2"}] and "busy" in report["error"]
     assert jsonl(tmp_path / "hits.jsonl") == []  # nothing was reported as done
-    retry = invoke(client, [json.dumps(e).encode() for e in NATIVE[1:]], first_sequence=2)
+    retry = invoke(handler_client, [json.dumps(e).encode() for e in NATIVE[1:]], first_sequence=2)
     assert retry["batchItemFailures"] == []
     assert retry["accepted"] == 0 and retry["rejudged"] == 6  # stored by the failed delivery, judged now
     assert retry["hits"]["repeat-500-15m"] == 2

@@ -8,14 +8,12 @@ import base64
 import importlib.util
 import json
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from chalice.test import Client
 
-import app as chalice_app
 from chalicelib.cli import main
 from chalicelib.events import MAX_REASON_CHARS
 from chalicelib.kinesis import split_lines
@@ -97,26 +95,16 @@ def test_replay_dead_letters_every_hostile_record_and_accepts_every_valid_one(
     assert stored_event_ids(data) == expected_accepted()
 
 
-@pytest.fixture
-def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
-    monkeypatch.setenv("DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("RULES_FILE", str(PROJECT / "rules.yaml"))
-    chalice_app.reset_pipeline()
-    with Client(chalice_app.app, project_dir=str(PROJECT), stage_name="local") as test_client:
-        yield test_client
-    chalice_app.reset_pipeline()
-
-
-def test_handler_dead_letters_every_hostile_record_and_accepts_every_valid_one(client: Client,
+def test_handler_dead_letters_every_hostile_record_and_accepts_every_valid_one(handler_client: Client,
                                                                                tmp_path: Path) -> None:
     bodies = [body for i, line in enumerate(LINES) for body in (valid(i), line)]
     totals: Counter[str] = Counter()
     for start in range(0, len(bodies), 40):
-        event = client.events.generate_kinesis_event(message_bodies=bodies[start:start + 40])
+        event = handler_client.events.generate_kinesis_event(message_bodies=bodies[start:start + 40])
         for offset, record in enumerate(event["Records"]):
             record["kinesis"]["sequenceNumber"] = str(start + offset + 1)
             record["eventID"] = f"shardId-000000000000:{start + offset + 1}"
-        report = client.lambda_.invoke("on_transactions", event).payload
+        report = handler_client.lambda_.invoke("on_transactions", event).payload
         assert report["batchItemFailures"] == [], report["error"]
         totals.update(accepted=report["accepted"], poison=report["poison"], duplicates=report["duplicates"])
 

@@ -174,10 +174,10 @@ def _parse_yaml(text: str, name: str) -> tuple[Any, yaml.Node | None]:
     try:
         loader = _Loader(text)  # refuses a control character (NUL, BEL...) before any parsing
     except yaml.reader.ReaderError as exc:
-        line = text.count("\n", 0, exc.position) + 1
-        raise RulesFileError([RuleIssue(name, line, None, None,
+        at = exc.position
+        raise RulesFileError([RuleIssue(name, text.count("\n", 0, at) + 1, None, None,
                                         f"not valid YAML: control character #x{exc.character:02x} at "
-                                        f"column {exc.position - text.rfind(chr(10), 0, exc.position)}; "
+                                        f"column {at - text.rfind(chr(10), 0, at)}; "
                                         "a rules file is printable text")]) from None
     try:
         node = loader.get_single_node()

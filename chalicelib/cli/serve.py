@@ -60,11 +60,12 @@ def request_handler(socket_timeout: float = SOCKET_TIMEOUT_SECONDS) -> type:
         def _request_body(self) -> bytes | None:
             """The body as Content-Length gives it; None when the request was refused or cut short."""
             declared = self.headers.get("Content-Length", "0").strip()
-            if not declared.isdigit():
-                self.send_error(400, "Content-Length is not a whole number")
-                return None
-            if int(declared) > MAX_BODY_BYTES:
-                self.send_error(413, f"request body over {MAX_BODY_BYTES} bytes")
+            if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
+                self.close_connection = True  # the body is not read, so the connection is out of step
+                if declared.isdigit():
+                    self.send_error(413, f"request body over {MAX_BODY_BYTES} bytes")
+                else:
+                    self.send_error(400, "Content-Length is not a whole number")
                 return None
             body: bytes = self.rfile.read(int(declared))  # TimeoutError past socket_timeout: connection closed
             if len(body) < int(declared):  # the client closed before sending it all

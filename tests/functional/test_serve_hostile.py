@@ -151,6 +151,17 @@ def test_a_client_that_pipelines_and_never_reads_does_not_hold_the_others(server
             assert status == 200 and body["status"] == "ok"  # type: ignore[index]
 
 
+@pytest.mark.parametrize(("length", "status"), [("abc", b"400"), ("-5", b"400"), ("99999999999", b"413")])
+def test_a_bad_or_oversized_content_length_is_refused(server: str, length: str, status: bytes) -> None:
+    with slow_socket(server) as client:
+        client.sendall(f"GET /api/health HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode())
+        answer = b""
+        while chunk := client.recv(4096):  # the server answers and closes
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 " + status), answer[:100]
+    assert fetch(server + "/api/health")[0] == 200
+
+
 def test_the_server_drops_a_client_that_stalls_past_the_socket_timeout() -> None:
     server = make_server(app_module.app, 0, socket_timeout=0.5)
     host, port = server.server.server_address[:2]

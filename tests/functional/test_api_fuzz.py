@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import string
 import warnings
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -45,7 +46,8 @@ def value_for(parameter: dict[str, Any]) -> st.SearchStrategy[str]:
     schema = parameter["schema"]
     anything = st.text(max_size=40)
     if parameter["name"] == "cursor":
-        return st.one_of(crafted_cursor(), anything, st.text(alphabet="A-Za-z0-9_-=", max_size=600))
+        base64url = st.text(alphabet=string.ascii_letters + string.digits + "-_=", max_size=600)
+        return st.one_of(crafted_cursor(), anything, base64url)
     if schema.get("format") == "date-time":
         return st.one_of(times(), anything)
     if schema.get("type") == "integer":

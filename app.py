@@ -15,6 +15,7 @@ import logging
 import os
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote
 
 from chalice.app import Chalice, IAMAuthorizer, KinesisEvent, Response
 
@@ -104,9 +105,22 @@ def _answer(work: Callable[[Investigator], Any]) -> Response:
         return _json(503, {"error": str(exc)})
 
 
+def _path_value(raw: str) -> str:
+    """A path parameter as the caller meant it. Neither API Gateway nor Chalice's local server
+    decodes path parameters (the page builds them with encodeURIComponent): `a%2Fb` is `a/b`."""
+    return unquote(raw, errors="strict")
+
+
 def _json(status: int, body: Any) -> Response:
     return Response(json.dumps(body, default=str), status_code=status,
                     headers={"Content-Type": "application/json", "Cache-Control": "no-store"})
+
+
+def _account(raw: str) -> str:
+    try:
+        return check_account(_path_value(raw))
+    except UnicodeDecodeError:
+        raise ParameterError("account: percent-encode the account id's UTF-8 bytes (encodeURIComponent)") from None
 
 
 @app.route("/api/health", methods=["GET"], authorizer=iam)
@@ -136,26 +150,26 @@ def api_top_accounts() -> Response:
 
 @app.route("/api/accounts/{account}/activity", methods=["GET"], authorizer=iam)
 def api_account_activity(account: str) -> Response:
-    return _answer(lambda inv: inv.activity(check_account(account), p.parse(p.ActivityQuery, _query())))
+    return _answer(lambda inv: inv.activity(_account(account), p.parse(p.ActivityQuery, _query())))
 
 
 @app.route("/api/accounts/{account}/aggregates", methods=["GET"], authorizer=iam)
 def api_account_aggregates(account: str) -> Response:
     def work(inv: Investigator) -> Any:
         p.parse(p.NoQuery, _query())
-        return inv.aggregates(check_account(account))
+        return inv.aggregates(_account(account))
 
     return _answer(work)
 
 
 @app.route("/api/accounts/{account}/hits", methods=["GET"], authorizer=iam)
 def api_account_hits(account: str) -> Response:
-    return _answer(lambda inv: inv.hits(p.parse(p.AccountHitsQuery, _query()), check_account(account)))
+    return _answer(lambda inv: inv.hits(p.parse(p.AccountHitsQuery, _query()), _account(account)))
 
 
 @app.route("/api/accounts/{account}/neighbourhood", methods=["GET"], authorizer=iam)
 def api_account_neighbourhood(account: str) -> Response:
-    return _answer(lambda inv: inv.neighbourhood(check_account(account), p.parse(p.NeighbourhoodQuery, _query())))
+    return _answer(lambda inv: inv.neighbourhood(_account(account), p.parse(p.NeighbourhoodQuery, _query())))
 
 
 @app.route("/api/rings", methods=["GET"], authorizer=iam)
@@ -178,7 +192,7 @@ def web_page() -> Response:
 
 @app.route("/static/{name}", methods=["GET"], authorizer=iam)
 def web_static(name: str) -> Response:
-    return _asset(name)
+    return _asset(unquote(name))
 
 
 def _asset(name: str) -> Response:

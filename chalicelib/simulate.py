@@ -105,8 +105,19 @@ class SimulatedStream:
 
 
 def load_labels(path: Path) -> tuple[dict[str, str], dict[str, str]]:
-    """(event labels, account labels) from a labels file written by `simulate`."""
-    data = json.loads(path.read_text())
+    """(event labels, account labels) from a labels file written by `simulate`; ValueError saying
+    what is wrong with any other file (not JSON, not UTF-8, another shape)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    shape = '{"events": {EVENT_ID: SCENARIO, ...}, "accounts": {ACCOUNT_ID: SCENARIO, ...}}'
+    if not isinstance(data, dict):
+        raise ValueError(f"expected {shape}, found a JSON {type(data).__name__}")
+    for part in ("events", "accounts"):
+        labels = data.get(part)
+        if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+            raise ValueError(f'"{part}" must map ids to scenario names: expected {shape}')
     return dict(data["events"]), dict(data["accounts"])
 
 

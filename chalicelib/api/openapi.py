@@ -138,8 +138,12 @@ def openapi_document() -> dict[str, Any]:
                                "parameters": path_params + query_parameters(model), "responses": responses}}
     for path, summary in PAGE_ROUTES.items():
         params = [{"name": "name", "in": "path", "required": True, "schema": STRING}] if "{name}" in path else []
+        responses = {"200": {"description": "OK"}}
+        if params:
+            responses["404"] = {"description": "no such file",
+                                "content": {"application/json": {"schema": _ref("Error")}}}
         paths[path] = {"get": {"summary": summary, "operationId": path.strip("/").replace("/", "_") or "page",
-                               "parameters": params, "responses": {"200": {"description": "OK"}}}}
+                               "parameters": params, "responses": responses}}
     return {
         "openapi": "3.0.3",
         "info": {"title": "fraud-rules investigator API", "version": "1",

@@ -35,9 +35,14 @@ class TimeRange(_Query):
     @field_validator("since", "until")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)  # a time without offset is UTC, like the events
-        return value
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+14:00 is before year 1 in UTC
+            raise ValueError("give a time between years 1 and 9999 in UTC") from None
 
     @model_validator(mode="after")
     def _ordered(self) -> TimeRange:
@@ -141,8 +146,13 @@ def encode_cursor(position: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(position, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
+#: the largest whole-number cursor: an offset, an event's seq or a bucket start in ms (year 9999)
+MAX_CURSOR_INT = 253_402_300_799_999
+
+
 def decode_cursor(cursor: str, kind: type, length: int | None = None) -> Any:
-    """The position a cursor holds, checked to be of the route's kind (`list` of `length`, or `int`)."""
+    """The position a cursor holds, checked to be of the route's kind (`list` of `length`, or `int`
+    from 0 to MAX_CURSOR_INT: a crafted cursor is a 400, never a number a store or clock overflows on)."""
     try:
         value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError, UnicodeDecodeError):
@@ -151,7 +161,7 @@ def decode_cursor(cursor: str, kind: type, length: int | None = None) -> Any:
     if valid and kind is list:
         valid = len(value) == length and all(isinstance(v, str) for v in value)
     if valid and kind is int:
-        valid = value >= 0
+        valid = 0 <= value <= MAX_CURSOR_INT
     if not valid:
         raise ParameterError("cursor: not a cursor of this route; pass next_cursor from the previous page")
     return value

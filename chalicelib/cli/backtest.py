@@ -33,6 +33,10 @@ class RulesetRun:
     ruleset: RuleSet | None
     hits: dict[tuple[str, str], Hit] = field(default_factory=dict)  # (rule_id, event_id) -> hit
     poison: int = 0
+    read: int = 0  # records (non-blank lines) read
+    accepted: int = 0  # events stored and judged
+    duplicates: int = 0  # records whose event id came before
+    refusals: list[str] = field(default_factory=list)  # why each refused record was refused
 
     def events_of(self, rule_id: str) -> set[str]:
         return {event_id for (rid, event_id) in self.hits if rid == rule_id}
@@ -49,6 +53,8 @@ def replay(ruleset: RuleSet, records: Sequence[FileItem], *, batch_size: int = 1
             on_batch(len(batch))
         run.hits = {(h.rule_id, h.event_id): h for h in scratch.hits}
         run.poison = len(scratch.poison)
+        run.read, run.accepted, run.duplicates = len(records), scratch.accepted, scratch.duplicates
+        run.refusals = list(scratch.poison)
     return run
 
 
@@ -154,13 +160,33 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         with progress_bar(len(records), f"backtest: {name} rules") as advance:
             runs.append(replay(ruleset, records, batch_size=args.batch_size, graph=graph, on_batch=advance))
     diffs = diff(runs[0], runs[1], labels)
+    judged = runs[1]
     if args.json:
         print(json.dumps({"rules": str(args.rules), "baseline": str(args.baseline) if args.baseline else None,
-                          "events": len(records), "poison": runs[1].poison,
+                          "events": len(records), "read": judged.read, "accepted": judged.accepted,
+                          "duplicates": judged.duplicates, "refused": judged.poison, "poison": judged.poison,
+                          "refusals": judged.refusals[:EXAMPLES_SHOWN],
                           "diff": [d.__dict__ for d in diffs]}, indent=1, default=str))
     else:
-        print_diff(diffs, new=args.rules, baseline=args.baseline)
+        print(input_summary(args.events, judged))
+        for reason in judged.refusals[:EXAMPLES_SHOWN]:
+            print(f"    refused {reason}")
+        if len(judged.refusals) > EXAMPLES_SHOWN:
+            print(f"    ... and {len(judged.refusals) - EXAMPLES_SHOWN} more refused")
+        if judged.accepted:
+            print_diff(diffs, new=args.rules, baseline=args.baseline)
+    if not judged.accepted:
+        hint = "it is empty" if not judged.read else "check --format and the refusals above"
+        print(f"error: no event of {args.events} was accepted, so there is nothing to compare: {hint}",
+              file=sys.stderr)
+        return 1
     return 0
+
+
+def input_summary(events: Path, run: RulesetRun) -> str:
+    duplicates = f", {run.duplicates} duplicates" if run.duplicates else ""
+    return (f"events: {run.read} read from {events}, {run.accepted} accepted{duplicates}, "
+            f"{run.poison} refused")
 
 
 def _positive(text: str) -> int:

@@ -48,10 +48,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     ruleset = load_rules_or_exit(args.rules)
     try:
-        event_text = Path(args.event[1:]).read_text(encoding="utf-8") if args.event.startswith("@") else args.event
-        history_lines = args.history.read_text(encoding="utf-8").splitlines() if args.history else []
+        event_text = _utf8_text(Path(args.event[1:])) if args.event.startswith("@") else args.event
+        history_lines = _utf8_text(args.history).splitlines() if args.history else []
     except OSError as exc:
         print(f"error: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     try:
         event, explanations, problems = explain(ruleset, event_text.strip(), history_lines, line_format=args.format)
@@ -69,6 +72,16 @@ def cmd_explain(args: argparse.Namespace) -> int:
     for x in explanations:
         print(render(x))
     return 0
+
+
+def _utf8_text(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ValueError(f"{path}: line {line} is not UTF-8 text (byte {data[exc.start]:#04x}); "
+                         "save the file as UTF-8") from None
 
 
 def render(x: RuleExplanation) -> str:

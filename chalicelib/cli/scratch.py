@@ -35,6 +35,8 @@ class ScratchRun:
             graph=SQLiteGraphStore(":memory:") if graph else None)
         self.hits: list[Hit] = []
         self.poison: list[str] = []
+        self.accepted = 0  # events stored for the first time
+        self.duplicates = 0  # events whose id was already stored
 
     def deliver(self, items: Sequence[FileItem]) -> list[Transaction]:
         """Process one batch (redelivering from a reported failure, as Lambda does); returns the
@@ -52,9 +54,11 @@ class ScratchRun:
             else:
                 decoded.append(result)
         remaining: list[RawRecord | PoisonRecord] = list(raw)
-        for _ in range(MAX_REDELIVERIES + 1):
+        for attempt in range(MAX_REDELIVERIES + 1):
             report: BatchReport = self.pipeline.process(remaining)
             self.hits.extend(report.new_hits)
+            self.accepted += report.accepted
+            self.duplicates += report.duplicates if attempt == 0 else 0
             if report.failed_from is None:
                 return decoded
             failed_from = int(report.failed_from)

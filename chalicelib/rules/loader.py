@@ -171,7 +171,14 @@ def _parse_yaml(text: str, name: str) -> tuple[Any, yaml.Node | None]:
     if len(text) > limits.MAX_FILE_BYTES:
         raise RulesFileError([RuleIssue(name, None, None, None,
                                         f"file is larger than {limits.MAX_FILE_BYTES} bytes")])
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # refuses a control character (NUL, BEL...) before any parsing
+    except yaml.reader.ReaderError as exc:
+        at = exc.position
+        raise RulesFileError([RuleIssue(name, text.count("\n", 0, at) + 1, None, None,
+                                        f"not valid YAML: control character #x{exc.character:02x} at "
+                                        f"column {at - text.rfind(chr(10), 0, at)}; "
+                                        "a rules file is printable text")]) from None
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None

@@ -184,3 +184,22 @@ def test_overview_refreshes_while_a_replay_runs_then_the_ring_is_drawn(browser: 
     assert browser.find_elements(By.CSS_SELECTOR, "#account-hits tbody tr")
     path = screenshot(browser, "investigator-ring-account.png")
     assert path.stat().st_size > 10_000
+
+
+def test_an_account_id_that_needs_encoding_opens_from_the_page(browser: Any, server: str, data_dir: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    odd = ["ünï 1", "a/b", "x?y#z"]
+    replay([json.dumps({"event_id": f"odd-{n}-{i}", "account_id": account, "amount": 5 + i,
+                        "ts": f"2026-11-28T17:0{i}:00Z", "email": f"odd-{n}@example.com"}) + "\n"
+            for n, account in enumerate(odd) for i in range(3)], data_dir, "odd")
+    for account in odd:
+        browser.get(server)
+        box = wait_for(lambda: browser.find_element(By.ID, "search-account"), "the search box")
+        box.send_keys(account)  # typed into the page's own box: the page builds the URLs itself
+        box.submit()
+        wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#activity tbody tr")) == 3,
+                 f"the 3 events of {account!r}")
+        centre = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#graph g.node.center"),
+                          f"the neighbourhood of {account!r}")
+        assert centre[0].get_attribute("data-key") == account

@@ -94,6 +94,8 @@ REJECTED_EDITS: dict[str, tuple[bytes, str]] = {
     "too large": (V1.encode() + b"#" * limits.MAX_FILE_BYTES, "larger than"),
     "not utf-8": (V1.encode() + b"# \xff\xfe\n", "not UTF-8 text"),
     "yaml syntax": (b"version: 1\nrules: [\n", "not valid YAML"),
+    "nul byte": (V1.encode().replace(b"rules:", b"rules: \x00", 1), ":2: not valid YAML: control character #x00"),
+    "bel byte": (V1.encode() + b"# \x07\n", ":4: not valid YAML: control character #x07"),
     "empty": (b"", "the file is empty"),
     "plugin not allowed": (V1.replace("rules:", "plugins: [os]\nrules:").encode(), "plugin 'os' is not allowed"),
     "plugin import fails": (V1.replace("rules:", "plugins: [no_such_plugin_mod]\nrules:").encode(),
@@ -156,6 +158,7 @@ def test_each_kind_of_rejected_edit_keeps_the_last_good_version_and_logs_why(
     with caplog.at_level(logging.ERROR):
         assert source.current().version == good
     assert f"invalid; keeping version {good}" in caplog.text and reason in caplog.text
+    assert "unexpected error" not in caplog.text and not any(r.exc_info for r in caplog.records)
     rejected = source.last_rejected
     assert rejected is not None and reason in rejected.reason and rejected.kept_version == good
     assert rejected.at.tzinfo is not None and rejected.stamp

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.events import Transaction
-from chalicelib.explanation import RuleExplanation, explain_event
+from chalicelib.explanation import RuleExplanation, as_judged, explain_event
 from chalicelib.kinesis import LINE_FORMATS, records_from_lines
 from chalicelib.rules import RuleSet
 
@@ -32,15 +32,13 @@ def explain(ruleset: RuleSet, event_text: str, history_lines: list[str], *,
         judged = run.deliver([event_record])
         if not judged:
             raise ValueError(f"the event is not a valid record: {run.poison[-1]}")
-        event = judged[0]
-        hits = {h.rule_id: h for h in run.hits if h.event_id == event.event_id}
+        seen = as_judged(earlier, judged[0])  # a repeated id: the first delivery wins
+        hits = {h.rule_id: h for h in run.hits if h.event_id == seen.event.event_id}
         problems = list(run.poison)
-    first: dict[str, Transaction] = {}
-    for x in earlier:
-        first.setdefault(x.event_id, x)
-    if event.event_id in first:
-        problems.append(f"event {event.event_id} is already in the history: a redelivery is not judged again")
-    return event, explain_event(ruleset, event, list(first.values()), hits), problems
+    if seen.redelivered:
+        problems.append(f"event {seen.event.event_id} is already in the history: a redelivery is not judged "
+                        "again, so its first delivery there is explained")
+    return seen.event, explain_event(ruleset, seen.event, seen.earlier, hits), problems
 
 
 def cmd_explain(args: argparse.Namespace) -> int:

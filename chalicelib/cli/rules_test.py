@@ -16,14 +16,14 @@ import argparse
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
 from chalicelib.events import Transaction
-from chalicelib.explanation import RuleExplanation, explain_event
+from chalicelib.explanation import RuleExplanation, as_judged, explain_event
 from chalicelib.rules import RuleSet
 from chalicelib.rules.examples import MAX_EXAMPLES_PER_RULE, ExampleFile, RuleExample
 
@@ -130,12 +130,14 @@ def run_example(ruleset: RuleSet, rule_id: str, label: str, example: RuleExample
     records = stream_records(payloads)
     with scratch_run(ruleset) as run:
         earlier = run.deliver(records[:-1]) if history else []
-        (judged,) = run.deliver(records[-1:])
-        hits = {h.rule_id: h for h in run.hits if h.event_id == judged.event_id}
-    first: dict[str, Transaction] = {}
-    for x in earlier:
-        first.setdefault(x.event_id, x)
-    explanation = next(x for x in explain_event(ruleset, judged, list(first.values()), hits) if x.rule_id == rule_id)
+        (delivered,) = run.deliver(records[-1:])
+        seen = as_judged(earlier, delivered)  # an event id of the history: the first delivery wins
+        hits = {h.rule_id: h for h in run.hits if h.event_id == seen.event.event_id}
+    explanation = next(x for x in explain_event(ruleset, seen.event, seen.earlier, hits) if x.rule_id == rule_id)
+    if seen.redelivered:
+        explanation = replace(explanation, reason=f"the event's id {seen.event.event_id} is already in the "
+                              "history, which the engine judged; a redelivery is not judged again. "
+                              + explanation.reason)
     return ExampleOutcome(rule_id, label, example.fires, fired=rule_id in hits, explanation=explanation)
 
 

@@ -11,21 +11,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from chalicelib.events import Transaction
 from chalicelib.explanation import RuleExplanation, as_judged, explain_event
-from chalicelib.kinesis import LINE_FORMATS, records_from_lines
+from chalicelib.kinesis import LINE_FORMATS, LineFormat, LongLine, bounded_lines, records_from_lines
 from chalicelib.rules import RuleSet
 
 
-def explain(ruleset: RuleSet, event_text: str, history_lines: list[str], *,
-            line_format: str = "auto") -> tuple[Transaction, list[RuleExplanation], list[str]]:
+def explain(ruleset: RuleSet, event_text: str, history_lines: Sequence[bytes | str | LongLine], *,
+            line_format: LineFormat = "auto") -> tuple[Transaction, list[RuleExplanation], list[str]]:
     """(the event as decoded, one explanation per enabled rule, problems with the input records)."""
     from chalicelib.cli.scratch import scratch_run, stream_records
 
-    history = list(records_from_lines(history_lines, line_format))  # type: ignore[arg-type]
+    history = list(records_from_lines(history_lines, line_format))
     (event_record,) = stream_records([event_text.encode()], first_sequence=len(history_lines) + 1)
     with scratch_run(ruleset) as run:
         earlier = run.deliver(history) if history else []
@@ -47,7 +48,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     ruleset = load_rules_or_exit(args.rules)
     try:
         event_text = Path(args.event[1:]).read_text(encoding="utf-8") if args.event.startswith("@") else args.event
-        history_lines = args.history.read_text(encoding="utf-8").splitlines() if args.history else []
+        history_lines = _history_lines(args.history) if args.history else []
     except OSError as exc:
         print(f"error: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 1
@@ -67,6 +68,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
     for x in explanations:
         print(render(x))
     return 0
+
+
+def _history_lines(path: Path) -> list[bytes | LongLine]:
+    """The history file's lines as bytes (a line that is not UTF-8 is a refused record, as in
+    `replay`); a line over the line limit is refused as it is read, never held whole."""
+    with path.open("rb") as handle:
+        return list(bounded_lines(handle))
 
 
 def render(x: RuleExplanation) -> str:

@@ -24,8 +24,9 @@ from pydantic import TypeAdapter, ValidationError
 
 from chalicelib.events import Transaction
 from chalicelib.explanation import RuleExplanation, as_judged, explain_event
-from chalicelib.rules import RuleSet
+from chalicelib.rules import RuleSet, RulesFileError, limits
 from chalicelib.rules.examples import MAX_EXAMPLES_PER_RULE, ExampleFile, RuleExample
+from chalicelib.rules.loader import parse_yaml, read_beside
 
 DEFAULT_ACCOUNT = "acct-1"
 DEFAULT_AMOUNT = 10
@@ -82,7 +83,7 @@ def resolve_examples(rule_id: str, entries: Sequence[RuleExample | ExampleFile],
             out.append((f"example {index}" + (f" ({entry.name})" if entry.name else ""), entry))
             continue
         try:
-            examples = _read_examples_file(rule_id, base_dir / entry.file)
+            examples = _read_examples_file(base_dir, entry.file)
         except ExamplesError as exc:
             out.append((entry.file, exc))
             continue
@@ -90,15 +91,16 @@ def resolve_examples(rule_id: str, entries: Sequence[RuleExample | ExampleFile],
     return out
 
 
-def _read_examples_file(rule_id: str, path: Path) -> list[RuleExample]:
-    import yaml
-
+def _read_examples_file(base_dir: Path, name: str) -> list[RuleExample]:
+    """Under the rules file's own bounds: a plain name next to it, its size cap, bounded YAML."""
+    path = base_dir / name
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ExamplesError(f"cannot read examples file {path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ExamplesError(f"examples file {path} is not valid YAML: {exc}") from None
+        text = read_beside(base_dir, name, "examples file", limits.MAX_EXAMPLES_FILE_BYTES).decode("utf-8")
+        data = parse_yaml(text, str(path))
+    except RulesFileError as exc:
+        raise ExamplesError("; ".join(str(i) for i in exc.issues)) from None
+    except ValueError as exc:  # UnicodeDecodeError too
+        raise ExamplesError(f"cannot use examples file {path}: {exc}") from None
     try:
         examples = _FILE_ADAPTER.validate_python(data)
     except ValidationError as exc:

@@ -117,7 +117,7 @@ def records_from_lines(lines: Iterable[bytes | str | LongLine] | IO[bytes],
         if isinstance(line, LongLine):
             yield RefusedLine(f"{number:021d}", line.head, f"line {number} is {line.length:,} bytes long, over the "
                               f"limit of {MAX_LINE_BYTES:,} for a line (a record is at most {MAX_RECORD_BYTES:,} "
-                              "bytes): refused unread")
+                              "bytes): skipped as it was read, never held whole")
             continue
         data = _without_line_break(line)
         if data.strip():

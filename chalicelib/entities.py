@@ -38,6 +38,15 @@ RELATIONSHIPS: dict[str, str] = {
     "card_id": "USES_CARD",
 }
 
+
+
+def entity_field_or_account(name: str) -> str:
+    """`name` when the graph has vertices for it, else `account_id`. A hit edge can only end at an
+    entity: a rule keyed by `currency`, `amount` or `attributes.NAME` draws its edge to the account,
+    as an edge whose end value is null does."""
+    return name if name in VERTEX_LABELS else "account_id"
+
+
 #: vertex label -> event field (the inverse of VERTEX_LABELS).
 FIELD_OF_LABEL: dict[str, str] = {label: name for name, label in VERTEX_LABELS.items()}
 

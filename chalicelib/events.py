@@ -48,6 +48,17 @@ def attribute_name(field: str) -> str | None:
     return match.group(1) if match else None
 
 
+#: The fields a windowed rule may group by, besides `attributes.NAME`: the text identifiers every
+#: time-series store reads history by. Numbers and times (`amount`, `lat`, `lon`, `ts`) and the
+#: event's own id make no key: no store indexes them, and a key of one event is no window.
+KEY_FIELDS: tuple[str, ...] = ("account_id", "merchant_id", "ip", "device_id", "email", "phone", "card_id",
+                               "currency")
+
+
+def is_key_field(field: str) -> bool:
+    return field in KEY_FIELDS or attribute_name(field) is not None
+
+
 class Transaction(BaseModel):
     """One card or account transaction. Immutable; `ts` is UTC with millisecond precision."""
 

@@ -71,12 +71,36 @@ def register_aggregate(kind: str) -> Callable[[Describer], Describer]:
     return register
 
 
+@dataclass(frozen=True)
+class AsJudged:
+    """An event as the engine judges it, given what was delivered before it."""
+
+    event: Transaction  # its first delivery (the history's, when the id came before)
+    earlier: list[Transaction]  # the first delivery of every other id that arrived before that
+    redelivered: bool  # the event's id was already in the history
+
+
+def as_judged(history: Sequence[Transaction], event: Transaction) -> AsJudged:
+    """The engine's rule for a repeated `event_id` (DESIGN.md, Rule semantics 5): the first delivery
+    wins and is never counted twice. `history`: what was delivered before `event`, in order."""
+    first: dict[str, Transaction] = {}
+    for x in history:
+        if x.event_id == event.event_id:
+            return AsJudged(x, list(first.values()), True)
+        first.setdefault(x.event_id, x)
+    return AsJudged(event, list(first.values()), False)
+
+
 def rule_window(rule: Rule[Any], event: Transaction, earlier: Sequence[Transaction]) -> list[Transaction]:
-    """The window the semantics give `event` (judged after `earlier` arrived, in that order)."""
+    """The window the semantics give `event` (judged after `earlier` arrived, in that order); an
+    id counts once, as its first delivery."""
     if rule.window is None:
         return [event]
     start, key = event.ts - rule.window, event.get(rule.key_field)
-    inside = [(i, x) for i, x in enumerate([*earlier, event])
+    first: dict[str, Transaction] = {}
+    for x in (*earlier, event):
+        first.setdefault(x.event_id, x)
+    inside = [(i, x) for i, x in enumerate(first.values())
               if x.get(rule.key_field) == key and start < x.ts <= event.ts and rule.applies_to(x)]
     inside.sort(key=lambda item: (item[1].ts, item[0]))
     return [x for _, x in inside]
@@ -216,4 +240,5 @@ def _list_match(rule: Rule[Any], event: Transaction, window: Sequence[Transactio
     return Aggregate(0, 0, f"{rule.config.field} {event.get(rule.config.field)!r} is not in list {rule.config.list!r}")
 
 
-__all__ = ["Aggregate", "RuleExplanation", "explain_event", "register_aggregate", "rule_window"]
+__all__ = ["Aggregate", "AsJudged", "RuleExplanation", "as_judged", "explain_event", "register_aggregate",
+           "rule_window"]

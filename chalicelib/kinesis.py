@@ -4,13 +4,14 @@ handler), so local runs go through exactly the code path a deployed function doe
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import IO, Any, Literal, Protocol, TypeVar
 
-from chalicelib.events import PoisonRecord, RawRecord, detect_format
+from chalicelib.events import MAX_RECORD_BYTES, PoisonRecord, RawRecord, detect_format
 
 LineFormat = Literal["auto", "native", "seed", "kinesis"]
 LINE_FORMATS: tuple[LineFormat, ...] = ("auto", "native", "seed", "kinesis")
@@ -42,6 +43,36 @@ class RefusedLine:
 
 FileItem = StreamRecord | RefusedLine
 
+#: The longest line a records file may hold: a record at the record limit inside a Kinesis envelope
+#: (its text JSON-escaped). A longer line is refused as it is read, never held whole.
+MAX_LINE_BYTES = 2 * MAX_RECORD_BYTES
+_SKIP_CHUNK = 1 << 20
+
+
+class ReadsLines(Protocol):
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LongLine:
+    """A line over the line limit, read past in chunks: its first bytes and its length."""
+
+    head: bytes
+    length: int
+
+
+def bounded_lines(handle: ReadsLines, max_bytes: int = MAX_LINE_BYTES) -> Iterator[bytes | LongLine]:
+    """The lines of a file opened in binary mode (split at LF), each at most `max_bytes` long
+    without its line break; a longer one is a `LongLine` and at most `max_bytes` of it is held."""
+    while line := handle.readline(max_bytes + 1):
+        if line.endswith(b"\n") or len(line) <= max_bytes:
+            yield line
+            continue
+        head, length = line[:max_bytes], len(line)
+        while not line.endswith(b"\n") and (line := handle.readline(_SKIP_CHUNK)):
+            length += len(line)
+        yield LongLine(head, length - line.endswith(b"\n"))
+
 _DIGITS = re.compile(r"[0-9]{1,128}")
 _FORMAT_HINT = {"native": "'account_id'", "seed": "'account' and 'transaction_amount'"}
 
@@ -55,16 +86,22 @@ def split_lines(lines: Iterable[bytes | str]) -> Iterator[tuple[int, bytes]]:
     lone surrogates as the undecodable bytes they stand for.
     """
     for number, line in enumerate(lines, 1):
-        data = line.encode("utf-8", "surrogatepass") if isinstance(line, str) else line
-        if data.endswith(b"\n"):
-            data = data[:-1]
-        if data.endswith(b"\r"):
-            data = data[:-1]
+        data = _without_line_break(line)
         if data.strip():
             yield number, data
 
 
-def records_from_lines(lines: Iterable[bytes | str], line_format: LineFormat = "auto") -> Iterator[FileItem]:
+def _without_line_break(line: bytes | str) -> bytes:
+    data = line.encode("utf-8", "surrogatepass") if isinstance(line, str) else line
+    if data.endswith(b"\n"):
+        data = data[:-1]
+    if data.endswith(b"\r"):
+        data = data[:-1]
+    return data
+
+
+def records_from_lines(lines: Iterable[bytes | str | LongLine] | IO[bytes],
+                       line_format: LineFormat = "auto") -> Iterator[FileItem]:
     """One stream record per non-blank line, or a `RefusedLine` saying why not.
 
     `kinesis` lines are `{"sequenceNumber", "partitionKey", "data"}` with `data` the record text;
@@ -72,9 +109,19 @@ def records_from_lines(lines: Iterable[bytes | str], line_format: LineFormat = "
     replaying the same file gives the same event ids. `native` and `seed` refuse a line that is
     plainly another format; `auto` takes each line as what it looks like. A record line that is
     not UTF-8 or not JSON is passed on as it is: the pipeline dead-letters it with the reason.
+    A file opened in binary mode is read through `bounded_lines`: a line over `MAX_LINE_BYTES`
+    is refused as it is read, without holding it whole.
     """
-    for number, data in split_lines(lines):
-        yield _line_item(number, data, line_format)
+    source = bounded_lines(lines) if isinstance(lines, io.BufferedIOBase | io.RawIOBase) else lines
+    for number, line in enumerate(source, 1):
+        if isinstance(line, LongLine):
+            yield RefusedLine(f"{number:021d}", line.head, f"line {number} is {line.length:,} bytes long, over the "
+                              f"limit of {MAX_LINE_BYTES:,} for a line (a record is at most {MAX_RECORD_BYTES:,} "
+                              "bytes): skipped as it was read, never held whole")
+            continue
+        data = _without_line_break(line)
+        if data.strip():
+            yield _line_item(number, data, line_format)
 
 
 def _line_item(number: int, data: bytes, line_format: LineFormat) -> FileItem:

@@ -11,36 +11,35 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from chalicelib.events import Transaction
-from chalicelib.explanation import RuleExplanation, explain_event
-from chalicelib.kinesis import LINE_FORMATS, records_from_lines
+from chalicelib.explanation import RuleExplanation, as_judged, explain_event
+from chalicelib.kinesis import LINE_FORMATS, LineFormat, LongLine, bounded_lines, records_from_lines
 from chalicelib.rules import RuleSet
 
 
-def explain(ruleset: RuleSet, event_text: str, history_lines: list[str], *,
-            line_format: str = "auto") -> tuple[Transaction, list[RuleExplanation], list[str]]:
+def explain(ruleset: RuleSet, event_text: str, history_lines: Sequence[bytes | str | LongLine], *,
+            line_format: LineFormat = "auto") -> tuple[Transaction, list[RuleExplanation], list[str]]:
     """(the event as decoded, one explanation per enabled rule, problems with the input records)."""
     from chalicelib.cli.scratch import scratch_run, stream_records
 
-    history = list(records_from_lines(history_lines, line_format))  # type: ignore[arg-type]
+    history = list(records_from_lines(history_lines, line_format))
     (event_record,) = stream_records([event_text.encode()], first_sequence=len(history_lines) + 1)
     with scratch_run(ruleset) as run:
         earlier = run.deliver(history) if history else []
         judged = run.deliver([event_record])
         if not judged:
             raise ValueError(f"the event is not a valid record: {run.poison[-1]}")
-        event = judged[0]
-        hits = {h.rule_id: h for h in run.hits if h.event_id == event.event_id}
+        seen = as_judged(earlier, judged[0])  # a repeated id: the first delivery wins
+        hits = {h.rule_id: h for h in run.hits if h.event_id == seen.event.event_id}
         problems = list(run.poison)
-    first: dict[str, Transaction] = {}
-    for x in earlier:
-        first.setdefault(x.event_id, x)
-    if event.event_id in first:
-        problems.append(f"event {event.event_id} is already in the history: a redelivery is not judged again")
-    return event, explain_event(ruleset, event, list(first.values()), hits), problems
+    if seen.redelivered:
+        problems.append(f"event {seen.event.event_id} is already in the history: a redelivery is not judged "
+                        "again, so its first delivery there is explained")
+    return seen.event, explain_event(ruleset, seen.event, seen.earlier, hits), problems
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -49,7 +48,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     ruleset = load_rules_or_exit(args.rules)
     try:
         event_text = _utf8_text(Path(args.event[1:])) if args.event.startswith("@") else args.event
-        history_lines = _utf8_text(args.history).splitlines() if args.history else []
+        history_lines = _history_lines(args.history) if args.history else []
     except OSError as exc:
         print(f"error: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 1
@@ -76,10 +75,26 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def _utf8_text(path: Path) -> str:
     data = path.read_bytes()
+    _check_utf8(path, data)
+    return data.decode("utf-8")
+
+
+def _history_lines(path: Path) -> list[bytes | LongLine]:
+    """The history file's lines as bytes; a line over the line limit is refused as a record (as in
+    `replay`) while it is read, never held whole; a line that is not UTF-8 text is an error."""
+    with path.open("rb") as handle:
+        lines = list(bounded_lines(handle))
+    for number, line in enumerate(lines, 1):
+        if isinstance(line, bytes):
+            _check_utf8(path, line, first_line=number)
+    return lines
+
+
+def _check_utf8(path: Path, data: bytes, *, first_line: int = 1) -> None:
     try:
-        return data.decode("utf-8")
+        data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
+        line = first_line + data.count(b"\n", 0, exc.start)
         raise ValueError(f"{path}: line {line} is not UTF-8 text (byte {data[exc.start]:#04x}); "
                          "save the file as UTF-8") from None
 

@@ -57,9 +57,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 totals = stream_through(pipeline, records, args.batch_size, advance)
         finally:
             pipeline.close()
-        all_hits = _count_lines(hits_path)
+        # Other replays may be appending to the data dir's sink: one snapshot of its complete lines.
+        sink_lines = JsonLinesFile(hits_path, "hit_id").snapshot()
+        all_hits = sum(1 for line in sink_lines.splitlines() if line.strip())
         if args.data_dir is not None and hits_path.resolve() != args.out.resolve():
-            _copy_atomically(hits_path, args.out)
+            _write_atomically(args.out, sink_lines)
     print(f"rules {args.rules} version {ruleset.version}; {totals.batches} batches of up to "
           f"{args.batch_size} in {totals.seconds:.2f}s ({totals.events / max(totals.seconds, 1e-9):,.0f} events/s)")
     new_hits = sum((totals.hits + totals.shadow_hits).values())
@@ -98,14 +100,7 @@ def _reason_kind(reason: str) -> str:
     return bounded(re.sub(r"^line \d+", "line N", reason), 160)
 
 
-def _count_lines(path: Path) -> int:
-    if not path.exists():
-        return 0
-    with path.open("rb") as handle:
-        return sum(1 for line in handle if line.strip())
-
-
-def _copy_atomically(source: Path, target: Path) -> None:
+def _write_atomically(target: Path, data: bytes) -> None:
     temporary = target.with_name(f".{target.name}.tmp")
-    temporary.write_bytes(source.read_bytes() if source.exists() else b"")
+    temporary.write_bytes(data)
     os.replace(temporary, target)

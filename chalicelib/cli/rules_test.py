@@ -16,16 +16,17 @@ import argparse
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
 from chalicelib.events import Transaction
-from chalicelib.explanation import RuleExplanation, explain_event
-from chalicelib.rules import RuleSet
+from chalicelib.explanation import RuleExplanation, as_judged, explain_event
+from chalicelib.rules import RuleSet, RulesFileError, limits
 from chalicelib.rules.examples import MAX_EXAMPLES_PER_RULE, ExampleFile, RuleExample
+from chalicelib.rules.loader import parse_yaml, read_beside
 
 DEFAULT_ACCOUNT = "acct-1"
 DEFAULT_AMOUNT = 10
@@ -82,7 +83,7 @@ def resolve_examples(rule_id: str, entries: Sequence[RuleExample | ExampleFile],
             out.append((f"example {index}" + (f" ({entry.name})" if entry.name else ""), entry))
             continue
         try:
-            examples = _read_examples_file(rule_id, base_dir / entry.file)
+            examples = _read_examples_file(base_dir, entry.file)
         except ExamplesError as exc:
             out.append((entry.file, exc))
             continue
@@ -90,15 +91,16 @@ def resolve_examples(rule_id: str, entries: Sequence[RuleExample | ExampleFile],
     return out
 
 
-def _read_examples_file(rule_id: str, path: Path) -> list[RuleExample]:
-    import yaml
-
+def _read_examples_file(base_dir: Path, name: str) -> list[RuleExample]:
+    """Under the rules file's own bounds: a plain name next to it, its size cap, bounded YAML."""
+    path = base_dir / name
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ExamplesError(f"cannot read examples file {path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ExamplesError(f"examples file {path} is not valid YAML: {exc}") from None
+        text = read_beside(base_dir, name, "examples file", limits.MAX_EXAMPLES_FILE_BYTES).decode("utf-8")
+        data = parse_yaml(text, str(path))
+    except RulesFileError as exc:
+        raise ExamplesError("; ".join(str(i) for i in exc.issues)) from None
+    except ValueError as exc:  # UnicodeDecodeError too
+        raise ExamplesError(f"cannot use examples file {path}: {exc}") from None
     try:
         examples = _FILE_ADAPTER.validate_python(data)
     except ValidationError as exc:
@@ -130,12 +132,14 @@ def run_example(ruleset: RuleSet, rule_id: str, label: str, example: RuleExample
     records = stream_records(payloads)
     with scratch_run(ruleset) as run:
         earlier = run.deliver(records[:-1]) if history else []
-        (judged,) = run.deliver(records[-1:])
-        hits = {h.rule_id: h for h in run.hits if h.event_id == judged.event_id}
-    first: dict[str, Transaction] = {}
-    for x in earlier:
-        first.setdefault(x.event_id, x)
-    explanation = next(x for x in explain_event(ruleset, judged, list(first.values()), hits) if x.rule_id == rule_id)
+        (delivered,) = run.deliver(records[-1:])
+        seen = as_judged(earlier, delivered)  # an event id of the history: the first delivery wins
+        hits = {h.rule_id: h for h in run.hits if h.event_id == seen.event.event_id}
+    explanation = next(x for x in explain_event(ruleset, seen.event, seen.earlier, hits) if x.rule_id == rule_id)
+    if seen.redelivered:
+        explanation = replace(explanation, reason=f"the event's id {seen.event.event_id} is already in the "
+                              "history, which the engine judged; a redelivery is not judged again. "
+                              + explanation.reason)
     return ExampleOutcome(rule_id, label, example.fires, fired=rule_id in hits, explanation=explanation)
 
 

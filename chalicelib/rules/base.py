@@ -23,8 +23,8 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, field_validator, model_validator
 from pydantic_core import core_schema
 
-from chalicelib.entities import VERTEX_LABELS, GraphView, ReachQuery, iso_ms
-from chalicelib.events import Transaction, attribute_name
+from chalicelib.entities import VERTEX_LABELS, GraphView, ReachQuery, entity_field_or_account, iso_ms
+from chalicelib.events import KEY_FIELDS, Transaction, attribute_name, is_key_field
 from chalicelib.rules import limits
 from chalicelib.rules.examples import MAX_EXAMPLES_PER_RULE, Examples
 
@@ -84,6 +84,16 @@ def check_field_name(name: str) -> str:
     known = ", ".join(sorted(EVENT_FIELDS))
     raise ValueError(
         f"unknown event field {name!r}: use one of {known}, or attributes.NAME (letters, digits, _)"
+    )
+
+
+def check_key_name(name: str) -> str:
+    """A windowed rule's `key`: a field every time-series store can read history by."""
+    check_field_name(name)
+    if is_key_field(name):
+        return name
+    raise ValueError(
+        f"cannot group a window by {name!r}: use one of {', '.join(KEY_FIELDS)}, or attributes.NAME"
     )
 
 
@@ -228,7 +238,7 @@ class WindowedConfig(RuleConfig):
     key: str = "account_id"
     window: Duration
 
-    _check_key = field_validator("key")(check_field_name)
+    _check_key = field_validator("key")(check_key_name)
 
 
 # --------------------------------------------------------------------------- behaviour
@@ -341,11 +351,12 @@ class Rule(ABC, Generic[C]):
         """
 
     def edge_ends(self) -> tuple[str, str]:
-        """(from field, to field) of the hit edge: config first, then the kind's defaults."""
+        """(from field, to field) of the hit edge: config first, then the kind's defaults. Both
+        are entity fields: a default that is none (a key such as `currency`) is the account."""
         spec = self.config.edge
         src = spec.from_ or "account_id"
         dst = spec.to or (self.key_field if self.key_field != src else self.default_edge_to or src)
-        return src, dst
+        return src, entity_field_or_account(dst)
 
     def edge_label(self) -> str:
         return self.config.edge.label or self.id.upper().replace("-", "_")
@@ -459,5 +470,6 @@ __all__ = [
     "WindowAggregate",
     "WindowedConfig",
     "check_field_name",
+    "check_key_name",
     "window_evidence",
 ]

@@ -24,7 +24,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from chalicelib.entities import GraphView, ReachQuery, iso_ms
+from chalicelib.entities import GraphView, ReachQuery, entity_field_or_account, iso_ms
 from chalicelib.events import StoredEvent, Transaction
 from chalicelib.hits import EdgeEnd, Hit, HitEdge, hit_id
 from chalicelib.rules.base import Finding, GraphRule, Rule
@@ -153,7 +153,7 @@ def _judge_windowed(rule: Rule[Any], targets: Sequence[StoredEvent],
 
 
 def make_hit(rule: Rule[Any], event: Transaction, finding: Finding, ruleset_version: str) -> Hit:
-    src, dst = rule.edge_ends()
+    src, dst = (entity_field_or_account(end) for end in rule.edge_ends())  # a plugin's override too
     src_value = event.get(src)
     dst_value = event.get(dst)
     source = EdgeEnd(src, str(src_value)) if src_value is not None else EdgeEnd("account_id", event.account_id)

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from chalicelib.entities import entity_field_or_account
 from chalicelib.events import Transaction
 from chalicelib.rules import limits
 from chalicelib.rules.base import (
@@ -64,7 +65,7 @@ class FirstSeenRule(Rule[FirstSeenConfig]):
 
     def edge_ends(self) -> tuple[str, str]:
         spec = self.config.edge
-        return spec.from_ or "account_id", spec.to or self.config.field
+        return spec.from_ or "account_id", spec.to or entity_field_or_account(self.config.field)
 
 
 class _Seen(ValueCounts):

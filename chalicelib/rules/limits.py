@@ -24,7 +24,11 @@ MAX_PLUGINS = 32
 MAX_LISTS = 100
 #: Inline `values:` of one list, and lines of one list `file:`.
 MAX_LIST_ENTRIES = 1_000_000
-MAX_LIST_FILE_BYTES = 64 * 1024 * 1024
+#: A file a rules file names (a list `file:`, an examples `file:`) is read under the rules file's own cap.
+MAX_LIST_FILE_BYTES = MAX_FILE_BYTES
+MAX_EXAMPLES_FILE_BYTES = MAX_FILE_BYTES
+#: ...and is a plain file name in the rules file's directory: no directories, no leading dot.
+FILE_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$"
 #: Conditions in one rule's `where`, values in one `in`/`not_in` list, characters of one value.
 MAX_CONDITIONS = 32
 MAX_IN_VALUES = 1000

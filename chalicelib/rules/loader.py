@@ -16,13 +16,14 @@ import difflib
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
 from chalicelib.rules import limits
@@ -62,11 +63,52 @@ class RuleSet:
 PluginName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$", max_length=200)]
 
 
+def check_file_name(name: str, what: str) -> str:
+    """A file a rules file names is a plain name in the rules file's own directory."""
+    if not re.fullmatch(limits.FILE_NAME_PATTERN, name):
+        raise ValueError(f"{what} {name[:80]!r} must be a plain file name next to the rules file (letters, digits, "
+                         "'_', '-', '.'; no directories, no leading dot), e.g. stolen-cards.txt")
+    return name
+
+
+def read_beside(base_dir: Path, name: str, what: str, max_bytes: int) -> bytes:
+    """The bytes of file `name` in `base_dir` (the rules file's directory), read only if it is a
+    plain name of a regular file there (not a link out of it, a device or a pipe) of at most
+    `max_bytes`; ValueError saying why not."""
+    check_file_name(name, what)
+    try:
+        path = (base_dir / name).resolve(strict=True)
+        if path.parent != base_dir.resolve():
+            raise ValueError(f"{what} {name} is a link out of the rules file's directory")
+        if not path.is_file():
+            raise ValueError(f"{what} {name} is not a regular file")
+        with path.open("rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot read {what}: {exc}") from None
+    if len(data) > max_bytes:
+        raise ValueError(f"{what} is larger than {max_bytes} bytes")
+    return data
+
+
+def parse_yaml(text: str, name: str) -> Any:
+    """YAML under the rules file's bounds (size, depth, alias expansion, no repeated keys);
+    RulesFileError saying where it is refused."""
+    return _parse_yaml(text, name)[0]
+
+
 class ListSource(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     values: tuple[str, ...] | None = Field(default=None, max_length=limits.MAX_LIST_ENTRIES)
     file: str | None = None
+
+    @field_validator("file")
+    @classmethod
+    def _plain_name(cls, name: str | None) -> str | None:
+        if name is not None:
+            check_file_name(name, "list file")
+        return name
 
     @model_validator(mode="after")
     def _one_source(self) -> ListSource:
@@ -386,19 +428,17 @@ def _read_lists(specs: Mapping[str, ListSource], base_dir: Path | None, name: st
             lists[list_name] = frozenset(spec.values)
             continue
         assert spec.file is not None
-        path = Path(spec.file)
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
+        if base_dir is None:
+            problems.append(issue(("lists", list_name, "file"), "a list file is read next to a rules file on disk, "
+                                  "and these rules come from elsewhere: give the list inline as values:", "file"))
+            continue
         try:
-            with path.open("rb") as handle:
-                raw = handle.read(limits.MAX_LIST_FILE_BYTES + 1)
-            if len(raw) > limits.MAX_LIST_FILE_BYTES:
-                problems.append(issue(("lists", list_name, "file"),
-                                      f"list file is larger than {limits.MAX_LIST_FILE_BYTES} bytes", "file"))
-                continue
-            lines = raw.decode("utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
+            lines = read_beside(base_dir, spec.file, "list file", limits.MAX_LIST_FILE_BYTES).decode().splitlines()
+        except UnicodeDecodeError as exc:
             problems.append(issue(("lists", list_name, "file"), f"cannot read list file: {exc}", "file"))
+            continue
+        except ValueError as exc:
+            problems.append(issue(("lists", list_name, "file"), str(exc), "file"))
             continue
         values = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
         if len(values) > MAX_LIST_ENTRIES:

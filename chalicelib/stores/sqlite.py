@@ -115,6 +115,9 @@ class SQLiteTimeSeriesStore(TimeSeriesStore):
             if name == "amount":
                 columns.append("amount")
                 convert.append((position, Decimal))
+            elif name == "ts":  # a `where` on the time
+                columns.append("ts_ms")
+                convert.append((position, from_epoch_ms))
             elif attribute or name == ALL_ATTRIBUTES:
                 columns.append("attributes")
                 convert.append((position, _attribute_reader(attribute)))

@@ -96,6 +96,17 @@ def test_window_rows_are_history_as_compact_tuples(store: TimeSeriesStore) -> No
     assert store.window_rows("ip", ["1"], 0, 10**12, s3, fields, min_seq=s1) == got[1:]
 
 
+def test_window_rows_hold_what_the_event_holds_for_every_field(store: TimeSeriesStore) -> None:
+    # A `where` on any field reads it from these rows: `ts` was NULL on SQLite, so
+    # `where: [{field: ts, ...}]` never held in a warm container (issue 18).
+    event = tx("e1", 1, ip="1", currency="EUR", merchant_id="m", device_id="d", email="x@example.com",
+               phone="5", card_id="c", lat=1.5, lon=2.5, attributes={"tier": "gold"})
+    written = store.write([event])
+    fields = (*sorted(set(Transaction.model_fields) - {"attributes"}), "attributes.tier")
+    [row] = store.window_rows("ip", ["1"], 0, 10**12, written.pending[0].seq, fields)
+    assert row[3:] == tuple(event.get(name) for name in fields)
+
+
 def test_history_by_attribute_key(store: TimeSeriesStore) -> None:
     written = store.write([tx("e1", 1, attributes={"terminal": 7}), tx("e2", 2, attributes={"terminal": "7"}),
                            tx("e3", 3, attributes={"terminal": 8})])

@@ -164,3 +164,64 @@ def test_processes_creating_the_stores_at_the_same_instant(tmp_path: Path) -> No
             process.join(60)
         failures += [outcome for outcome in (results.get(timeout=5) for _ in processes) if outcome != "ok"]
     assert failures == []
+
+
+def test_concurrent_replays_of_one_stream_write_every_hit_once(stream: Stream, clean_run: CleanRun,
+                                                               tmp_path: Path) -> None:
+    """Several replays of the *same* records into one fresh data directory (issue 18, item 8): each
+    judges events another stored and has not marked yet, so they find the same hits; the shared
+    hit sink holds each once and the summaries add up to the distinct hits."""
+    writers = 3
+    events = tmp_path / "stream.jsonl"
+    events.write_text(envelopes(enumerate(stream.lines, 1)))
+    data = tmp_path / "data"
+    runs = [Replay.start(events, data, tmp_path / f"hits-{index}.jsonl", CONCURRENT_BATCH_SIZE)
+            for index in range(writers)]
+    summaries = [run.finish() for run in runs]
+    after = DataDir.read(data)
+
+    accepted = [s["accepted"] for s in summaries]
+    print(f"{writers} writers accepted {accepted} events and wrote {[sum(s['hits'].values()) for s in summaries]} "
+          "new hits")
+    assert sum(1 for n in accepted if n) >= 2, "one writer stored everything: nothing concurrent was tested"
+    assert sum(accepted) == len(stream.event_ids) == len(after.events)
+    assert after.unjudged() == []
+
+    hits, times = jsonl_by_id(data / "hits.jsonl", "hit_id")
+    assert [h for h, n in times.items() if n > 1] == [], "a hit was written twice"
+    assert sum(sum(s["hits"].values()) + sum(s.get("shadow_hits", {}).values()) for s in summaries) == len(hits)
+    assert set(after.graph.hit_edges) == set(hits) and after.graph.doubled() == {}
+    # every writer stored in stream order, so the micro hits are the clean run's
+    micro = {h: hit for h, hit in hits.items() if hit["kind"] not in MACRO_KINDS}
+    assert micro == {h: hit for h, hit in clean_run.hits.items() if hit["kind"] not in MACRO_KINDS}
+    dead_letters, dead_letter_times = jsonl_by_id(data / "dead-letters.jsonl", "record_id")
+    assert len(dead_letters) == stream.poison and max(dead_letter_times.values()) == 1
+
+
+def _append_rounds(path: str, writer: int, rounds: int, start: Any, results: Any) -> None:
+    from chalicelib.stores.jsonl import JsonLinesFile
+
+    sink = JsonLinesFile(path, "id")
+    start.wait()
+    written = 0
+    for round_number in range(rounds):
+        # every writer offers the same ids of the round, and one of its own
+        offered = [{"id": f"r{round_number}-{k}", "by": writer} for k in range(5)]
+        written += len(sink.append([*offered, {"id": f"own-{writer}-{round_number}", "by": writer}]))
+    results.put(written)
+
+
+def test_processes_appending_to_one_jsonl_sink_write_each_id_once(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("fork")
+    path, writers, rounds = tmp_path / "hits.jsonl", 4, 200
+    start, results = context.Barrier(writers), context.Queue()
+    processes = [context.Process(target=_append_rounds, args=(str(path), w, rounds, start, results))
+                 for w in range(writers)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+    written = [results.get(timeout=5) for _ in processes]
+    ids = [json.loads(line)["id"] for line in path.read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == rounds * 5 + writers * rounds
+    assert sum(written) == len(ids)  # what each writer says it wrote adds up to the file

@@ -42,7 +42,7 @@ def test_corpus_is_what_its_generator_says() -> None:
     for kind in ("truncated-json", "json-array", "amount-1e400", "amount-nan-literal", "account-10k-chars",
                  "attributes-33", "ts-year-9999", "raw-nul-byte", "record-over-32kib", "invalid-utf8-byte",
                  "envelope-lone-surrogate", "escaped-lone-high-surrogate", "bare-cr-between-tokens",
-                 "u2028-u2029-inside-string"):
+                 "u2028-u2029-inside-string", "line-over-64kib"):
         assert kind in kinds
 
 

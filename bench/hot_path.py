@@ -37,8 +37,8 @@ from chalicelib.hits import Hit
 from chalicelib.pipeline import Pipeline
 from chalicelib.rules import RuleSet, StaticRulesSource, load_rules_text
 from chalicelib.rules.engine import evaluate, history_requests
-from chalicelib.simulate import simulate
 from chalicelib.stores import JsonLinesDeadLetterSink, JsonLinesHitSink, SQLiteTimeSeriesStore
+from fraudtools.simulate import simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 

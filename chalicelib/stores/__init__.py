@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 from chalicelib.settings import Settings
 from chalicelib.stores.base import DeadLetterSink, HitSink, TimeSeriesStore, WriteResult
 from chalicelib.stores.exceptions import StoreError, TransientStoreError
-from chalicelib.stores.graph import GremlinGraphStore
 from chalicelib.stores.graph_base import GraphStore, Ring
-from chalicelib.stores.gremlin import GremliteConnection, NeptuneConnection, NeptuneSettings
+from chalicelib.stores.gremlin_connection import GremliteConnection, NeptuneConnection, NeptuneSettings
+from chalicelib.stores.gremlin_graph import GremlinGraphStore
 from chalicelib.stores.jsonl import JsonLinesDeadLetterSink, JsonLinesHitSink
 from chalicelib.stores.sqlite import SQLiteTimeSeriesStore
 from chalicelib.stores.sqlite_graph import SQLiteGraphStore

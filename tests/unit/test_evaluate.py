@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.evaluate import Score, evaluate_hits, markdown_table, reading
+from fraudtools.scoring import Score, evaluate_hits, markdown_table, reading
 
 
 def hit(event: str, account: str, rule: str, kind: str, mode: str = "enforce") -> dict[str, str]:
@@ -72,7 +72,7 @@ def test_lookalikes_are_counted_per_family_and_detector() -> None:
 
 
 def test_generalisation_sections_say_where_targets_are_missed() -> None:
-    from chalicelib.evaluate import generalisation_sections
+    from fraudtools.scoring import generalisation_sections
 
     ev = evaluate_hits(HITS, EVENTS, ACCOUNTS)
     reference = {"records": 3, "ring_size": 11, "rules": {"r": {"ring": 11, "others": 3}},

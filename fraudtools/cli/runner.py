@@ -17,13 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chalicelib.kinesis import (
-    FileItem,
-    RefusedLine,
-    StreamRecord,
-    batched,
-    kinesis_event,
-)
 from chalicelib.lambda_response import MAX_REDELIVERIES, redelivery_point
 from chalicelib.pipeline import Pipeline
 from chalicelib.retry import Backoff
@@ -35,6 +28,13 @@ from chalicelib.stores import (
     JsonLinesHitSink,
 )
 from chalicelib.wiring import build_pipeline, embedded_settings
+from fraudtools.record_files import (
+    FileItem,
+    RefusedLine,
+    StreamRecord,
+    batched,
+    kinesis_event,
+)
 
 #: Lambda redelivers a failed batch at once; locally the wait follows the retry policy.
 REDELIVERY_BACKOFF = Backoff(MAX_REDELIVERIES + 1, base_delay_s=0.1, max_delay_s=2.0)

@@ -18,7 +18,7 @@ from chalicelib.hits import Hit
 from chalicelib.pipeline import BatchReport, Pipeline
 from chalicelib.rules import RuleSet, StaticRulesSource
 from chalicelib.stores import DeadLetterSink, HitSink, SQLiteTimeSeriesStore
-from chalicelib.stores.graph import GraphStore
+from chalicelib.stores.gremlin_graph import GraphStore
 
 
 class MemoryHitSink(HitSink):

@@ -6,16 +6,16 @@ import argparse
 import json
 from typing import Any
 
-from chalicelib.cli.graph import open_graph
-from chalicelib.cli.results import print_evaluation, simulate_and_run
-from chalicelib.cli.runner import load_rules_or_exit
 from chalicelib.entities import DEFAULT_VIA
+from fraudtools.cli.graph import open_graph
+from fraudtools.cli.results import print_evaluation, simulate_and_run
+from fraudtools.cli.runner import load_rules_or_exit
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from chalicelib.report import html_report
+    from fraudtools.report import html_report
 
     load_rules_or_exit(args.rules)  # fail early, with the file's problems, before simulating
     console = Console(width=max(120, Console().width))

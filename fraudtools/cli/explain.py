@@ -16,14 +16,14 @@ from typing import Any
 
 from chalicelib.events import Transaction
 from chalicelib.explanation import RuleExplanation, explain_event
-from chalicelib.kinesis import LINE_FORMATS, records_from_lines
 from chalicelib.rules import RuleSet
+from fraudtools.record_files import LINE_FORMATS, records_from_lines
 
 
 def explain(ruleset: RuleSet, event_text: str, history_lines: list[str], *,
             line_format: str = "auto") -> tuple[Transaction, list[RuleExplanation], list[str]]:
     """(the event as decoded, one explanation per enabled rule, problems with the input records)."""
-    from chalicelib.cli.scratch import scratch_run, stream_records
+    from fraudtools.cli.scratch import scratch_run, stream_records
 
     history = list(records_from_lines(history_lines, line_format))  # type: ignore[arg-type]
     (event_record,) = stream_records([event_text.encode()], first_sequence=len(history_lines) + 1)
@@ -44,7 +44,7 @@ def explain(ruleset: RuleSet, event_text: str, history_lines: list[str], *,
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from chalicelib.cli.runner import load_rules_or_exit
+    from fraudtools.cli.runner import load_rules_or_exit
 
     ruleset = load_rules_or_exit(args.rules)
     try:

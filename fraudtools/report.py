@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from chalicelib.evaluate import DETECTORS, LEVELS, OVERALL, Evaluation, reading
+from fraudtools.scoring import DETECTORS, LEVELS, OVERALL, Evaluation, reading
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
            "#bcbd22", "#7f7f7f", "#393b79", "#637939", "#843c39", "#7b4173"]

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chalicelib.evaluate import Score
 from chalicelib.hits import Hit
-from chalicelib.kinesis import LINE_FORMATS, FileItem, batched, records_from_lines
 from chalicelib.rules import RuleSet
+from fraudtools.record_files import LINE_FORMATS, FileItem, batched, records_from_lines
+from fraudtools.scoring import Score
 
 EXAMPLES_SHOWN = 3
 OVERALL = "(any enforce rule)"
@@ -40,7 +40,7 @@ class RulesetRun:
 
 def replay(ruleset: RuleSet, records: Sequence[FileItem], *, batch_size: int = 100, graph: bool = True,
            on_batch: Callable[[int], None] = lambda n: None) -> RulesetRun:
-    from chalicelib.cli.scratch import scratch_run
+    from fraudtools.cli.scratch import scratch_run
 
     run = RulesetRun(ruleset)
     with scratch_run(ruleset, graph=graph) as scratch:
@@ -124,7 +124,7 @@ def print_diff(diffs: Sequence[RuleDiff], *, new: Path, baseline: Path | None) -
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from chalicelib.cli.runner import load_rules_or_exit, progress_bar
+    from fraudtools.cli.runner import load_rules_or_exit, progress_bar
 
     new_rules = load_rules_or_exit(args.rules)
     old_rules = load_rules_or_exit(args.baseline) if args.baseline else None
@@ -136,7 +136,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         return 1
     labels = None
     if args.labels:
-        from chalicelib.simulate import load_labels
+        from fraudtools.simulate import load_labels
 
         try:
             labels, _ = load_labels(args.labels)

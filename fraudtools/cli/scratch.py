@@ -12,7 +12,6 @@ from pathlib import Path
 
 from chalicelib.events import PoisonRecord, RawRecord, Transaction, decode_record, records_from_kinesis_event
 from chalicelib.hits import Hit
-from chalicelib.kinesis import FileItem, RefusedLine, StreamRecord, kinesis_event
 from chalicelib.lambda_response import MAX_REDELIVERIES
 from chalicelib.pipeline import BatchReport, Pipeline
 from chalicelib.rules import RuleSet, StaticRulesSource
@@ -22,6 +21,7 @@ from chalicelib.stores import (
     SQLiteGraphStore,
     SQLiteTimeSeriesStore,
 )
+from fraudtools.record_files import FileItem, RefusedLine, StreamRecord, kinesis_event
 
 
 class ScratchRun:

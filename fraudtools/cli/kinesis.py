@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from chalicelib.cli.runner import embedded_handler, load_rules_or_exit, progress_bar
+from fraudtools.cli.runner import embedded_handler, load_rules_or_exit, progress_bar
 
 
 def kinesis_client(endpoint_url: str | None, region: str) -> Any:
@@ -16,7 +16,7 @@ def kinesis_client(endpoint_url: str | None, region: str) -> Any:
 
 
 def cmd_kinesis_produce(args: argparse.Namespace) -> int:
-    from chalicelib.kinesis_io import KinesisProducer, outgoing_from_lines
+    from fraudtools.kinesis_stream import KinesisProducer, outgoing_from_lines
 
     client = kinesis_client(args.endpoint_url, args.region)
     if args.create_stream:
@@ -40,7 +40,7 @@ def cmd_kinesis_produce(args: argparse.Namespace) -> int:
 
 
 def cmd_kinesis_poll(args: argparse.Namespace) -> int:
-    from chalicelib.kinesis_io import CheckpointFile, KinesisPoller
+    from fraudtools.kinesis_stream import CheckpointFile, KinesisPoller
 
     load_rules_or_exit(args.rules)
     client = kinesis_client(args.endpoint_url, args.region)

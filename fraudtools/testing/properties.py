@@ -11,7 +11,7 @@ Two layers:
 
 The properties: the pipeline agrees with the reference on any stream; hits do not depend on how
 the stream is cut into batches or on redelivery of any part of a batch; and, where the kind
-declares it (`Monotonicity` in `chalicelib.testing.reference`): raising a threshold never adds
+declares it (`Monotonicity` in `fraudtools.testing.reference`): raising a threshold never adds
 hits, widening the window never removes a hit or lowers its value, adding a `where` condition
 never adds hits.
 """
@@ -28,9 +28,9 @@ from hypothesis import strategies as st
 
 from chalicelib.events import Transaction
 from chalicelib.rules import Duration, RuleSet, load_rules_text
-from chalicelib.testing.harness import run_stream, split_at
-from chalicelib.testing.reference import assert_hits_agree, number, reference_hits, reference_of
-from chalicelib.testing.strategies import batch_cuts, conditions, pools_for, streams
+from fraudtools.testing.harness import run_stream, split_at
+from fraudtools.testing.reference import assert_hits_agree, number, reference_hits, reference_of
+from fraudtools.testing.strategies import batch_cuts, conditions, pools_for, streams
 
 Property = Callable[..., None]
 #: Pipeline runs take varying time: no per-example deadline (a profile may still set max_examples).

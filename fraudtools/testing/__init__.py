@@ -1,18 +1,18 @@
 """A property-testing toolkit for rule authors (needs Hypothesis: a test dependency).
 
-    from chalicelib.testing import agrees_with_reference_property, register_reference
+    from fraudtools.testing import agrees_with_reference_property, register_reference
 
 * strategies: `transactions`, `streams` (rates, late events, redeliveries, fraud bursts, the
   fields a ruleset reads), `batch_cuts`, `conditions`;
 * a brute-force reference evaluator of the rule semantics, `reference_hits`, with one reference
   judge per kind; plugin kinds add theirs with `@register_reference("kind")`;
-* ready-made properties run on the real pipeline (`chalicelib.testing.properties`);
+* ready-made properties run on the real pipeline (`fraudtools.testing.properties`);
 * `run_stream`: deliver a stream to a real `Pipeline` over a throw-away in-memory store.
 """
 
 from __future__ import annotations
 
-from chalicelib.testing.harness import (
+from fraudtools.testing.harness import (
     MemoryDeadLetterSink,
     MemoryHitSink,
     PipelineRun,
@@ -21,7 +21,7 @@ from chalicelib.testing.harness import (
     run_stream,
     split_at,
 )
-from chalicelib.testing.properties import (
+from fraudtools.testing.properties import (
     agrees_with_reference_property,
     batching_and_redelivery_property,
     check_agrees_with_reference,
@@ -35,7 +35,7 @@ from chalicelib.testing.properties import (
     rule_properties,
     ruleset_of,
 )
-from chalicelib.testing.reference import (
+from fraudtools.testing.reference import (
     FIRES,
     Monotonicity,
     ReferenceContext,
@@ -47,7 +47,7 @@ from chalicelib.testing.reference import (
     reference_window,
     register_reference,
 )
-from chalicelib.testing.strategies import (
+from fraudtools.testing.strategies import (
     DEFAULT_ACCOUNTS,
     DEFAULT_AMOUNTS,
     DEFAULT_PLACES,

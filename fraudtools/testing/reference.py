@@ -40,7 +40,7 @@ ReferenceJudge = Callable[[Any, Transaction, Sequence[Transaction], ReferenceCon
 
 @dataclass(frozen=True)
 class Monotonicity:
-    """Which monotonicity properties hold for a kind (checked by `chalicelib.testing.properties`).
+    """Which monotonicity properties hold for a kind (checked by `fraudtools.testing.properties`).
 
     * `thresholds`: config fields where a larger value never adds hits;
     * `window`: a longer window never removes a hit nor lowers its value;
@@ -77,7 +77,7 @@ def reference_of(kind: str) -> tuple[ReferenceJudge, Monotonicity]:
     except KeyError:
         raise LookupError(
             f"no reference judge for rule kind {kind!r}: register one with "
-            f"@chalicelib.testing.register_reference({kind!r})"
+            f"@fraudtools.testing.register_reference({kind!r})"
         ) from None
 
 

@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from chalicelib.evaluate import Evaluation
+    from fraudtools.scoring import Evaluation
 
 
 def write_results_markdown(path: Path, evaluation: Evaluation, *, rules: Path | None, command: str,
                            extra: dict[str, Any] | None = None, seeds: dict[int, Evaluation] | None = None,
                            sections: list[str] | None = None) -> None:
-    from chalicelib.evaluate import lookalike_table, markdown_table, reading
+    from fraudtools.scoring import lookalike_table, markdown_table, reading
 
     lines = [
         "# Results: do micro and macro rules complement each other?",
@@ -89,7 +89,7 @@ def write_results_markdown(path: Path, evaluation: Evaluation, *, rules: Path | 
 
 def seed_summary(seeds: dict[int, Evaluation]) -> list[str]:
     """Overall F1 per detector for every seed, and whether combining beat the better single view."""
-    from chalicelib.evaluate import DETECTORS, LEVELS
+    from fraudtools.scoring import DETECTORS, LEVELS
 
     lines = ["## Every seed (overall F1)", "",
              "| seed | level | " + " | ".join(DETECTORS) + " | combined beats the better single view? |",

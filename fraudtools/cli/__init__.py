@@ -5,8 +5,8 @@ rule-author commands, `runner` holds what the commands share, `parser` the parse
 
 from __future__ import annotations
 
-from chalicelib.cli.parser import build_parser, main
-from chalicelib.cli.runner import (
+from fraudtools.cli.parser import build_parser, main
+from fraudtools.cli.runner import (
     RunTotals,
     embedded_handler,
     embedded_pipeline,

@@ -11,7 +11,9 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from chalicelib.cli.runner import (
+from chalicelib.events import bounded
+from chalicelib.stores.jsonl import JsonLinesFile
+from fraudtools.cli.runner import (
     RunTotals,
     data_directory,
     embedded_pipeline,
@@ -19,13 +21,11 @@ from chalicelib.cli.runner import (
     progress_bar,
     stream_through,
 )
-from chalicelib.events import bounded
-from chalicelib.kinesis import (
+from fraudtools.record_files import (
     SHARD_ID,
     FileItem,
     records_from_lines,
 )
-from chalicelib.stores.jsonl import JsonLinesFile
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

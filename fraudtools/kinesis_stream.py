@@ -60,7 +60,7 @@ def outgoing_from_lines(lines: Iterable[bytes | str], partition_field: str = "ac
     or a bare CR inside a record keeps it whole, and the bytes go out as they are - a line that
     is not UTF-8 or not JSON is still sent, and the pipeline dead-letters it with the reason.
     """
-    from chalicelib.kinesis import split_lines
+    from fraudtools.record_files import split_lines
 
     for _number, data in split_lines(lines):
         try:

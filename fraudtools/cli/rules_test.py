@@ -114,7 +114,7 @@ def _filled(fields: Mapping[str, Any], event_id: str) -> dict[str, Any]:
 
 
 def run_example(ruleset: RuleSet, rule_id: str, label: str, example: RuleExample, number: int) -> ExampleOutcome:
-    from chalicelib.cli.scratch import scratch_run, stream_records
+    from fraudtools.cli.scratch import scratch_run, stream_records
 
     stem = f"{rule_id}-ex{number}"
     history = [_filled(h, f"{stem}-h{j}") for j, h in enumerate(example.history, 1)]
@@ -158,7 +158,7 @@ def run_all_examples(ruleset: RuleSet, base_dir: Path, *, require: bool = False)
 
 
 def cmd_rules_test(args: argparse.Namespace) -> int:
-    from chalicelib.cli.runner import load_rules_or_exit
+    from fraudtools.cli.runner import load_rules_or_exit
 
     ruleset = load_rules_or_exit(args.file)
     outcomes = run_all_examples(ruleset, args.file.resolve().parent, require=args.require_examples)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from chalicelib.cli.runner import load_rules_or_exit
+from fraudtools.cli.runner import load_rules_or_exit
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:

@@ -9,15 +9,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from chalicelib.cli import backtest, explain, rules_test, serve
-from chalicelib.cli.demo import cmd_demo
-from chalicelib.cli.graph import cmd_graph_account, cmd_graph_rings
-from chalicelib.cli.kinesis import cmd_kinesis_poll, cmd_kinesis_produce
-from chalicelib.cli.replay import cmd_replay
-from chalicelib.cli.results import cmd_evaluate, cmd_results, cmd_simulate
-from chalicelib.cli.rules import cmd_rules_check, cmd_rules_push
 from chalicelib.entities import DEFAULT_VIA
-from chalicelib.kinesis import (
+from fraudtools.cli import backtest, explain, rules_test, serve
+from fraudtools.cli.demo import cmd_demo
+from fraudtools.cli.graph import cmd_graph_account, cmd_graph_rings
+from fraudtools.cli.kinesis import cmd_kinesis_poll, cmd_kinesis_produce
+from fraudtools.cli.replay import cmd_replay
+from fraudtools.cli.results import cmd_evaluate, cmd_results, cmd_simulate
+from fraudtools.cli.rules import cmd_rules_check, cmd_rules_push
+from fraudtools.record_files import (
     LINE_FORMATS,
 )
 

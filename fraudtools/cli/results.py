@@ -10,16 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chalicelib.cli.runner import InputFileError, RunTotals, load_rules_or_exit, read_input_text, run_through_handler
-from chalicelib.evaluate import Evaluation
-from chalicelib.kinesis import (
+from fraudtools.cli.runner import InputFileError, RunTotals, load_rules_or_exit, read_input_text, run_through_handler
+from fraudtools.record_files import (
     records_from_lines,
 )
-from chalicelib.results_markdown import write_results_markdown
+from fraudtools.results_markdown import write_results_markdown
+from fraudtools.scoring import Evaluation
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from chalicelib.simulate import simulate
+    from fraudtools.simulate import simulate
 
     stream = simulate(seed=args.seed, accounts=args.accounts, days=args.days)
     events, labels = args.out_dir / "events.jsonl", args.out_dir / "labels.json"
@@ -33,7 +33,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from chalicelib.evaluate import evaluate_hits
+    from fraudtools.scoring import evaluate_hits
 
     try:
         event_labels, account_labels = read_labels(args.labels)
@@ -59,7 +59,7 @@ HITS_HINT = "--hits takes the JSON lines that `python -m chalicelib replay ... -
 
 
 def read_labels(path: Path) -> tuple[dict[str, str], dict[str, str]]:
-    from chalicelib.evaluate import InputShapeError, labels_from_document
+    from fraudtools.scoring import InputShapeError, labels_from_document
 
     try:
         return labels_from_document(json.loads(read_input_text(path, LABELS_HINT)))
@@ -70,7 +70,7 @@ def read_labels(path: Path) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def read_hits(path: Path) -> list[dict[str, Any]]:
-    from chalicelib.evaluate import InputShapeError, check_hit
+    from fraudtools.scoring import InputShapeError, check_hit
 
     hits = []
     for number, line in enumerate(read_input_text(path, HITS_HINT).split("\n"), 1):
@@ -89,7 +89,7 @@ def print_evaluation(evaluation: Evaluation) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from chalicelib.evaluate import DETECTORS, LEVELS, OVERALL, reading
+    from fraudtools.scoring import DETECTORS, LEVELS, OVERALL, reading
 
     console = Console(width=max(120, Console().width))
     for level in LEVELS:
@@ -122,8 +122,8 @@ class SimulatedRun:
 def simulate_and_run(*, rules: Path, seed: int, accounts: int, days: float, batch_size: int, data_dir: Path,
                      console: Any) -> SimulatedRun:
     """Simulate, stream through the handler on fresh embedded stores in `data_dir`, evaluate."""
-    from chalicelib.evaluate import evaluate_hits
-    from chalicelib.simulate import simulate
+    from fraudtools.scoring import evaluate_hits
+    from fraudtools.simulate import simulate
 
     data_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("timeseries.sqlite", "timeseries.sqlite-wal", "timeseries.sqlite-shm", "graph.sqlite",
@@ -149,7 +149,7 @@ def simulate_and_run(*, rules: Path, seed: int, accounts: int, days: float, batc
 def cmd_results(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from chalicelib.evaluate import generalisation_sections
+    from fraudtools.scoring import generalisation_sections
 
     load_rules_or_exit(args.rules)
     console = Console(width=max(120, Console().width))
@@ -185,7 +185,7 @@ REFERENCE_RING = tuple(f"1234-5678-{n}" for n in range(20, 31))
 def replay_reference(path: Path, rules: Path, data_dir: Path, batch_size: int) -> dict[str, Any]:
     """Replay the reference producer's records through the handler; which accounts were flagged
     (enforce hits), ring members (1234-5678-20..30) and others, per detector."""
-    from chalicelib.evaluate import DETECTORS, detector_of
+    from fraudtools.scoring import DETECTORS, detector_of
 
     data_dir.mkdir(parents=True, exist_ok=True)
     for stale in data_dir.iterdir():

@@ -19,7 +19,7 @@ from gremlin_python.process.traversal import Bytecode
 from gremlin_python.structure.graph import Graph
 
 from chalicelib.stores.exceptions import StoreError
-from chalicelib.stores.gremlin import GraphConnection, Want
+from chalicelib.stores.gremlin_connection import GraphConnection, Want
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ from chalicelib.entities import (
 )
 from chalicelib.hits import Hit
 from chalicelib.stores.graph_base import EVIDENCE_LIMIT, HIT_PROPERTIES, GraphStore, HitFilter, Ring
-from chalicelib.stores.gremlin import GraphConnection
+from chalicelib.stores.gremlin_connection import GraphConnection
 
 WriteForm = Literal["merge", "coalesce"]
 WRITE_FORMS: tuple[WriteForm, ...] = ("merge", "coalesce")

@@ -8,10 +8,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from chalicelib.stores import (
-    GraphStore,
-    open_embedded_graph,
-)
+from chalicelib.stores import GraphStore
+from chalicelib.wiring import open_embedded_graph
 
 
 def open_graph(data_dir: Path) -> GraphStore:

@@ -4,7 +4,6 @@ redelivery loop (`stream_through`), the real handler on embedded stores, progres
 from __future__ import annotations
 
 import logging
-import os
 import random
 import shutil
 import sys
@@ -17,17 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chalicelib import wiring
 from chalicelib.lambda_response import MAX_REDELIVERIES, redelivery_point
 from chalicelib.pipeline import Pipeline
 from chalicelib.retry import Backoff
-from chalicelib.rules import RulesError, RuleSet, StaticRulesSource, load_rules_file
+from chalicelib.rules import RulesError, RuleSet, load_rules_file
 from chalicelib.settings import GraphBackend, Settings
 from chalicelib.stores import (
     DeadLetterSink,
     JsonLinesDeadLetterSink,
-    JsonLinesHitSink,
 )
-from chalicelib.wiring import build_pipeline, embedded_settings
 from fraudtools.record_files import (
     FileItem,
     RefusedLine,
@@ -60,15 +58,13 @@ class RunTotals:
 def embedded_pipeline(ruleset: RuleSet, data_dir: Path, hits_path: Path,
                       dead_letters_path: Path | None = None) -> Pipeline:
     """A pipeline on embedded stores in `data_dir` with a fixed rule set and the given hit and
-    dead-letter files (replay, the scenario tests)."""
-    settings = embedded_settings(Settings(), data_dir, graph_backend=embedded_graph_backend())
-    return build_pipeline(settings, rules=StaticRulesSource(ruleset), hits=JsonLinesHitSink(hits_path),
-                          dead_letters=JsonLinesDeadLetterSink(dead_letters_path or settings.dead_letter_path))
+    dead-letter files (replay, the scenario tests); the other settings come from the environment."""
+    return wiring.embedded_pipeline(Settings.from_env(), ruleset, data_dir, hits_path, dead_letters_path)
 
 
-def embedded_graph_backend() -> GraphBackend:
-    """The embedded graph for local runs: GRAPH_BACKEND if it names one (sqlite, gremlite), else sqlite."""
-    return "gremlite" if os.environ.get("GRAPH_BACKEND") == "gremlite" else "sqlite"
+def embedded_graph_backend(settings: Settings) -> GraphBackend:
+    """The embedded graph for local runs: the one GRAPH_BACKEND names if embedded (sqlite, gremlite), else sqlite."""
+    return "gremlite" if settings.graph_backend == "gremlite" else "sqlite"
 
 
 Deliver = Callable[[dict[str, Any]], Mapping[str, Any]]
@@ -177,9 +173,10 @@ def embedded_handler(rules: Path, data_dir: Path) -> Iterator[Deliver]:
 
     import app as chalice_app
 
-    settings = embedded_settings(Settings.from_env(), data_dir, rules_file=rules,
-                                 graph_backend=embedded_graph_backend())
-    pipeline = build_pipeline(settings)
+    environment = Settings.from_env()
+    settings = wiring.embedded_settings(environment, data_dir, rules_file=rules,
+                                        graph_backend=embedded_graph_backend(environment))
+    pipeline = wiring.build_pipeline(settings)
     logging.getLogger("chalicelib").setLevel(settings.log_level)  # as the handler's own cold start does
     chalice_app.reset_pipeline()
     chalice_app.use_pipeline(pipeline)

@@ -62,7 +62,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from chalice.config import Config
     from chalice.local import LocalDevServer
 
-    from chalicelib.api import build_investigator
+    from chalicelib.wiring import build_investigator
 
     if not args.data_dir.is_dir():
         print(f"error: {args.data_dir} is not a directory: run `make demo` (it writes .data/demo) or "

@@ -20,8 +20,8 @@ from chalicelib.stores import (
     JsonLinesHitSink,
     SQLiteGraphStore,
     SQLiteTimeSeriesStore,
-    build_graph_store,
 )
+from chalicelib.wiring import build_graph_store
 
 RULES = """
 version: 1

@@ -61,7 +61,8 @@ def imports_of(name: str, path: Path, modules: Collection[str] = ()) -> Iterator
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
             for alias in node.names:
                 yield f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
 

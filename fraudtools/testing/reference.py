@@ -196,7 +196,7 @@ def assert_hits_agree(engine_hits: Iterable[Any], expected: Mapping[tuple[str, s
         if wanted is None:
             assert have == want, (pair, want, have)
         else:
-            assert math.isclose(float(wanted), float(have), rel_tol=1e-9), (
+            assert math.isclose(float(wanted), float(have), rel_tol=1e-12), (
                 f"the pipeline disagrees with the reference on {pair}: value {have}, reference {float(wanted)}")
 
 

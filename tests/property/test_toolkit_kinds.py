@@ -1,6 +1,6 @@
 """Dogfooding `fraudtools.testing`: every built-in windowed kind (and list_match) through the
-toolkit's ready-made properties on the real pipeline. The project's own oracle
-(tests/oracle.py, tests/property/test_engine_vs_oracle.py) stays independent of the toolkit."""
+toolkit's ready-made properties on the real pipeline. The toolkit's reference is also the
+project's one oracle (tests/property/test_engine_vs_oracle.py)."""
 
 from __future__ import annotations
 

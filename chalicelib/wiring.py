@@ -39,7 +39,7 @@ from chalicelib.stores import (
 )
 
 if TYPE_CHECKING:
-    from chalicelib.stores.influx import InfluxConnection
+    from chalicelib.stores.influx_http import InfluxConnection
 
 TimeSeriesFactory = Callable[[Settings], TimeSeriesStore]
 GraphFactory = Callable[[Settings], "GraphStore | None"]
@@ -158,7 +158,7 @@ def influx_connection(settings: Settings, secrets_client: Any = None) -> InfluxC
     """Where and how to reach InfluxDB. Credentials come from the Secrets Manager secret
     INFLUXDB_SECRET_ARN (JSON: `token`, or `username` + `password`), read once per cold start;
     without a secret the server must allow anonymous access (a local test server)."""
-    from chalicelib.stores.influx import InfluxConnection
+    from chalicelib.stores.influx_http import InfluxConnection
 
     if not settings.influxdb_url:
         raise StoreError("TIMESERIES_BACKEND=influxdb needs INFLUXDB_URL (e.g. https://HOST:8086)")

@@ -25,7 +25,7 @@ from typing import Any
 from chalicelib.entities import GraphView, ReachQuery, iso_ms
 from chalicelib.events import StoredEvent, Transaction
 from chalicelib.hits import EdgeEnd, Hit, HitEdge, hit_id
-from chalicelib.rules.base import Finding, Rule
+from chalicelib.rules.base import Finding, GraphPhase, Rule
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.numbers import plain
 
@@ -124,7 +124,8 @@ class GraphRequest:
 
 def graph_request(ruleset: RuleSet, judged: Sequence[StoredEvent], *,
                   errors: Counter[str] | None = None) -> GraphRequest | None:
-    rules = [r for r in (*ruleset.graph_rules(1), *ruleset.graph_rules(2)) if r.id not in ruleset.quarantined]
+    rules = [r for r in (*ruleset.graph_rules(GraphPhase.GRAPH), *ruleset.graph_rules(GraphPhase.COMPOSITE))
+             if r.id not in ruleset.quarantined]
     if not rules or not judged:
         return None
     needs: list[tuple[ReachQuery | None, timedelta | None]] = []

@@ -19,7 +19,7 @@ from urllib.parse import unquote
 
 from chalice.app import Chalice, IAMAuthorizer, KinesisEvent, Response
 
-from chalicelib.api import Investigator, NotFound, ParameterError, Unavailable, build_investigator
+from chalicelib.api import Investigator, NotFound, ParameterError, Unavailable
 from chalicelib.api import params as p
 from chalicelib.api.openapi import openapi_document
 from chalicelib.api.service import check_account
@@ -28,7 +28,7 @@ from chalicelib.pipeline import Pipeline
 from chalicelib.settings import Settings
 from chalicelib.stores import StoreError
 from chalicelib.web import asset
-from chalicelib.wiring import build_pipeline
+from chalicelib.wiring import build_investigator, build_pipeline
 
 STREAM_NAME = os.environ.get("KINESIS_STREAM_NAME", "fraud-transactions")
 

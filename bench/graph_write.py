@@ -43,7 +43,6 @@ from chalicelib.events import RawRecord, StoredEvent, Transaction
 from chalicelib.hits import Hit
 from chalicelib.pipeline import Pipeline
 from chalicelib.rules import RuleSet, StaticRulesSource, load_rules_file
-from chalicelib.simulate import simulate
 from chalicelib.stores import (
     GraphStore,
     GremlinGraphStore,
@@ -53,8 +52,9 @@ from chalicelib.stores import (
     SQLiteGraphStore,
     SQLiteTimeSeriesStore,
 )
-from chalicelib.stores.graph import NEPTUNE_LAST_SEEN_GRANULARITY_MS, WRITE_FORMS, WriteForm
-from chalicelib.stores.gremlin_recording import RecordingConnection
+from chalicelib.stores.gremlin_graph import NEPTUNE_LAST_SEEN_GRANULARITY_MS, WRITE_FORMS, WriteForm
+from fraudtools.gremlin_recording import RecordingConnection
+from fraudtools.simulate import simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 1000

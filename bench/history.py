@@ -29,8 +29,8 @@ from hot_path import micro_rules, records_of, write_section
 
 from chalicelib.pipeline import Pipeline
 from chalicelib.rules import StaticRulesSource, load_rules_text
-from chalicelib.simulate import simulate
 from chalicelib.stores import JsonLinesDeadLetterSink, JsonLinesHitSink, SQLiteTimeSeriesStore
+from fraudtools.simulate import simulate
 
 
 def main() -> None:

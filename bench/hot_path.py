@@ -32,13 +32,14 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.whole_window import evaluate
 from chalicelib.events import RawRecord, Transaction, decode_record
 from chalicelib.hits import Hit
 from chalicelib.pipeline import Pipeline
 from chalicelib.rules import RuleSet, StaticRulesSource, load_rules_text
-from chalicelib.rules.engine import evaluate, history_requests
-from chalicelib.simulate import simulate
+from chalicelib.rules.engine import history_requests
 from chalicelib.stores import JsonLinesDeadLetterSink, JsonLinesHitSink, SQLiteTimeSeriesStore
+from fraudtools.simulate import simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 

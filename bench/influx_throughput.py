@@ -26,9 +26,9 @@ from chalicelib.events import RawRecord
 from chalicelib.hits import Hit
 from chalicelib.pipeline import Pipeline
 from chalicelib.rules import StaticRulesSource, load_rules_text
-from chalicelib.simulate import simulate
 from chalicelib.stores import JsonLinesDeadLetterSink, JsonLinesHitSink, SQLiteTimeSeriesStore, TimeSeriesStore
 from chalicelib.stores.influx import InfluxConnection, InfluxTimeSeriesStore, default_http
+from fraudtools.simulate import simulate
 from tests.influx_server import running_influxd
 
 

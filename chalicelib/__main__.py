@@ -1,5 +1,5 @@
 import sys
 
-from chalicelib.cli import main
+from fraudtools.cli import main
 
 sys.exit(main())

@@ -16,7 +16,7 @@ import base64
 import hashlib
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -327,10 +327,6 @@ def decode_record(record: RawRecord, *, max_bytes: int = MAX_RECORD_BYTES) -> Tr
         return Transaction.model_validate(fields)
     except ValidationError as exc:
         return PoisonRecord(record, f"{fmt} record invalid: {_summarise(exc)}")
-
-
-def decode_records(records: Iterable[RawRecord | PoisonRecord]) -> list[Transaction | PoisonRecord]:
-    return [r if isinstance(r, PoisonRecord) else decode_record(r) for r in records]
 
 
 def _summarise(exc: ValidationError) -> str:

@@ -5,15 +5,16 @@ The verdict is the real pipeline's (the caller passes the hits the pipeline wrot
 The window is rebuilt from the events that arrived before it with the normative semantics
 (`event.ts - W < x.ts <= event.ts`, same key, `where` holds, sorted by (ts, arrival)), and the
 aggregate is the kind's own `judge` on that window - so a rule that fired shows exactly the
-value, threshold and evidence its hit stores. When it did not fire, a per-kind *aggregate
-describer* says how far it was from the threshold (plugin kinds can register their own).
+value, threshold and evidence its hit stores. When it did not fire, the kind's *aggregate
+describer* (registered at the end of the kind's module, `chalicelib.rules.describe`) says how
+far it was from the threshold (plugin kinds register their own with `register_aggregate`).
 Graph kinds show the pipeline's verdict and the hit's evidence; their neighbourhood is in
 `graph account`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -22,18 +23,11 @@ from chalicelib.entities import iso_ms
 from chalicelib.events import Transaction
 from chalicelib.hits import Hit
 from chalicelib.rules import GraphRule, Rule, RuleSet
-from chalicelib.rules.geo_velocity import haversine_km
-from chalicelib.rules.numbers import as_decimal, plain
+from chalicelib.rules.describe import Aggregate, describer_of, register_aggregate
+from chalicelib.rules.numbers import plain
 
 #: Contributing event ids listed, at most (the count is always exact).
 CONTRIBUTING_CAP = 50
-
-
-@dataclass(frozen=True)
-class Aggregate:
-    value: Any
-    threshold: Any
-    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,20 +49,6 @@ class RuleExplanation:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-Describer = Callable[[Rule[Any], Transaction, Sequence[Transaction]], Aggregate]
-_DESCRIBERS: dict[str, Describer] = {}
-
-
-def register_aggregate(kind: str) -> Callable[[Describer], Describer]:
-    """Decorator: how `explain` computes a kind's aggregate when the rule did not fire."""
-
-    def register(describer: Describer) -> Describer:
-        _DESCRIBERS[kind] = describer
-        return describer
-
-    return register
 
 
 @dataclass(frozen=True)
@@ -143,7 +123,7 @@ def explain_event(ruleset: RuleSet, event: Transaction, earlier: Sequence[Transa
         if finding is not None:
             aggregate = Aggregate(finding.value, finding.threshold)
         else:
-            aggregate = _DESCRIBERS.get(rule.kind, _undescribed)(rule, event, window)
+            aggregate = describer_of(rule.kind)(rule, event, window)
         verdict, reason = ("fires", "") if hit else ("no hit", aggregate.note)
         if (finding is not None) != (hit is not None):
             reason = (f"MISMATCH: the pipeline {'fired' if hit else 'did not fire'} but the kind's judge on "
@@ -164,80 +144,6 @@ def _text(value: Any) -> str:
 
 def _jsonable(value: Any) -> Any:
     return plain(value) if isinstance(value, Decimal) else value
-
-
-def _undescribed(rule: Rule[Any], event: Transaction, window: Sequence[Transaction]) -> Aggregate:
-    return Aggregate(None, getattr(rule.config, "threshold", None),
-                     f"no aggregate describer for kind {rule.kind!r} (register one with register_aggregate)")
-
-
-def _others(event: Transaction, window: Sequence[Transaction]) -> list[Transaction]:
-    return [x for x in window if x.event_id != event.event_id]
-
-
-@register_aggregate("velocity")
-def _velocity(rule: Rule[Any], event: Transaction, window: Sequence[Transaction]) -> Aggregate:
-    return Aggregate(len(window), rule.config.threshold, "count of events in the window, event included")
-
-
-@register_aggregate("fan_out")
-def _fan_out(rule: Rule[Any], event: Transaction, window: Sequence[Transaction]) -> Aggregate:
-    distinct = {x.get(rule.config.distinct) for x in window} - {None}
-    return Aggregate(len(distinct), rule.config.threshold, f"distinct {rule.config.distinct} values in the window")
-
-
-@register_aggregate("sum_over")
-def _sum_over(rule: Rule[Any], event: Transaction, window: Sequence[Transaction]) -> Aggregate:
-    total = sum((v for x in window if (v := as_decimal(x.get(rule.config.field))) is not None), Decimal(0))
-    return Aggregate(total, rule.config.threshold, f"sum of {rule.config.field} in the window")
-
-
-@register_aggregate("amount_spike")
-def _amount_spike(rule: Rule[Any], event: Transaction, window: Sequence[Transaction]) -> Aggregate:
-    cfg = rule.config
-    value = as_decimal(event.get(cfg.field))
-    baseline = [v for x in _others(event, window) if (v := as_decimal(x.get(cfg.field))) is not None]
-    if value is None:
-        return Aggregate(None, None, f"the event has no numeric {cfg.field}")
-    if len(baseline) < cfg.min_history:
-        return Aggregate(value, None, f"baseline has {len(baseline)} values, fewer than min_history {cfg.min_history}")
-    mean = sum(baseline, Decimal(0)) / len(baseline)
-    if cfg.factor is not None:
-        return Aggregate(value, float(cfg.factor * mean), f"{cfg.field} against factor x baseline mean")
-    spread = sum(((v - mean) ** 2 for v in baseline), Decimal(0)) / len(baseline)
-    if spread == 0:
-        return Aggregate(None, cfg.zscore, "constant baseline: a z-score is not judged")
-    return Aggregate(float((value - mean) / spread.sqrt()), cfg.zscore, "z-score against the baseline")
-
-
-@register_aggregate("first_seen")
-def _first_seen(rule: Rule[Any], event: Transaction, window: Sequence[Transaction]) -> Aggregate:
-    cfg = rule.config
-    earlier = _others(event, window)
-    if event.get(cfg.field) is None:
-        return Aggregate(None, None, f"the event has no {cfg.field}")
-    known = any(x.get(cfg.field) == event.get(cfg.field) for x in earlier)
-    note = (f"{len(earlier)} earlier events (min_history {cfg.min_history}); "
-            f"{cfg.field} {event.get(cfg.field)!r} {'already used' if known else 'new'}")
-    return Aggregate(0 if known else 1, 0, note)
-
-
-@register_aggregate("geo_velocity")
-def _geo_velocity(rule: Rule[Any], event: Transaction, window: Sequence[Transaction]) -> Aggregate:
-    located = [x for x in _others(event, window) if x.lat is not None and x.lon is not None]
-    if event.lat is None or event.lon is None or not located:
-        return Aggregate(None, rule.config.threshold, "no located event before it in the window")
-    previous = located[-1]
-    assert previous.lat is not None and previous.lon is not None
-    distance = haversine_km(previous.lat, previous.lon, event.lat, event.lon)
-    hours = max((event.ts - previous.ts).total_seconds(), 1.0) / 3600
-    note = f"km/h since {previous.event_id}, {distance:.3f} km (min_distance_km {rule.config.min_distance_km})"
-    return Aggregate(round(distance / hours, 3), rule.config.threshold, note)
-
-
-@register_aggregate("list_match")
-def _list_match(rule: Rule[Any], event: Transaction, window: Sequence[Transaction]) -> Aggregate:
-    return Aggregate(0, 0, f"{rule.config.field} {event.get(rule.config.field)!r} is not in list {rule.config.list!r}")
 
 
 __all__ = ["Aggregate", "AsJudged", "RuleExplanation", "as_judged", "explain_event", "register_aggregate",

@@ -34,7 +34,6 @@ from chalicelib.lambda_response import BatchResponse
 from chalicelib.rules import RuleSet, RulesSource
 from chalicelib.rules.engine import evaluate_graph, graph_request
 from chalicelib.rules.windows import WindowCache
-from chalicelib.settings import Settings
 from chalicelib.stores import (
     DeadLetterSink,
     GraphStore,
@@ -246,9 +245,3 @@ def window_cache_for(timeseries: TimeSeriesStore, max_bytes: int) -> WindowCache
     # a key untouched for 30 margins reloads its window rather than read a long delta
     return WindowCache(max_bytes, arrival_margin=margin, delta_span=30 * margin)
 
-
-def build_pipeline(settings: Settings) -> Pipeline:
-    """The pipeline the settings describe; built in `chalicelib.wiring` (kept here for old imports)."""
-    from chalicelib.wiring import build_pipeline as build
-
-    return build(settings)

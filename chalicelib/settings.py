@@ -29,6 +29,8 @@
 | NEPTUNE_IAM_AUTH      | true                             | sign the connection with SigV4            |
 | MAX_RECORD_BYTES      | 32768                            | larger records are dead-lettered          |
 | WINDOW_CACHE_MB       | 256                              | rule windows a warm container keeps; 0=off|
+| SQLITE_BUSY_TIMEOUT_SECONDS | 10                         | embedded stores: wait this long for another|
+|                       |                                  | writer's lock, then redeliver the batch   |
 | LOG_LEVEL             | INFO                             | logging level                             |
 | RULES_PLUGINS_ALLOWED |                                  | modules rules.yaml `plugins:` may import  |
 
@@ -42,7 +44,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -102,6 +104,7 @@ class Settings:
     hit_sink: HitSinkKind = "jsonl"
     rules_plugins_allowed: tuple[str, ...] = ()
     window_cache_mb: float = 256.0
+    sqlite_busy_timeout_seconds: float = 10.0
 
     @property
     def graph_path(self) -> Path:
@@ -124,9 +127,6 @@ class Settings:
     @property
     def dead_letter_path(self) -> Path:
         return self.data_dir / "dead-letters.jsonl"
-
-    def with_data_dir(self, data_dir: Path) -> Settings:
-        return replace(self, data_dir=data_dir)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -171,6 +171,7 @@ class Settings:
             timeseries_backend=backend,  # type: ignore[arg-type]
             max_record_bytes=int(_number(env, "MAX_RECORD_BYTES", MAX_RECORD_BYTES)),
             window_cache_mb=_number(env, "WINDOW_CACHE_MB", 256.0),
+            sqlite_busy_timeout_seconds=_number(env, "SQLITE_BUSY_TIMEOUT_SECONDS", 10.0),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             rules_plugins_allowed=rules_plugins_allowed(env),
         )

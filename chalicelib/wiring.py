@@ -1,28 +1,188 @@
-"""The one place a pipeline is assembled from `Settings`: the Lambda handler (app.py), the CLI,
-the demo and the tests all build theirs here.
+"""The one place the engine is assembled from `Settings`: every pipeline (the Lambda handler in
+app.py, the CLI, the demo, the tests), the investigator's API and every store are built here.
 
 Each part is chosen by its own setting: the rules source by RULES_S3_URI (else the rules file),
 the time-series store by TIMESERIES_BACKEND, the graph by GRAPH_BACKEND, dead letters by
-DEAD_LETTER_QUEUE_URL (else a JSON-lines file), hits by HIT_SINK. A caller may hand in a part
-of its own (a fixed rule set, a hits file of its choosing); the rest still follows the settings.
+DEAD_LETTER_QUEUE_URL (else a JSON-lines file), hits by HIT_SINK. Backends register by name, as
+rule kinds do (`@timeseries_backend("sqlite")`, `@graph_backend("neptune")`); the names are the
+ones `Settings` accepts. A caller may hand in a part of its own (a fixed rule set, a hits file of
+its choosing); the rest still follows the settings. Nothing below this module reads the
+environment: `Settings.from_env()` is called by the handler (app.py) and the tools only.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from chalicelib.api.service import Investigator
 from chalicelib.pipeline import Pipeline
-from chalicelib.rules import FileRulesSource, RulesSource
+from chalicelib.rules import FileRulesSource, RuleSet, RulesSource, StaticRulesSource
 from chalicelib.settings import GraphBackend, Settings
 from chalicelib.stores import (
     DeadLetterSink,
+    GraphStore,
+    GremlinGraphStore,
+    GremliteConnection,
     HitSink,
     JsonLinesDeadLetterSink,
     JsonLinesHitSink,
-    build_graph_store,
-    build_timeseries_store,
+    NeptuneConnection,
+    NeptuneSettings,
+    SQLiteGraphStore,
+    SQLiteTimeSeriesStore,
+    StoreError,
+    TimeSeriesStore,
 )
+
+if TYPE_CHECKING:
+    from chalicelib.stores.influx_http import InfluxConnection
+
+TimeSeriesFactory = Callable[[Settings], TimeSeriesStore]
+GraphFactory = Callable[[Settings], "GraphStore | None"]
+F = TypeVar("F", bound=Callable[[Settings], Any])
+
+_TIMESERIES_BACKENDS: dict[str, TimeSeriesFactory] = {}
+_GRAPH_BACKENDS: dict[str, GraphFactory] = {}
+
+
+def timeseries_backend(name: str) -> Callable[[TimeSeriesFactory], TimeSeriesFactory]:
+    """Decorator: register a factory building the time-series store TIMESERIES_BACKEND=`name` names."""
+
+    def register(factory: TimeSeriesFactory) -> TimeSeriesFactory:
+        _TIMESERIES_BACKENDS[name] = factory
+        return factory
+
+    return register
+
+
+def graph_backend(name: str) -> Callable[[GraphFactory], GraphFactory]:
+    """Decorator: register a factory building the graph GRAPH_BACKEND=`name` names (None: no graph)."""
+
+    def register(factory: GraphFactory) -> GraphFactory:
+        _GRAPH_BACKENDS[name] = factory
+        return factory
+
+    return register
+
+
+def timeseries_backends() -> tuple[str, ...]:
+    return tuple(_TIMESERIES_BACKENDS)
+
+
+def graph_backends() -> tuple[str, ...]:
+    return tuple(_GRAPH_BACKENDS)
+
+
+def build_timeseries_store(settings: Settings) -> TimeSeriesStore:
+    factory = _TIMESERIES_BACKENDS.get(settings.timeseries_backend)
+    if factory is None:
+        raise StoreError(f"unknown time-series backend {settings.timeseries_backend!r}: use one of "
+                         f"{', '.join(_TIMESERIES_BACKENDS)}")
+    return factory(settings)
+
+
+def build_graph_store(settings: Settings) -> GraphStore | None:
+    """The graph the settings name: SQLite tables (default) or gremlite under the data
+    directory, Neptune, or none."""
+    factory = _GRAPH_BACKENDS.get(settings.graph_backend)
+    if factory is None:
+        raise StoreError(f"unknown graph backend {settings.graph_backend!r}: use one of {', '.join(_GRAPH_BACKENDS)}")
+    return factory(settings)
+
+
+@timeseries_backend("sqlite")
+def _sqlite_timeseries(settings: Settings) -> TimeSeriesStore:
+    return SQLiteTimeSeriesStore(settings.timeseries_path, busy_timeout_s=settings.sqlite_busy_timeout_seconds)
+
+
+@timeseries_backend("timestream")
+def _timestream(settings: Settings) -> TimeSeriesStore:
+    import boto3  # the AWS SDK is only imported on the AWS path
+
+    from chalicelib.stores.timestream import TimestreamTimeSeriesStore
+
+    return TimestreamTimeSeriesStore(
+        settings.timestream_database, settings.timestream_table,
+        write_client=boto3.client("timestream-write", region_name=settings.aws_region),
+        query_client=boto3.client("timestream-query", region_name=settings.aws_region))
+
+
+@timeseries_backend("influxdb")
+def _influxdb(settings: Settings) -> TimeSeriesStore:
+    from chalicelib.stores.influx import InfluxTimeSeriesStore
+
+    return InfluxTimeSeriesStore(influx_connection(settings))
+
+
+@graph_backend("sqlite")
+def _sqlite_graph(settings: Settings) -> GraphStore | None:
+    return SQLiteGraphStore(settings.sqlite_graph_path, busy_timeout_s=settings.sqlite_busy_timeout_seconds)
+
+
+@graph_backend("gremlite")
+def _gremlite(settings: Settings) -> GraphStore | None:
+    return GremlinGraphStore(GremliteConnection(settings.graph_path, timeout_s=settings.sqlite_busy_timeout_seconds))
+
+
+@graph_backend("neptune")
+def _neptune(settings: Settings) -> GraphStore | None:
+    if not settings.neptune_endpoint:
+        raise StoreError("GRAPH_BACKEND=neptune needs NEPTUNE_ENDPOINT (the cluster endpoint host name)")
+    return GremlinGraphStore(
+        NeptuneConnection(NeptuneSettings(settings.neptune_endpoint, settings.neptune_port, settings.aws_region,
+                                          settings.neptune_iam_auth)),
+        write_form=settings.neptune_write_form,
+        last_seen_granularity_ms=int(settings.neptune_last_seen_granularity_s * 1000))
+
+
+@graph_backend("none")
+def _no_graph(settings: Settings) -> GraphStore | None:
+    return None
+
+
+def open_embedded_graph(data_dir: Path) -> GraphStore | None:
+    """The embedded graph a run left in `data_dir` (SQLite tables, else gremlite), or None."""
+    settings = Settings(data_dir=data_dir)
+    if settings.sqlite_graph_path.exists():
+        return SQLiteGraphStore(settings.sqlite_graph_path)
+    if settings.graph_path.exists():
+        return GremlinGraphStore(GremliteConnection(settings.graph_path))
+    return None
+
+
+def influx_connection(settings: Settings, secrets_client: Any = None) -> InfluxConnection:
+    """Where and how to reach InfluxDB. Credentials come from the Secrets Manager secret
+    INFLUXDB_SECRET_ARN (JSON: `token`, or `username` + `password`), read once per cold start;
+    without a secret the server must allow anonymous access (a local test server)."""
+    from chalicelib.stores.influx_http import InfluxConnection
+
+    if not settings.influxdb_url:
+        raise StoreError("TIMESERIES_BACKEND=influxdb needs INFLUXDB_URL (e.g. https://HOST:8086)")
+    credentials: dict[str, Any] = {}
+    if settings.influxdb_secret_arn:
+        if secrets_client is None:
+            import boto3
+
+            secrets_client = boto3.client("secretsmanager", region_name=settings.aws_region)
+        try:
+            text = secrets_client.get_secret_value(SecretId=settings.influxdb_secret_arn)["SecretString"]
+            credentials = json.loads(text)
+        except Exception as exc:  # any failure here means: cannot authenticate
+            # the message names the secret, never its content
+            raise StoreError(f"cannot read the InfluxDB credentials from {settings.influxdb_secret_arn}: "
+                             f"{type(exc).__name__}") from None  # not `from exc`: it may quote the secret
+        if not isinstance(credentials, dict) or not (credentials.get("token") or credentials.get("username")):
+            raise StoreError(f"secret {settings.influxdb_secret_arn} holds no InfluxDB credentials: "
+                             "store JSON with 'token', or 'username' and 'password'")
+    return InfluxConnection(
+        url=settings.influxdb_url, database=settings.influxdb_database,
+        retention_policy=settings.influxdb_retention_policy, token=str(credentials.get("token", "")),
+        username=str(credentials.get("username", "")), password=str(credentials.get("password", "")),
+        timeout_s=settings.influxdb_timeout_seconds, ca_bundle=settings.influxdb_ca_bundle)
 
 
 def rules_source(settings: Settings) -> RulesSource:
@@ -72,8 +232,24 @@ def build_pipeline(settings: Settings, *, rules: RulesSource | None = None, hits
                     window_cache_bytes=int(settings.window_cache_mb * 2**20))
 
 
+def build_investigator(settings: Settings) -> Investigator:
+    """The investigator's read-only view over the stores the settings name: the rules source
+    (file or S3, as the pipeline's), the time-series store and the graph."""
+    return Investigator(rules_source(settings), build_timeseries_store(settings), build_graph_store(settings))
+
+
 def embedded_settings(settings: Settings, data_dir: Path, *, rules_file: Path | None = None,
                       graph_backend: GraphBackend = "sqlite") -> Settings:
     """`settings` pointed at embedded stores in `data_dir` (local runs: replay, demo, the poller)."""
     return replace(settings, data_dir=data_dir, timeseries_backend="sqlite", graph_backend=graph_backend,
                    rules_file=rules_file.resolve() if rules_file is not None else settings.rules_file)
+
+
+def embedded_pipeline(settings: Settings, ruleset: RuleSet, data_dir: Path, hits_path: Path,
+                      dead_letters_path: Path | None = None) -> Pipeline:
+    """A pipeline on embedded stores in `data_dir` (the graph `settings` names if embedded, else
+    SQLite tables) with a fixed rule set and the given hit and dead-letter files."""
+    graph: GraphBackend = "gremlite" if settings.graph_backend == "gremlite" else "sqlite"
+    local = embedded_settings(settings, data_dir, graph_backend=graph)
+    return build_pipeline(local, rules=StaticRulesSource(ruleset), hits=JsonLinesHitSink(hits_path),
+                          dead_letters=JsonLinesDeadLetterSink(dead_letters_path or local.dead_letter_path))

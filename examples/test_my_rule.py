@@ -9,7 +9,7 @@ from fractions import Fraction
 from typing import Any
 
 from chalicelib.rules import load_rules_text
-from chalicelib.testing import (
+from fraudtools.testing import (
     Monotonicity,
     agrees_with_reference_property,
     batching_and_redelivery_property,

@@ -1,5 +1,5 @@
 """In-memory sinks implementing the store interfaces (test doubles, not patches of our code);
-the plain ones are the rule-author toolkit's own (chalicelib.testing.harness)."""
+the plain ones are the rule-author toolkit's own (fraudtools.testing.harness)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from chalicelib.hits import Hit
 from chalicelib.pipeline import Pipeline
 from chalicelib.rules import RuleSet, StaticRulesSource
 from chalicelib.stores import HitSink, SQLiteTimeSeriesStore, TransientStoreError
-from chalicelib.testing.harness import MemoryDeadLetterSink, MemoryHitSink
+from fraudtools.testing.harness import MemoryDeadLetterSink, MemoryHitSink
 from tests.strategies import native_json
 
 

@@ -17,7 +17,16 @@ from chalicelib.rules import (  # noqa: F401
     sum_over,
     velocity,
 )
-from chalicelib.rules.base import Duration, Finding, GraphRule, Rule, RuleConfig, RuleContext, WindowedConfig
+from chalicelib.rules.base import (
+    Duration,
+    Finding,
+    GraphPhase,
+    GraphRule,
+    Rule,
+    RuleConfig,
+    RuleContext,
+    WindowedConfig,
+)
 from chalicelib.rules.exceptions import RuleIssue, RuleKindError, RulesError, RulesFileError
 from chalicelib.rules.loader import RuleSet, load_rules_file, load_rules_text
 from chalicelib.rules.registry import register_rule_kind
@@ -27,6 +36,7 @@ __all__ = [
     "Duration",
     "FileRulesSource",
     "Finding",
+    "GraphPhase",
     "GraphRule",
     "RejectedEdit",
     "Rule",

@@ -21,6 +21,7 @@ from pydantic import Field, field_validator, model_validator
 from chalicelib.events import Transaction
 from chalicelib.rules import limits
 from chalicelib.rules.base import Finding, Rule, WindowAggregate, WindowedConfig, check_field_name, window_evidence
+from chalicelib.rules.describe import Aggregate, others, register_aggregate
 from chalicelib.rules.numbers import EXACT, SummedField, as_decimal, plain
 from chalicelib.rules.registry import register_rule_kind
 
@@ -122,3 +123,21 @@ class _Baseline(SummedField):
             return EXACT.multiply(excess, excess) > EXACT.multiply(EXACT.multiply(cfg.zscore, cfg.zscore), spread)
         except Inexact:
             return True  # judge rounds here: let it decide
+
+
+@register_aggregate("amount_spike")
+def describe_amount_spike(rule: Rule[Any], event: Transaction, window: Sequence[Transaction]) -> Aggregate:
+    cfg = rule.config
+    value = as_decimal(event.get(cfg.field))
+    baseline = [v for x in others(event, window) if (v := as_decimal(x.get(cfg.field))) is not None]
+    if value is None:
+        return Aggregate(None, None, f"the event has no numeric {cfg.field}")
+    if len(baseline) < cfg.min_history:
+        return Aggregate(value, None, f"baseline has {len(baseline)} values, fewer than min_history {cfg.min_history}")
+    mean = sum(baseline, Decimal(0)) / len(baseline)
+    if cfg.factor is not None:
+        return Aggregate(value, float(cfg.factor * mean), f"{cfg.field} against factor x baseline mean")
+    spread = sum(((v - mean) ** 2 for v in baseline), Decimal(0)) / len(baseline)
+    if spread == 0:
+        return Aggregate(None, cfg.zscore, "constant baseline: a z-score is not judged")
+    return Aggregate(float((value - mean) / spread.sqrt()), cfg.zscore, "z-score against the baseline")

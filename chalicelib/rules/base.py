@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from enum import IntEnum
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, field_validator, model_validator
@@ -414,13 +415,21 @@ class ValueCounts(WindowAggregate):
                 del self.counts[value]
 
 
+class GraphPhase(IntEnum):
+    """When a graph rule is judged in a batch: GRAPH rules see the batch's micro hits; COMPOSITE
+    rules are judged after them and also see their hits."""
+
+    GRAPH = 1
+    COMPOSITE = 2
+
+
 class GraphRule(Rule[C]):
     """A macro rule: judged per event on the event's account (`key_value` = the account id),
     after the batch's entity writes, from a `GraphView` the pipeline read for the whole batch.
 
-    Phase 1 rules see the batch's micro hits; phase 2 (composite) also sees phase 1's."""
+    `GraphPhase.GRAPH` rules see the batch's micro hits; `GraphPhase.COMPOSITE` ones also see theirs."""
 
-    phase: ClassVar[int] = 1
+    phase: ClassVar[GraphPhase] = GraphPhase.GRAPH
     view: ClassVar[View] = "macro"
 
     @property

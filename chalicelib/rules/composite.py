@@ -17,7 +17,7 @@ from pydantic import Field, model_validator
 from chalicelib.entities import GraphView, iso_ms
 from chalicelib.events import Transaction
 from chalicelib.rules import limits
-from chalicelib.rules.base import Duration, Finding, GraphRule, RuleConfig
+from chalicelib.rules.base import Duration, Finding, GraphPhase, GraphRule, RuleConfig
 from chalicelib.rules.registry import register_rule_kind
 
 Weight = Annotated[float, Field(gt=0, le=limits.MAX_WEIGHT, allow_inf_nan=False)]
@@ -47,7 +47,7 @@ class CompositeConfig(RuleConfig):
 @register_rule_kind
 class CompositeRule(GraphRule[CompositeConfig]):
     config_model = CompositeConfig
-    phase = 2
+    phase = GraphPhase.COMPOSITE
     view = "composite"
     flags_account = False
     default_edge_to = "merchant_id"

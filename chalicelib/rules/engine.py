@@ -1,12 +1,11 @@
-"""Exact evaluation of a ruleset over a batch, in memory, from history the store read once.
-
-Pure: no I/O. The pipeline hands over the events to judge (with their arrival order `seq`) and,
-per key field, every stored event of the batch's keys in the time range the windows need; the
-engine reproduces the normative semantics of DESIGN.md for each event:
+"""What the hot path (chalicelib/rules/windows.py) and the graph phase share: the store reads a
+batch's windows need, turning a finding into a hit, and the quarantine of a rule that raised;
+and the graph rules' evaluation over the batch. Pure: no I/O. The semantics are DESIGN.md's:
 
     window(e) = [x visible at e | x.key == e.key, where(x), e.ts - W < x.ts <= e.ts]
 
-where "visible at e" is "arrived no later than e" (seq <= e.seq).
+where "visible at e" is "arrived no later than e" (seq <= e.seq). (The whole-window evaluator
+that judged windows rebuilt from history lives on as a benchmark baseline: bench/whole_window.py.)
 
 A rule that raises while judging is quarantined: logged with its id, counted in `errors`, its hits
 of the batch dropped, and skipped for the rest of its ruleset version in this process. The other
@@ -15,10 +14,9 @@ rules and the batch go on, so a broken rule can never make a batch fail and be r
 
 from __future__ import annotations
 
-import bisect
 import logging
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -27,12 +25,11 @@ from typing import Any
 from chalicelib.entities import GraphView, ReachQuery, entity_field_or_account, iso_ms
 from chalicelib.events import StoredEvent, Transaction
 from chalicelib.hits import EdgeEnd, Hit, HitEdge, hit_id
-from chalicelib.rules.base import Finding, GraphRule, Rule
+from chalicelib.rules.base import Finding, GraphPhase, Rule
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.numbers import plain
 
 log = logging.getLogger(__name__)
-_AFTER_ALL = 1 << 62  # larger than any seq: (ts, _AFTER_ALL) sorts after every event at ts
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,37 +68,6 @@ def history_requests(ruleset: RuleSet, judged: Sequence[StoredEvent]) -> list[Hi
     return requests
 
 
-def evaluate(ruleset: RuleSet, judged: Sequence[StoredEvent],
-             history: Mapping[str, Iterable[StoredEvent]], *, errors: Counter[str] | None = None) -> list[Hit]:
-    """Every hit of `ruleset` on the `judged` events, ordered by arrival then rule order."""
-    by_key_field: dict[str, dict[str, list[StoredEvent]]] = {}
-    found: list[tuple[int, int, Hit]] = []
-    for rule_index, rule in enumerate(ruleset.rules):
-        if isinstance(rule, GraphRule) or rule.id in ruleset.quarantined:
-            continue
-        rule_hits: list[tuple[int, int, Hit]] = []
-        try:  # the per-rule boundary: one rule's exception stops that rule only
-            targets = [e for e in judged if e.event.get(rule.key_field) is not None and rule.applies_to(e.event)]
-            if not targets:
-                continue
-            findings: Iterable[tuple[StoredEvent, Finding | None]]
-            if rule.window is None:
-                findings = ((e, rule.judge(e.event, (e.event,))) for e in targets)
-            else:
-                if rule.key_field not in by_key_field:
-                    by_key_field[rule.key_field] = _group(rule.key_field, history.get(rule.key_field, ()), judged)
-                findings = _judge_windowed(rule, targets, by_key_field[rule.key_field])
-            for stored, finding in findings:
-                if finding is not None:
-                    rule_hits.append((stored.seq, rule_index, make_hit(rule, stored.event, finding, ruleset.version)))
-        except Exception as exc:
-            quarantine(ruleset, rule, exc, errors)
-            continue
-        found += rule_hits
-    found.sort(key=lambda item: (item[0], item[1]))
-    return [hit for _, _, hit in found]
-
-
 def quarantine(ruleset: RuleSet, rule: Rule[Any], exc: Exception, errors: Counter[str] | None) -> None:
     """Take a rule that raised out of `ruleset` for as long as this version is in force here."""
     ruleset.quarantined.add(rule.id)
@@ -110,46 +76,6 @@ def quarantine(ruleset: RuleSet, rule: Rule[Any], exc: Exception, errors: Counte
     log.error("rule %s (kind %s) raised %s: %s; it is skipped, with its hits of this batch, until the "
               "rules change (version %s)", rule.id, rule.kind, type(exc).__name__, exc, ruleset.version,
               exc_info=exc)
-
-
-def _group(key_field: str, history: Iterable[StoredEvent],
-           judged: Sequence[StoredEvent]) -> dict[str, list[StoredEvent]]:
-    """History (plus the judged events, in case the store did not return them) by key, in seq order."""
-    unique: dict[int, StoredEvent] = {}
-    for stored in (*history, *judged):
-        unique.setdefault(stored.seq, stored)
-    groups: dict[str, list[StoredEvent]] = defaultdict(list)
-    for seq in sorted(unique):
-        stored = unique[seq]
-        key = stored.event.get(key_field)
-        if key is not None:
-            groups[str(key)].append(stored)
-    return groups
-
-
-def _judge_windowed(rule: Rule[Any], targets: Sequence[StoredEvent],
-                    groups: Mapping[str, list[StoredEvent]]) -> Iterable[tuple[StoredEvent, Finding | None]]:
-    assert rule.window is not None
-    window_ms = rule.window.ms
-    target_seqs: dict[str, set[int]] = defaultdict(set)
-    for t in targets:
-        target_seqs[str(t.event.get(rule.key_field))].add(t.seq)
-    for key, seqs in target_seqs.items():
-        last = max(seqs)
-        order: list[tuple[int, int]] = []  # (ts_ms, seq) of visible, matching events, sorted
-        events: list[Transaction] = []  # parallel to `order`
-        for stored in groups.get(key, ()):
-            if stored.seq > last:
-                break
-            if not rule.applies_to(stored.event):
-                continue
-            position = bisect.bisect_right(order, (stored.ts_ms, stored.seq))
-            order.insert(position, (stored.ts_ms, stored.seq))
-            events.insert(position, stored.event)
-            if stored.seq in seqs:
-                lo = bisect.bisect_right(order, (stored.ts_ms - window_ms, _AFTER_ALL))
-                hi = bisect.bisect_right(order, (stored.ts_ms, _AFTER_ALL))
-                yield stored, rule.judge(stored.event, events[lo:hi])
 
 
 def make_hit(rule: Rule[Any], event: Transaction, finding: Finding, ruleset_version: str) -> Hit:
@@ -198,7 +124,8 @@ class GraphRequest:
 
 def graph_request(ruleset: RuleSet, judged: Sequence[StoredEvent], *,
                   errors: Counter[str] | None = None) -> GraphRequest | None:
-    rules = [r for r in (*ruleset.graph_rules(1), *ruleset.graph_rules(2)) if r.id not in ruleset.quarantined]
+    rules = [r for r in (*ruleset.graph_rules(GraphPhase.GRAPH), *ruleset.graph_rules(GraphPhase.COMPOSITE))
+             if r.id not in ruleset.quarantined]
     if not rules or not judged:
         return None
     needs: list[tuple[ReachQuery | None, timedelta | None]] = []
@@ -223,7 +150,7 @@ def evaluate_graph(ruleset: RuleSet, judged: Sequence[StoredEvent], view: GraphV
         for rule in rules:
             if rule.id in ruleset.quarantined:
                 continue
-            try:  # the per-rule boundary, as in `evaluate`
+            try:  # the per-rule boundary: one rule's exception stops that rule only
                 if not rule.applies_to(stored.event):
                     continue
                 finding = rule.judge_graph(stored.event, view)

@@ -19,6 +19,7 @@ from chalicelib.rules.base import (
     check_field_name,
     window_evidence,
 )
+from chalicelib.rules.describe import Aggregate, register_aggregate
 from chalicelib.rules.registry import register_rule_kind
 
 
@@ -64,3 +65,9 @@ class _Distinct(ValueCounts):
 
     def may_fire(self, row: tuple[Any, ...], window_start_ms: int) -> bool:
         return len(self.counts) > self.threshold
+
+
+@register_aggregate("fan_out")
+def describe_fan_out(rule: Rule[Any], event: Transaction, window: Sequence[Transaction]) -> Aggregate:
+    distinct = {x.get(rule.config.distinct) for x in window} - {None}
+    return Aggregate(len(distinct), rule.config.threshold, f"distinct {rule.config.distinct} values in the window")

@@ -24,6 +24,7 @@ from chalicelib.rules.base import (
     check_field_name,
     window_evidence,
 )
+from chalicelib.rules.describe import Aggregate, others, register_aggregate
 from chalicelib.rules.registry import register_rule_kind
 
 
@@ -81,3 +82,15 @@ class _Seen(ValueCounts):
         value = row[self.position]
         # the event's own row is in the window: "earlier" and "seen before" leave it out
         return value is not None and self.rows - 1 >= self.min_history and self.counts[value] == 1
+
+
+@register_aggregate("first_seen")
+def describe_first_seen(rule: Rule[Any], event: Transaction, window: Sequence[Transaction]) -> Aggregate:
+    cfg = rule.config
+    earlier = others(event, window)
+    if event.get(cfg.field) is None:
+        return Aggregate(None, None, f"the event has no {cfg.field}")
+    known = any(x.get(cfg.field) == event.get(cfg.field) for x in earlier)
+    note = (f"{len(earlier)} earlier events (min_history {cfg.min_history}); "
+            f"{cfg.field} {event.get(cfg.field)!r} {'already used' if known else 'new'}")
+    return Aggregate(0 if known else 1, 0, note)

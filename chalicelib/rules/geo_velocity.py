@@ -17,6 +17,7 @@ from pydantic import Field
 from chalicelib.events import Transaction
 from chalicelib.rules import limits
 from chalicelib.rules.base import Finding, Rule, WindowAggregate, WindowedConfig
+from chalicelib.rules.describe import Aggregate, others, register_aggregate
 from chalicelib.rules.registry import register_rule_kind
 
 EARTH_RADIUS_KM = 6371.0088
@@ -99,3 +100,16 @@ class _LastLocated(WindowAggregate):
             return False
         hours = max((row[0] - previous[0]) / 1000, 1.0) / 3600
         return bool(distance / hours > self.config.threshold)
+
+
+@register_aggregate("geo_velocity")
+def describe_geo_velocity(rule: Rule[Any], event: Transaction, window: Sequence[Transaction]) -> Aggregate:
+    located = [x for x in others(event, window) if x.lat is not None and x.lon is not None]
+    if event.lat is None or event.lon is None or not located:
+        return Aggregate(None, rule.config.threshold, "no located event before it in the window")
+    previous = located[-1]
+    assert previous.lat is not None and previous.lon is not None
+    distance = haversine_km(previous.lat, previous.lon, event.lat, event.lon)
+    hours = max((event.ts - previous.ts).total_seconds(), 1.0) / 3600
+    note = f"km/h since {previous.event_id}, {distance:.3f} km (min_distance_km {rule.config.min_distance_km})"
+    return Aggregate(round(distance / hours, 3), rule.config.threshold, note)

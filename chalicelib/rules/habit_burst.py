@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal, localcontext
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from chalicelib.events import Transaction
 from chalicelib.rules import limits
 from chalicelib.rules.base import Duration, Finding, Rule, WindowedConfig, check_field_name, window_evidence
+from chalicelib.rules.describe import Aggregate, register_aggregate
 from chalicelib.rules.numbers import as_decimal
 from chalicelib.rules.registry import register_rule_kind
 
@@ -67,3 +68,23 @@ class HabitBurstRule(Rule[HabitBurstConfig]):
             evidence = window_evidence(event, burst, cfg.burst)
             evidence.update(habit_count=n, habit_mean=float(total / n))
             return Finding(len(burst), cfg.threshold, evidence)
+
+
+@register_aggregate("habit_burst")
+def describe_habit_burst(rule: Rule[Any], event: Transaction, window: Sequence[Transaction]) -> Aggregate:
+    cfg = rule.config
+    split = event.ts - cfg.burst
+    habit = [v for x in window if x.ts <= split if (v := as_decimal(x.get(cfg.field))) is not None]
+    n = len(habit)
+    if n < cfg.min_history:
+        return Aggregate(None, cfg.threshold, f"the habit has {n} values, fewer than min_history {cfg.min_history}")
+    with localcontext() as ctx:
+        ctx.prec = 80
+        total = sum(habit, Decimal(0))
+        above = [x for x in window if x.ts > split
+                 if (v := as_decimal(x.get(cfg.field))) is not None and v * n > cfg.factor * total]
+        value = as_decimal(event.get(cfg.field))
+        note = f"burst events with {cfg.field} above factor x habit mean {float(cfg.factor * total / n):g}"
+        if value is None or value * n <= cfg.factor * total:
+            note += "; the event itself is not above it"
+    return Aggregate(len(above), cfg.threshold, note)

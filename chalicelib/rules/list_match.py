@@ -7,12 +7,13 @@ per line, and are part of the ruleset version: editing a list file changes the v
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import field_validator
 
 from chalicelib.events import Transaction
 from chalicelib.rules.base import Finding, Rule, RuleConfig, RuleContext, check_field_name
+from chalicelib.rules.describe import Aggregate, register_aggregate
 from chalicelib.rules.registry import register_rule_kind
 
 
@@ -46,3 +47,8 @@ class ListMatchRule(Rule[ListMatchConfig]):
         if text not in self._members:
             return None
         return Finding(1, 0, {"list": self.config.list, "value": str(value)})
+
+
+@register_aggregate("list_match")
+def describe_list_match(rule: Rule[Any], event: Transaction, window: Sequence[Transaction]) -> Aggregate:
+    return Aggregate(0, 0, f"{rule.config.field} {event.get(rule.config.field)!r} is not in list {rule.config.list!r}")

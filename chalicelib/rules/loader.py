@@ -5,14 +5,13 @@ it can find. YAML mapping keys that repeat are errors too (PyYAML would silently
 one). Whatever the text, loading takes bounded time and memory (`limits.py`) and raises nothing
 but `RulesFileError`.
 
-Size: one validation pass (YAML safety, schema, references, plugins, located errors) is one
-job whose steps share the location bookkeeping.
+Parts: hardened YAML with lines is `yaml_lines.py`, validation errors in words `messages.py`;
+this module is the pass itself (schema, references, plugins, lists, the version).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import logging
@@ -20,16 +19,16 @@ import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_core import ErrorDetails
 
 from chalicelib.rules import limits
 from chalicelib.rules.base import GraphRule, Rule, RuleConfig, RuleContext
 from chalicelib.rules.exceptions import RuleIssue, RuleKindError, RulesFileError
-from chalicelib.rules.registry import import_plugin, kinds, rule_adapter, rule_class_for, view_of
+from chalicelib.rules.messages import _field, _message
+from chalicelib.rules.registry import import_plugin, rule_adapter, rule_class_for, view_of
+from chalicelib.rules.yaml_lines import _line_of, _parse_yaml
 from chalicelib.settings import rules_plugins_allowed
 
 log = logging.getLogger(__name__)
@@ -126,128 +125,6 @@ class RulesDocument(BaseModel):
     plugins: tuple[PluginName, ...] = Field(default=(), max_length=limits.MAX_PLUGINS)
     lists: dict[str, ListSource] = Field(default_factory=dict, max_length=limits.MAX_LISTS)
     rules: list[Any] = Field(max_length=limits.MAX_RULES)
-
-
-# --------------------------------------------------------------------------- YAML with lines
-
-
-class _TooMuch(yaml.composer.ComposerError):
-    """A YAML document refused for its size or shape before anything walks it."""
-
-    def __init__(self, problem: str, mark: Any) -> None:
-        super().__init__(None, None, problem, mark)
-
-
-class _Loader(yaml.SafeLoader):
-    """Safe YAML (no python tags) that refuses repeated keys and bounds what aliases expand to.
-
-    PyYAML shares an aliased node rather than copying it, so parsing a "billion laughs" is cheap;
-    what is not is everything after (validation, hashing) walking the expanded tree. So the
-    composer counts each node as often as aliases make it appear and stops past the limits."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._nodes = 0
-        self._chars = 0
-        self._depth = 0
-        self._expanded: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes, chars) once complete
-
-    def _grow(self, nodes: int, chars: int, mark: Any) -> None:
-        self._nodes += nodes
-        self._chars += chars
-        if self._nodes > limits.MAX_YAML_NODES:
-            raise _TooMuch(f"more than {limits.MAX_YAML_NODES} values once aliases are expanded", mark)
-        if self._chars > limits.MAX_YAML_SCALAR_CHARS:
-            raise _TooMuch(f"more than {limits.MAX_YAML_SCALAR_CHARS} characters of text once aliases "
-                           "are expanded", mark)
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
-        if isinstance(event, yaml.AliasEvent):
-            node = super().compose_node(parent, index)
-            size = self._expanded.get(id(node))
-            if size is None:  # the anchored collection is still being read
-                raise _TooMuch(f"alias *{event.anchor} refers to a collection that contains it",
-                               event.start_mark)
-            self._grow(*size, event.start_mark)
-            return node
-        if self._depth >= limits.MAX_YAML_DEPTH:
-            raise _TooMuch(f"values nested more than {limits.MAX_YAML_DEPTH} levels deep", event.start_mark)
-        nodes, chars = self._nodes, self._chars
-        self._grow(1, len(event.value) if isinstance(event, yaml.ScalarEvent) else 0, event.start_mark)
-        self._depth += 1
-        try:
-            node = super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-        self._expanded[id(node)] = (self._nodes - nodes, self._chars - chars)
-        return node
-
-    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
-        try:
-            return super().construct_object(node, deep=deep)
-        except (ValueError, OverflowError, TypeError) as exc:  # e.g. a 5000-digit int, 2024-13-45
-            raise yaml.constructor.ConstructorError(
-                None, None, f"cannot read value {str(node.value)[:40]!r}: {exc}", node.start_mark) from None
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                repeated = key in seen
-            except TypeError:
-                raise yaml.constructor.ConstructorError(
-                    "while reading a mapping", node.start_mark, "found a list or map as a key",
-                    key_node.start_mark) from None
-            if repeated:
-                raise yaml.constructor.ConstructorError(
-                    "while reading a mapping", node.start_mark,
-                    f"found duplicate key {key!r}", key_node.start_mark,
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _parse_yaml(text: str, name: str) -> tuple[Any, yaml.Node | None]:
-    if len(text) > limits.MAX_FILE_BYTES:
-        raise RulesFileError([RuleIssue(name, None, None, None,
-                                        f"file is larger than {limits.MAX_FILE_BYTES} bytes")])
-    try:
-        loader = _Loader(text)  # refuses a control character (NUL, BEL...) before any parsing
-    except yaml.reader.ReaderError as exc:
-        at = exc.position
-        raise RulesFileError([RuleIssue(name, text.count("\n", 0, at) + 1, None, None,
-                                        f"not valid YAML: control character #x{exc.character:02x} at "
-                                        f"column {at - text.rfind(chr(10), 0, at)}; "
-                                        "a rules file is printable text")]) from None
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        message = f"refused: {problem}" if isinstance(exc, _TooMuch) else f"not valid YAML: {problem}"
-        raise RulesFileError([RuleIssue(name, line, None, None, message)]) from None
-    finally:
-        loader.dispose()
-    return data, node
-
-
-def _line_of(node: yaml.Node | None, path: tuple[Any, ...]) -> int | None:
-    """The line (1-based) of the deepest YAML node along `path`; unknown path parts are skipped."""
-    if node is None:
-        return None
-    for part in path:
-        child = None
-        if isinstance(node, yaml.MappingNode):
-            child = next((v for k, v in node.value if k.value == str(part)), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            child = node.value[part]
-        if child is not None:
-            node = child
-    return node.start_mark.line + 1
 
 
 # --------------------------------------------------------------------------- loading
@@ -446,68 +323,3 @@ def _read_lists(specs: Mapping[str, ListSource], base_dir: Path | None, name: st
             continue
         lists[list_name] = frozenset(values)
     return lists
-
-
-def _field(loc: Any) -> str | None:
-    if not loc:
-        return None
-    parts = [str(p) for p in loc if not isinstance(p, int)]
-    return ".".join(parts) or None
-
-
-def _message(err: ErrorDetails, root: type[BaseModel] | None) -> str:
-    """A validation error in words; `root` is the model validated (None: a rule, by its kind)."""
-    if err["type"] == "union_tag_invalid":
-        known = ", ".join(sorted(kinds()))
-        return f"unknown kind {str(err['input'].get('kind'))[:64]!r}: known kinds are {known}"
-    if err["type"] == "union_tag_not_found":
-        return "missing 'kind'"
-    if err["type"] == "extra_forbidden":
-        return _unknown_key(err["loc"], root)
-    message = err["msg"].removeprefix("Value error, ")
-    if root is None and err["type"] in _RANGE_ERRORS:
-        message += " (the valid range of each field: docs/RULE_KINDS.md, Bounds)"
-    return message
-
-
-_RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"})
-
-
-def _unknown_key(loc: tuple[int | str, ...], root: type[BaseModel] | None) -> str:
-    """Name the keys allowed where the unknown one stands (or the one it is a typo of)."""
-    path = loc[:-1]
-    if root is None:  # a rule: the path starts with its kind
-        root = kinds()[str(path[0])][0] if path and path[0] in kinds() else None
-        path = path[1:]
-    model = _model_at(root, path) if root is not None else None
-    allowed = [f.alias or n for n, f in model.model_fields.items()] if model is not None else []
-    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-    hint = f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(allowed)}"
-    return f"unknown key ({hint})"
-
-
-def _model_at(model: type[BaseModel], path: tuple[int | str, ...]) -> type[BaseModel] | None:
-    """The model of the mapping at `path` inside `model` (list indexes and dict keys skipped)."""
-    current: type[BaseModel] | None = model
-    in_dict = False
-    for part in path:
-        if isinstance(part, int) or current is None:
-            continue
-        if in_dict:  # the key of a dict of models (lists.NAME)
-            in_dict = False
-            continue
-        field = current.model_fields.get(part)
-        annotation = field.annotation if field is not None else None
-        in_dict = get_origin(annotation) is dict
-        current = _model_in(annotation)
-    return current
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 from chalicelib.events import Transaction
 from chalicelib.rules import limits
 from chalicelib.rules.base import Finding, Rule, WindowAggregate, WindowedConfig, check_field_name, window_evidence
+from chalicelib.rules.describe import Aggregate, register_aggregate
 from chalicelib.rules.numbers import SummedField, as_decimal, plain
 from chalicelib.rules.registry import register_rule_kind
 
@@ -62,3 +63,9 @@ class _Sum(SummedField):
 
     def may_fire(self, row: tuple[Any, ...], window_start_ms: int) -> bool:
         return not self.sums.exact_below(_JUDGE_EXACT_BELOW) or self.sums.total > self.threshold
+
+
+@register_aggregate("sum_over")
+def describe_sum_over(rule: Rule[Any], event: Transaction, window: Sequence[Transaction]) -> Aggregate:
+    total = sum((v for x in window if (v := as_decimal(x.get(rule.config.field))) is not None), Decimal(0))
+    return Aggregate(total, rule.config.threshold, f"sum of {rule.config.field} in the window")

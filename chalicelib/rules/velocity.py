@@ -10,6 +10,7 @@ from pydantic import Field
 from chalicelib.events import Transaction
 from chalicelib.rules import limits
 from chalicelib.rules.base import Finding, Rule, WindowAggregate, WindowedConfig, window_evidence
+from chalicelib.rules.describe import Aggregate, register_aggregate
 from chalicelib.rules.registry import register_rule_kind
 
 
@@ -51,3 +52,8 @@ class _Count(WindowAggregate):
 
     def may_fire(self, row: tuple[Any, ...], window_start_ms: int) -> bool:
         return self.count > self.threshold
+
+
+@register_aggregate("velocity")
+def describe_velocity(rule: Rule[Any], event: Transaction, window: Sequence[Transaction]) -> Aggregate:
+    return Aggregate(len(window), rule.config.threshold, "count of events in the window, event included")

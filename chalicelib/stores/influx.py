@@ -43,8 +43,9 @@ write (some points refused) is bisected down to the refused events, which are re
 reader's high-water mark can become visible after it. Delta readers read from
 `high-water - arrival_margin_seq` and deduplicate by event id.
 
-Size: layout, line-protocol encoding, InfluxQL reads and the HTTP client with its retries
-are one backend; the time-series contract suite pins it as a whole.
+Parts: the HTTP API and the connection settings are in `influx_http.py`, line protocol, escaping
+and InfluxQL text in `influx_lines.py`; this module is the store: writes, reads, idempotency,
+the retry policy and the writer-slot lease.
 """
 
 from __future__ import annotations
@@ -54,151 +55,54 @@ import logging
 import random
 import time
 import uuid
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any, ClassVar, Protocol
-from urllib.parse import quote, urlencode
+from typing import Any, ClassVar
+from urllib.parse import urlencode
 
-from chalicelib.events import StoredEvent, Transaction, attribute_name, from_epoch_ms
+from chalicelib.events import StoredEvent, Transaction
 from chalicelib.retry import Backoff
 from chalicelib.stores.base import TimeSeriesStore, WriteResult
 from chalicelib.stores.exceptions import StoreError, TransientStoreError
+from chalicelib.stores.influx_http import (
+    TRANSIENT_STATUS,
+    HttpClient,
+    InfluxConnection,
+    _error_text,
+    _seconds,
+    default_http,
+)
+from chalicelib.stores.influx_lines import (
+    EPOCH_NS,
+    INDEXED_FIELDS,
+    TEXT_FIELDS,
+    TRUTH,
+    _any_of,
+    _chunks,
+    _event_fields,
+    _ident,
+    _parse_row,
+    _point,
+    _Row,
+    field_string,
+    id_bucket,
+    key_expression,
+    tag_value,
+)
 
 log = logging.getLogger(__name__)
 
-EPOCH_NS = 1_735_689_600_000_000_000  # 2025-01-01T00:00:00Z: arrival seq 0
 SLOTS = 1000
 LEASE_S = 600
 RECHECK_S = 60
 DEDUP_WINDOW_S = 7 * 24 * 3600
-MAX_POINTS_PER_WRITE = 5000
-MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_REMEMBERED = 50_000
-INDEXED_FIELDS = ("account_id", "merchant_id", "ip", "device_id", "email", "phone", "card_id")
-TRUTH = "event_id"  # measurement tx_by_event_id, tagged by id_bucket(event_id)
-ID_BUCKETS = 4096
-TEXT_FIELDS = ("account_id", "amount", "currency", "merchant_id", "ip", "device_id", "email", "phone", "card_id")
 LEASES = "writer_slots"
-TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
-
-
-class HttpResponse(Protocol):
-    status: int
-    data: bytes
-    headers: Mapping[str, str]
-
-
-class HttpClient(Protocol):
-    """What the store needs of `urllib3.PoolManager` (tests may pass a fake)."""
-
-    def request(self, method: str, url: str, *, body: bytes | None = ..., headers: Mapping[str, str] | None = ...,
-                timeout: Any = ..., retries: Any = ...) -> HttpResponse: ...
-
-
-@dataclass(frozen=True)
-class InfluxConnection:
-    """Where the server is and how to authenticate: a token (2.x/3.x, `Authorization: Token`)
-    or a user name and password (1.x, 2.x v1 authorizations; HTTP basic auth)."""
-
-    url: str
-    database: str
-    retention_policy: str = ""
-    token: str = ""
-    username: str = ""
-    password: str = ""
-    timeout_s: float = 10.0
-    ca_bundle: str = ""  # a PEM file to trust instead of the system CAs
-
-    def __repr__(self) -> str:  # never show credentials in logs or tracebacks
-        return f"InfluxConnection(url={self.url!r}, database={self.database!r}, rp={self.retention_policy!r})"
-
-    def auth_headers(self) -> dict[str, str]:
-        if self.token:
-            return {"Authorization": f"Token {self.token}"}
-        if self.username:
-            import base64
-
-            pair = base64.b64encode(f"{self.username}:{self.password}".encode()).decode("ascii")
-            return {"Authorization": f"Basic {pair}"}
-        return {}
-
-
-def default_http(connection: InfluxConnection) -> HttpClient:
-    import urllib3
-
-    kwargs: dict[str, Any] = {"maxsize": 4, "timeout": urllib3.Timeout(connect=min(5.0, connection.timeout_s),
-                                                                      read=connection.timeout_s)}
-    if connection.ca_bundle:
-        kwargs["ca_certs"] = connection.ca_bundle
-    return urllib3.PoolManager(**kwargs)  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------------- line protocol
 
 
-def escape_name(name: str) -> str:
-    """A measurement name, tag key or field key: commas, equals signs and spaces escaped."""
-    return name.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
-
-
-def tag_value(value: str) -> str:
-    """A tag value that needs no escaping: percent-encoded (injective, deterministic), because a
-    trailing backslash or a newline cannot be escaped in a line-protocol tag."""
-    return quote(value, safe="@:+/")
-
-
-def field_string(value: str) -> str:
-    """A string field value: double quotes and backslashes escaped, in double quotes."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def id_bucket(event_id: str) -> str:
-    """The record-of-truth series of an event id: one of ID_BUCKETS, so ids are never tags."""
-    return format(zlib.crc32(event_id.encode()) % ID_BUCKETS, "03x")
-
-
-def key_expression(key_field: str) -> tuple[str, str | None]:
-    """(measurement to read, attribute name or None) for a key field; unknown fields refused."""
-    if key_field in INDEXED_FIELDS:
-        return f"tx_by_{key_field}", None
-    if key_field == "currency":
-        return "tx_by_account_id", None
-    name = attribute_name(key_field)
-    if name:
-        return "tx_by_account_id", name
-    raise StoreError(f"cannot key history by {key_field!r}: use an identifier field or attributes.NAME "
-                     "(letters, digits, underscore)")
-
-
-def _event_fields(event: Transaction) -> str:
-    parts = [f"event_id={field_string(event.event_id)}", f"ts_ms={event.ts_ms}i"]
-    for name in TEXT_FIELDS:
-        value = event.get(name)
-        if value is not None:
-            parts.append(f"{name}={field_string(str(value))}")
-    for name in ("lat", "lon"):
-        value = event.get(name)
-        if value is not None:
-            parts.append(f"{name}={float(value)!r}")
-    if event.attributes:
-        parts.append(f"attributes={field_string(json.dumps(event.attributes, separators=(',', ':')))}")
-    return ",".join(parts)
-
-
-def _point(field: str, key: str, fields: str, seq: int) -> str:
-    return f"{escape_name('tx_by_' + field)},key={tag_value(key)} {fields} {EPOCH_NS + seq}"
-
-
 # --------------------------------------------------------------------------- the store
-
-
-@dataclass
-class _Row:
-    stored: StoredEvent
-    judged: bool
-    refused: str | None
 
 
 class InfluxTimeSeriesStore(TimeSeriesStore):
@@ -492,65 +396,4 @@ class InfluxTimeSeriesStore(TimeSeriesStore):
             clear()
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def _ident(name: str) -> str:
-    """An InfluxQL identifier in double quotes (our own names only; escaped all the same)."""
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _any_of(column: str, values: Sequence[str], prefix: str, params: dict[str, str]) -> str:
-    """`(column = $p0 OR column = $p1 ...)` with the values as bind parameters (InfluxQL has no IN)."""
-    terms = []
-    for i, value in enumerate(values):
-        params[f"{prefix}{i}"] = value
-        terms.append(f"{column} = ${prefix}{i}")
-    return "(" + " OR ".join(terms) + ")"
-
-
-def _chunks(groups: list[tuple[str, list[str]]]) -> Iterator[list[tuple[str, list[str]]]]:
-    chunk: list[tuple[str, list[str]]] = []
-    points = size = 0
-    for group in groups:
-        group_size = sum(len(line) + 1 for line in group[1])
-        if chunk and (points + len(group[1]) > MAX_POINTS_PER_WRITE or size + group_size > MAX_BODY_BYTES):
-            yield chunk
-            chunk, points, size = [], 0, 0
-        chunk.append(group)
-        points += len(group[1])
-        size += group_size
-    if chunk:
-        yield chunk
-
-
-def _error_text(body: bytes) -> str:
-    text = body.decode("utf-8", "replace").strip()
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        return text[:500]
-    if isinstance(parsed, dict):
-        return str(parsed.get("error") or parsed.get("message") or text)[:500]
-    return text[:500]
-
-
-def _seconds(text: str | None) -> float:
-    try:
-        return float(text) if text else 0.0
-    except ValueError:
-        return 0.0
-
-
-def _parse_row(row: Mapping[str, Any]) -> _Row:
-    ts_ms = int(row["ts_ms"])
-    attributes = row.get("attributes")
-    lat, lon = row.get("lat"), row.get("lon")
-    # Rows were validated on the way in; model_construct skips validating them again.
-    event = Transaction.model_construct(
-        event_id=str(row["event_id"]), ts=from_epoch_ms(ts_ms), account_id=str(row["account_id"]),
-        amount=Decimal(str(row["amount"])), currency=row.get("currency"), merchant_id=row.get("merchant_id"),
-        ip=row.get("ip"), device_id=row.get("device_id"), email=row.get("email"), phone=row.get("phone"),
-        card_id=row.get("card_id"), lat=float(lat) if lat is not None else None,
-        lon=float(lon) if lon is not None else None, attributes=json.loads(attributes) if attributes else {})
-    return _Row(StoredEvent(int(row["time"]) - EPOCH_NS, event, ts_ms), row.get("judged") == 1, row.get("refused"))
+__all__ = ["HttpClient", "InfluxConnection", "InfluxTimeSeriesStore", "field_string", "tag_value"]

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.cli import main as cli_main
+from fraudtools.cli import main as cli_main
 from tests.conftest import PROJECT, SEED_SAMPLE
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,11 +94,13 @@ class Replay:
     log: Path
 
     @classmethod
-    def start(cls, events: Path, data_dir: Path, out: Path, batch_size: int, verbose: bool = False) -> Replay:
+    def start(cls, events: Path, data_dir: Path, out: Path, batch_size: int, verbose: bool = False,
+              env: Mapping[str, str] | None = None) -> Replay:
+        """`env`: settings added to this process's environment for the replay."""
         log = out.with_suffix(".log")
         with log.open("wb") as sink:
             process = subprocess.Popen(replay_args(events, data_dir, out, batch_size, verbose), cwd=PROJECT,
-                                       stdout=sink, stderr=subprocess.STDOUT)
+                                       stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         return cls(process, log)
 
     def finish(self, timeout: float = 300) -> dict[str, Any]:

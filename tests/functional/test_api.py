@@ -16,9 +16,10 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
-from chalicelib.api import Investigator, build_investigator
-from chalicelib.cli import main as cli_main
+from chalicelib.api import Investigator
 from chalicelib.settings import Settings
+from chalicelib.wiring import build_investigator
+from fraudtools.cli import main as cli_main
 from tests.conftest import PROJECT, SEED_SAMPLE
 
 RING = [f"1234-5678-{n}" for n in range(20, 31)]

@@ -12,11 +12,12 @@ import pytest
 
 from chalicelib.api import Investigator
 from chalicelib.api.params import ActivityQuery
-from chalicelib.kinesis import records_from_lines
 from chalicelib.rules import StaticRulesSource, load_rules_file
 from chalicelib.settings import Settings
-from chalicelib.stores import SQLiteGraphStore, SQLiteTimeSeriesStore, TimeSeriesStore, build_timeseries_store
+from chalicelib.stores import SQLiteGraphStore, SQLiteTimeSeriesStore, TimeSeriesStore
 from chalicelib.stores.influx import InfluxTimeSeriesStore
+from chalicelib.wiring import build_timeseries_store
+from fraudtools.record_files import records_from_lines
 from tests.conftest import PROJECT, SEED_SAMPLE
 from tests.integration.test_influx_replay import replay
 

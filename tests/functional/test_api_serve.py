@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.cli import main as cli_main
+from fraudtools.cli import main as cli_main
 from tests.conftest import PROJECT, SEED_SAMPLE
 
 

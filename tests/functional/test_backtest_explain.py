@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.cli import main
+from fraudtools.cli import main
 
 RULES = """\
 version: 1

@@ -242,3 +242,13 @@ def test_replay_to_a_directory_says_so(tmp_path: Path) -> None:
     result = cli("replay", "--rules", "rules.yaml", "--events", str(SEED_SAMPLE), "--out", str(tmp_path))
     assert result.returncode == 1 and "is a directory; name a file for the hits" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_command_line_runs_as_python_m_fraudtools_too() -> None:
+    """`python -m chalicelib` (documented) and `python -m fraudtools` (where the tools live) are one CLI."""
+    via_tools = subprocess.run([sys.executable, "-m", "fraudtools", "rules", "check", "rules.yaml"], cwd=PROJECT,
+                               capture_output=True, text=True, timeout=120)
+    via_engine = cli("rules", "check", "rules.yaml")
+    assert via_tools.returncode == 0 == via_engine.returncode, via_tools.stderr + via_engine.stderr
+    assert via_tools.stdout == via_engine.stdout
+    assert "rules.yaml" in via_tools.stdout

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.cli import main
+from fraudtools.cli import main
 from tests.conftest import PROJECT
 
 RULES = "version: 1\nrules:\n  - {id: busy-2m, kind: velocity, key: account_id, window: 2m, threshold: 1}\n"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.cli import main
-from chalicelib.cli.rules_test import run_all_examples
 from chalicelib.rules import load_rules_file
+from fraudtools.cli import main
+from fraudtools.cli.rules_test import run_all_examples
 
 RULES = """\
 version: 1

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib.events import Transaction
-from chalicelib.stores import open_embedded_graph
+from chalicelib.wiring import open_embedded_graph
 from tests.contract.test_graph_store import model_of
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
-from chalicelib.cli import main
 from chalicelib.events import MAX_REASON_CHARS
-from chalicelib.kinesis import split_lines
 from chalicelib.stores import SQLiteTimeSeriesStore
+from fraudtools.cli import main
+from fraudtools.record_files import split_lines
 from tests.conftest import FIXTURES, PROJECT
 
 CORPUS = FIXTURES / "hostile-records"

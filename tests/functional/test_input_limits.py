@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.cli import main
-from chalicelib.cli.rules_test import run_all_examples
-from chalicelib.kinesis import MAX_LINE_BYTES, RefusedLine, StreamRecord, records_from_lines
 from chalicelib.rules import RulesFileError, limits, load_rules_file, load_rules_text
+from fraudtools.cli import main
+from fraudtools.cli.rules_test import run_all_examples
+from fraudtools.record_files import MAX_LINE_BYTES, RefusedLine, StreamRecord, records_from_lines
 
 RULES = "version: 1\nrules:\n  - {id: busy, kind: velocity, window: 10m, threshold: 1}\n"
 

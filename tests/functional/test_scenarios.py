@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from chalicelib.cli import embedded_pipeline, stream_through
-from chalicelib.kinesis import records_from_lines
 from chalicelib.rules import load_rules_file
-from chalicelib.simulate import SCENARIOS, iter_lines, simulate
+from fraudtools.cli import embedded_pipeline, stream_through
+from fraudtools.record_files import records_from_lines
+from fraudtools.simulate import SCENARIOS, iter_lines, simulate
 from tests.conftest import PROJECT
 
 INTENDED = {

@@ -64,7 +64,7 @@ def test_hits_are_edges_in_the_graph(replayed: Path) -> None:
 
 def test_replaying_again_adds_no_vertex_or_edge(replayed: Path, tmp_path: Path) -> None:
     def counts() -> tuple[int, int]:
-        from chalicelib.stores import open_embedded_graph
+        from chalicelib.wiring import open_embedded_graph
 
         graph = open_embedded_graph(replayed)
         assert graph is not None

@@ -22,9 +22,9 @@ from chalice.test import Client
 
 import app as app_module
 from chalicelib.api import build_investigator
-from chalicelib.cli import main as cli_main
-from chalicelib.cli.serve import make_server
 from chalicelib.settings import Settings
+from fraudtools.cli import main as cli_main
+from fraudtools.cli.serve import make_server
 from tests.conftest import PROJECT
 
 #: ids the page sends through encodeURIComponent; `quote(safe="")` encodes them the same way

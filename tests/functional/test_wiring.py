@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.cli import embedded_handler
-from chalicelib.kinesis import StreamRecord, kinesis_event, records_from_lines
+from fraudtools.cli import embedded_handler
+from fraudtools.record_files import StreamRecord, kinesis_event, records_from_lines
 from tests.conftest import PROJECT, SEED_SAMPLE
 
 

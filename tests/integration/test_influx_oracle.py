@@ -17,8 +17,9 @@ from chalicelib.pipeline import Pipeline
 from chalicelib.rules import StaticRulesSource
 from chalicelib.stores import HitSink
 from chalicelib.stores.influx import InfluxConnection, InfluxTimeSeriesStore
+from fraudtools.testing.reference import assert_hits_agree as assert_agrees
+from fraudtools.testing.reference import reference_hits as oracle_hits
 from tests.fakes import FlakyHitSink, MemoryDeadLetterSink, MemoryHitSink, raw_records
-from tests.oracle import assert_agrees, oracle_hits
 from tests.property.test_engine_vs_oracle import RULESET, DeliveryMachine
 from tests.strategies import cuts, split, streams
 

@@ -8,15 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.cli import stream_through
 from chalicelib.hits import Hit
-from chalicelib.kinesis import StreamRecord, records_from_lines
 from chalicelib.pipeline import Pipeline
 from chalicelib.rules import StaticRulesSource, load_rules_file
 from chalicelib.settings import Settings
-from chalicelib.simulate import iter_lines, simulate
-from chalicelib.stores import SQLiteGraphStore, SQLiteTimeSeriesStore, TimeSeriesStore, build_timeseries_store
+from chalicelib.stores import SQLiteGraphStore, SQLiteTimeSeriesStore, TimeSeriesStore
 from chalicelib.stores.influx import InfluxTimeSeriesStore
+from chalicelib.wiring import build_timeseries_store
+from fraudtools.cli import stream_through
+from fraudtools.record_files import StreamRecord, records_from_lines
+from fraudtools.simulate import iter_lines, simulate
 from tests.conftest import PROJECT, SEED_SAMPLE
 from tests.fakes import MemoryDeadLetterSink, MemoryHitSink
 

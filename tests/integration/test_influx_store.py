@@ -17,13 +17,14 @@ import urllib3
 
 from chalicelib.events import Transaction
 from chalicelib.settings import Settings, SettingsError
-from chalicelib.stores import StoreError, TransientStoreError, build_timeseries_store, influx_connection
+from chalicelib.stores import StoreError, TransientStoreError
 from chalicelib.stores.influx import (
     InfluxConnection,
     InfluxTimeSeriesStore,
     field_string,
     tag_value,
 )
+from chalicelib.wiring import build_timeseries_store, influx_connection
 from tests.influx_server import InfluxServerMissing, running_influxd, self_signed_certificate
 
 

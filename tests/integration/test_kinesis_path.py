@@ -14,7 +14,8 @@ import pytest
 from botocore.stub import Stubber
 
 import app as chalice_app
-from chalicelib.kinesis_io import (
+from chalicelib.stores import SQLiteTimeSeriesStore
+from fraudtools.kinesis_stream import (
     CheckpointFile,
     KinesisPoller,
     KinesisProducer,
@@ -22,8 +23,7 @@ from chalicelib.kinesis_io import (
     api_batches,
     outgoing_from_lines,
 )
-from chalicelib.simulate import iter_lines, simulate
-from chalicelib.stores import SQLiteTimeSeriesStore
+from fraudtools.simulate import iter_lines, simulate
 from tests.conftest import PROJECT
 
 pytestmark = pytest.mark.integration

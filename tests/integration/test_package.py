@@ -68,6 +68,15 @@ def test_the_zip_carries_exactly_the_root_rules_yaml(package: dict[str, Any]) ->
     assert not any(n.startswith(("tests/", ".venv")) for n in names)
 
 
+def test_the_zip_holds_the_engine_and_no_tool(package: dict[str, Any]) -> None:
+    """The tools (fraudtools/: CLI, simulator, scoring, reports, the rule-author toolkit) stay out."""
+    with zipfile.ZipFile(PROJECT / "dist" / "deployment.zip") as archive:
+        names = set(archive.namelist())
+    assert {"chalicelib/wiring.py", "chalicelib/rules/velocity.py", "chalicelib/api/service.py"} <= names
+    assert not any(n.startswith(("fraudtools/", "chalicelib/cli/", "chalicelib/testing/")) for n in names)
+    assert not any(n.startswith("hypothesis/") for n in names)
+
+
 def test_the_policy_names_every_action_and_scopes_resources(package: dict[str, Any]) -> None:
     roles = {name for name, r in package["Resources"].items() if r["Type"] == "AWS::IAM::Role"}
     assert roles == {"OnTransactionsRole", "ApiHandlerRole"}  # the investigator's API has its own, read-only

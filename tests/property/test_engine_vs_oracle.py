@@ -11,8 +11,9 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from chalicelib.events import Transaction
 from chalicelib.pipeline import Pipeline
+from fraudtools.testing.reference import assert_hits_agree as assert_agrees
+from fraudtools.testing.reference import reference_hits as oracle_hits
 from tests.fakes import FlakyHitSink, MemoryHitSink, memory_pipeline, raw_records
-from tests.oracle import assert_agrees, oracle_hits
 from tests.strategies import cuts, property_ruleset, split, streams, transactions
 
 RULESET = property_ruleset()

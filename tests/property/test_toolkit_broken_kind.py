@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, Phase, settings
 
 from chalicelib.rules import Duration, Finding, register_rule_kind
 from chalicelib.rules.velocity import VelocityConfig, VelocityRule
-from chalicelib.testing import (
+from fraudtools.testing import (
     Monotonicity,
     agrees_with_reference_property,
     batching_and_redelivery_property,

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from chalicelib.events import Transaction
 from chalicelib.explanation import explain_event
-from chalicelib.testing import batch_cuts, run_stream, streams
+from fraudtools.testing import batch_cuts, run_stream, streams
 from tests.property.test_toolkit_kinds import RULES
 
 

@@ -1,6 +1,6 @@
-"""Dogfooding `chalicelib.testing`: every built-in windowed kind (and list_match) through the
-toolkit's ready-made properties on the real pipeline. The project's own oracle
-(tests/oracle.py, tests/property/test_engine_vs_oracle.py) stays independent of the toolkit."""
+"""Dogfooding `fraudtools.testing`: every built-in windowed kind (and list_match) through the
+toolkit's ready-made properties on the real pipeline. The toolkit's reference is also the
+project's one oracle (tests/property/test_engine_vs_oracle.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chalicelib.rules import load_rules_text
-from chalicelib.testing import (
+from fraudtools.testing import (
     DEFAULT_POOLS,
     batch_cuts,
     check_agrees_with_reference,
@@ -72,7 +72,7 @@ def test_reference_where_agrees_with_the_engine_on_any_condition(data: st.DataOb
 
 
 def test_a_kind_without_a_reference_is_a_clear_error() -> None:
-    from chalicelib.testing.reference import _REFERENCES
+    from fraudtools.testing.reference import _REFERENCES
 
     judge = _REFERENCES.pop("fan_out")
     try:

@@ -20,8 +20,9 @@ from chalicelib.pipeline import Pipeline
 from chalicelib.rules import StaticRulesSource
 from chalicelib.rules.windows import LATENESS_MARGIN_MS, WindowCache, row_bytes
 from chalicelib.stores import HitSink, SQLiteTimeSeriesStore
+from fraudtools.testing.reference import assert_hits_agree as assert_agrees
+from fraudtools.testing.reference import reference_hits as oracle_hits
 from tests.fakes import FlakyHitSink, MemoryDeadLetterSink, MemoryHitSink, raw_records
-from tests.oracle import assert_agrees, oracle_hits
 from tests.strategies import cuts, property_ruleset, split, streams
 
 RULESET = property_ruleset()

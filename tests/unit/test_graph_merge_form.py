@@ -18,9 +18,9 @@ from chalicelib.entities import ReachQuery, entities_of
 from chalicelib.events import Transaction
 from chalicelib.hits import EdgeEnd, Hit, HitEdge
 from chalicelib.stores import GremlinGraphStore, GremliteConnection, NeptuneConnection
-from chalicelib.stores.graph import MERGE_ROWS
-from chalicelib.stores.gremlin import NeptuneSettings, RetryPolicy
-from chalicelib.stores.gremlin_recording import RecordingConnection
+from chalicelib.stores.gremlin_connection import NeptuneSettings, RetryPolicy
+from chalicelib.stores.gremlin_graph import MERGE_ROWS
+from fraudtools.gremlin_recording import RecordingConnection
 
 VERTICES = ("g.inject(rows).unfold().as('row').select('first').as('first').select('row')"
             ".mergeV(__.select('match')).option(Merge.onCreate,__.select('create'))"
@@ -73,7 +73,7 @@ def test_each_request_is_one_merge_traversal_over_injected_rows() -> None:
 
 
 def test_rows_carry_natural_key_ids_and_the_times() -> None:
-    from chalicelib.stores.graph import _relationship_row, _vertex_row
+    from chalicelib.stores.gremlin_graph import _relationship_row, _vertex_row
 
     batch = entities_of([Transaction(event_id="e1", ts=START, account_id="a1", amount=5, email="x@y")])
     (ref, (first, last)), = batch.relationships.items()

@@ -20,8 +20,8 @@ from chalicelib.stores import (
     JsonLinesHitSink,
     SQLiteGraphStore,
     SQLiteTimeSeriesStore,
-    build_graph_store,
 )
+from chalicelib.wiring import build_graph_store
 
 RULES = """
 version: 1
@@ -70,3 +70,13 @@ def test_a_failed_graph_phase_is_rolled_back_and_redone_whole(tmp_path: Path) ->
     assert hits > 0
     assert graph.counts() == {"vertices": 3, "edges": 2 + hits}
     pipeline.close()
+
+
+def test_graph_phases_are_named_and_composites_come_after_the_graph_rules() -> None:
+    from chalicelib.rules import GraphPhase
+
+    composite = "  - {id: both, kind: composite, rules: {busy: 1, ring: 1}, threshold: 1.5}\n"
+    ruleset = load_rules_text(RULES.replace("rules:\n", "rules:\n" + composite, 1))
+    assert [r.id for r in ruleset.graph_rules(GraphPhase.GRAPH)] == ["ring"]
+    assert [r.id for r in ruleset.graph_rules(GraphPhase.COMPOSITE)] == ["both"]
+    assert GraphPhase.GRAPH < GraphPhase.COMPOSITE

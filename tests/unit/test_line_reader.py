@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from chalicelib.kinesis import LineFormat, RefusedLine, StreamRecord, records_from_lines
-from chalicelib.kinesis_io import outgoing_from_lines
+from fraudtools.kinesis_stream import outgoing_from_lines
+from fraudtools.record_files import LineFormat, RefusedLine, StreamRecord, records_from_lines
 
 NATIVE = b'{"event_id": "e1", "account_id": "a", "amount": 5, "ts": 0}'
 SEED = (b'{"object_type": "transaction", "account": "1234-5678-20", "transaction_amount": "5", '

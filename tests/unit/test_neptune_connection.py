@@ -22,7 +22,7 @@ from chalicelib.events import Transaction
 from chalicelib.hits import EdgeEnd, Hit, HitEdge
 from chalicelib.stores import GraphStore, GremlinGraphStore, GremliteConnection, NeptuneConnection, TransientStoreError
 from chalicelib.stores.exceptions import StoreError
-from chalicelib.stores.gremlin import NeptuneSettings, RetryingRemote, RetryPolicy, sigv4_headers
+from chalicelib.stores.gremlin_connection import NeptuneSettings, RetryingRemote, RetryPolicy, sigv4_headers
 
 NEPTUNE = NeptuneSettings("db.cluster-abc.us-east-1.neptune.amazonaws.com", 8182, "us-east-1")
 CREDENTIALS = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "SESSIONTOKEN")

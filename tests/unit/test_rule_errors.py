@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.cli import embedded_pipeline
 from chalicelib.events import Transaction
 from chalicelib.rules import RuleSet, load_rules_text
 from chalicelib.rules import registry as rule_registry
+from fraudtools.cli import embedded_pipeline
 from tests.fakes import MemoryHitSink, memory_pipeline, raw_records
 
 PLUGIN = textwrap.dedent("""\

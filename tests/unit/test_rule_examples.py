@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.cli import main
-from chalicelib.cli.rules_test import run_all_examples
 from chalicelib.rules import RulesFileError, load_rules_file, load_rules_text
 from chalicelib.rules.examples import MAX_EXAMPLES_PER_RULE, ExampleFile, RuleExample
+from fraudtools.cli import main
+from fraudtools.cli.rules_test import run_all_examples
 from tests.conftest import PROJECT
 
 PLAIN = """\

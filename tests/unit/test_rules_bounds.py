@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.cli import main
 from chalicelib.events import Transaction
 from chalicelib.rules import Duration, RulesFileError, limits, load_rules_file, load_rules_text
 from chalicelib.rules import loader as rules_loader
 from chalicelib.settings import Settings
+from fraudtools.cli import main
 from tests.conftest import PROJECT
 from tests.fakes import memory_pipeline, raw_records
 

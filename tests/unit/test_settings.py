@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from chalicelib.settings import PROJECT_DIR, Settings, SettingsError, split_s3_uri
-from chalicelib.stores import build_graph_store, build_timeseries_store
 from chalicelib.stores.timestream import TimestreamTimeSeriesStore
+from chalicelib.wiring import build_graph_store, build_timeseries_store
 
 
 def test_defaults_are_the_embedded_stores() -> None:
@@ -51,9 +51,9 @@ def test_neptune_needs_an_endpoint() -> None:
 
 
 def test_each_sink_is_chosen_by_its_own_setting(tmp_path: Path) -> None:
-    from chalicelib.pipeline import build_pipeline
     from chalicelib.stores import JsonLinesDeadLetterSink, JsonLinesHitSink
     from chalicelib.stores.aws_sinks import LogHitSink, SqsDeadLetterSink
+    from chalicelib.wiring import build_pipeline
 
     queue = {"DATA_DIR": str(tmp_path), "DEAD_LETTER_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/1/dlq"}
     pipeline = build_pipeline(Settings.from_env(queue))
@@ -70,3 +70,27 @@ def test_the_packaged_aws_stage_logs_hits() -> None:
     config = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())
     assert config["stages"]["aws"]["environment_variables"]["HIT_SINK"] == "log"
     assert "HIT_SINK" not in config["stages"]["local"]["environment_variables"]
+
+
+def test_every_backend_the_settings_accept_is_registered_in_the_wiring() -> None:
+    from chalicelib.settings import GRAPH_BACKENDS, TIMESERIES_BACKENDS
+    from chalicelib.wiring import graph_backends, timeseries_backends
+
+    assert set(timeseries_backends()) == set(TIMESERIES_BACKENDS)
+    assert set(graph_backends()) == set(GRAPH_BACKENDS)
+
+
+def test_the_embedded_stores_wait_the_busy_timeout_the_settings_give(tmp_path: Path) -> None:
+    """SQLITE_BUSY_TIMEOUT_SECONDS reaches both embedded stores' connections (the fault test
+    tests/fault/test_busy_stores.py relies on it to wait out a lock in a second)."""
+    settings = Settings.from_env({"DATA_DIR": str(tmp_path), "SQLITE_BUSY_TIMEOUT_SECONDS": "0.25"})
+    assert settings.sqlite_busy_timeout_seconds == 0.25
+    assert Settings.from_env({}).sqlite_busy_timeout_seconds == 10.0
+    timeseries, graph = build_timeseries_store(settings), build_graph_store(settings)
+    try:
+        for store in (timeseries, graph):
+            assert store._db.execute("PRAGMA busy_timeout").fetchone()[0] == 250  # type: ignore[union-attr]
+    finally:
+        timeseries.close()
+        assert graph is not None
+        graph.close()

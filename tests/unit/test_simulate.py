@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib.events import RawRecord, Transaction, decode_record
-from chalicelib.simulate import NORMAL, SCENARIOS, START, load_labels, simulate, to_seed_format
+from fraudtools.simulate import NORMAL, SCENARIOS, START, load_labels, simulate, to_seed_format
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from hypothesis import find, given
 
 from chalicelib.events import Transaction
 from chalicelib.rules import load_rules_text
-from chalicelib.testing import pools_for, streams
+from fraudtools.testing import pools_for, streams
 
 READING = load_rules_text("""
 version: 1

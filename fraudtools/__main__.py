@@ -1,0 +1,5 @@
+import sys
+
+from fraudtools.cli import main
+
+sys.exit(main())

@@ -21,8 +21,8 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
-from chalicelib.api import build_investigator
 from chalicelib.settings import Settings
+from chalicelib.wiring import build_investigator
 from fraudtools.cli import main as cli_main
 from fraudtools.cli.serve import make_server
 from tests.conftest import PROJECT

@@ -13,6 +13,12 @@ single chance collisions (a tree) has cohesion of about its average kind weight,
 members share two identifiers each (the reference ring's e-mail *and* phone) about twice that,
 an office joined only by its IP almost nothing. `rank` (evidence x cohesion) orders rings: a
 large tree of coincidences ranks below a smaller group that is linked over and over.
+
+*Link strength* is how an account uses an identifier: `share(a, i) = uses(a, i) / uses(a, field)`,
+the share of the account's events with a value in that field that carried this one (a ring's
+e-mail on every transaction: 1; one e-mail among three drawn at random: about 1/3). A link is
+followed only when `share >= min_link_share` and `uses >= min_link_uses` (`strong`): a weak link
+weighs nothing, a strong one fully, so the scores above are computed over strong links only.
 """
 
 from __future__ import annotations
@@ -25,6 +31,36 @@ from chalicelib.entities import FIELD_OF_LABEL, Identifier
 #: default weight per identifier field (the vertex label's field name)
 DEFAULT_KIND_WEIGHTS: dict[str, float] = {"device_id": 1.0, "card_id": 1.0, "phone": 0.75, "email": 0.5, "ip": 0.25}
 DEFAULT_CROWD = 10
+#: an account's link to an identifier counts when it used it on at least half of its events with
+#: that field (and at least once): one e-mail among several drawn at random does not bind
+DEFAULT_MIN_LINK_SHARE = 0.5
+DEFAULT_MIN_LINK_USES = 1
+
+
+def link_share(uses: int, total: int) -> float:
+    """The share of an account's events with a value in a field that carried one identifier."""
+    return round(uses / total, 9) if total > 0 else 0.0
+
+
+def member_share(ident: Identifier, account: str) -> float:
+    """`account`'s share on `ident` (1.0 where the store did not say: links count as always used)."""
+    if not ident.shares:
+        return 1.0
+    try:
+        return ident.shares[ident.accounts.index(account)]
+    except ValueError:
+        return 0.0
+
+
+def strong(ident: Identifier, min_share: float, min_uses: int) -> Identifier:
+    """`ident` with only the accounts whose link to it is strong enough (all when not known)."""
+    if not ident.shares or (min_share <= 0 and min_uses <= 1):
+        return ident
+    keep = [k for k in range(len(ident.accounts)) if ident.shares[k] >= min_share and ident.uses[k] >= min_uses]
+    if len(keep) == len(ident.accounts):
+        return ident
+    return Identifier(ident.label, ident.key, tuple(ident.accounts[k] for k in keep),
+                      tuple(ident.uses[k] for k in keep), tuple(ident.shares[k] for k in keep))
 
 
 @dataclass(frozen=True)

@@ -182,8 +182,9 @@ class ReachQuery:
     #: stop adding accounts to a seed's reach once it has this many (None: no limit)
     max_accounts: int | None = None
     #: follow an account's link to an identifier only if the account used it on at least this
-    #: share of its events with that field, and at least `min_link_uses` times (link strength)
-    min_link_share: float = 0.0
+    #: share of its events with that field (one share, or (field, share) pairs), and at least
+    #: `min_link_uses` times (link strength: `chalicelib.linkage`)
+    min_link_share: float | tuple[tuple[str, float], ...] = 0.0
     min_link_uses: int = 1
 
 

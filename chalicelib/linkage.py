@@ -31,9 +31,9 @@ from chalicelib.entities import FIELD_OF_LABEL, Identifier
 #: default weight per identifier field (the vertex label's field name)
 DEFAULT_KIND_WEIGHTS: dict[str, float] = {"device_id": 1.0, "card_id": 1.0, "phone": 0.75, "email": 0.5, "ip": 0.25}
 DEFAULT_CROWD = 10
-#: an account's link to an identifier counts when it used it on at least half of its events with
+#: an account's link to an identifier counts when it used it on more than half of its events with
 #: that field (and at least once): one e-mail among several drawn at random does not bind
-DEFAULT_MIN_LINK_SHARE = 0.5
+DEFAULT_MIN_LINK_SHARE = 0.6
 DEFAULT_MIN_LINK_USES = 1
 
 
@@ -52,8 +52,20 @@ def member_share(ident: Identifier, account: str) -> float:
         return 0.0
 
 
-def strong(ident: Identifier, min_share: float, min_uses: int) -> Identifier:
+#: a minimum share for every field, or per field as (field, share) pairs (hashable, for ReachQuery)
+MinShare = float | tuple[tuple[str, float], ...]
+
+
+def share_floor(min_share: MinShare | Mapping[str, float], label: str) -> float:
+    """The minimum share for an identifier of vertex `label` (fields not named: the default)."""
+    if isinstance(min_share, int | float):
+        return float(min_share)
+    return dict(min_share).get(FIELD_OF_LABEL.get(label, label), DEFAULT_MIN_LINK_SHARE)
+
+
+def strong(ident: Identifier, min_share: MinShare | Mapping[str, float], min_uses: int) -> Identifier:
     """`ident` with only the accounts whose link to it is strong enough (all when not known)."""
+    min_share = share_floor(min_share, ident.label)
     if not ident.shares or (min_share <= 0 and min_uses <= 1):
         return ident
     keep = [k for k in range(len(ident.accounts)) if ident.shares[k] >= min_share and ident.uses[k] >= min_uses]

@@ -190,10 +190,12 @@ class Investigator:
 
     def rings(self, q: RingsQuery) -> dict[str, Any]:
         offset = decode_cursor(q.cursor, int) if q.cursor else 0
-        rings = self._graph().rings(list(q.via), q.min_size, q.max_accounts_per_identifier)
+        rings = self._graph().rings(list(q.via), q.min_size, q.max_accounts_per_identifier, rank="cohesion",
+                                    min_link_share=q.min_link_share, min_link_uses=q.min_link_uses)
         page = rings[offset:offset + q.limit]
         return {"total": len(rings),
-                "items": [{"accounts": r.accounts, "size": len(r.accounts),
+                "items": [{"accounts": r.accounts, "size": len(r.accounts), "evidence": r.evidence,
+                           "cohesion": r.cohesion,
                            "identifiers": [{"label": i.label, "key": i.key, "accounts": list(i.accounts)}
                                            for i in r.identifiers]} for r in page],
                 "next_cursor": encode_cursor(offset + q.limit) if len(rings) > offset + q.limit else None}

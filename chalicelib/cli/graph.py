@@ -68,7 +68,8 @@ def cmd_graph_account(args: argparse.Namespace) -> int:
 def cmd_graph_rings(args: argparse.Namespace) -> int:
     graph = open_graph(args.data_dir)
     try:
-        rings = graph.rings(args.via, args.min_size, args.max_accounts_per_identifier, rank=args.rank)
+        rings = graph.rings(args.via, args.min_size, args.max_accounts_per_identifier, rank=args.rank,
+                            min_link_share=args.min_link_share, min_link_uses=args.min_link_uses)
     finally:
         graph.close()
     if args.json:

@@ -20,6 +20,7 @@ from chalicelib.entities import DEFAULT_VIA
 from chalicelib.kinesis import (
     LINE_FORMATS,
 )
+from chalicelib.linkage import DEFAULT_MIN_LINK_SHARE, DEFAULT_MIN_LINK_USES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="ignore identifiers shared by more accounts than this (offices, carriers)")
     rings.add_argument("--rank", choices=("cohesion", "size"), default="cohesion",
                        help="order: cohesion (evidence x cohesion of the links, default) or size")
+    rings.add_argument("--min-link-share", type=_share, default=DEFAULT_MIN_LINK_SHARE,
+                       help="follow an account's link to an identifier only if it used it on at least this share "
+                            f"of its events with that field (0-1, default {DEFAULT_MIN_LINK_SHARE})")
+    rings.add_argument("--min-link-uses", type=_positive, default=DEFAULT_MIN_LINK_USES,
+                       help=f"... and at least this many times (default {DEFAULT_MIN_LINK_USES})")
     rings.add_argument("--limit", type=_positive, default=20, help="rings to show (default 20)")
     rings.add_argument("--json", action="store_true", help="print JSON instead of a table")
     rings.add_argument("--data-dir", type=Path, default=Path(".data"), help="directory with the embedded graph")
@@ -169,6 +175,16 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_parser(commands)
     serve.add_parser(commands)
     return parser
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}")
+    return value
 
 
 def _seeds(text: str) -> list[int]:

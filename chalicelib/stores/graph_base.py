@@ -257,7 +257,8 @@ class GraphStore(ABC):
 
     def rings(self, via: Sequence[str], min_size: int = 2, max_accounts_per_identifier: int | None = None,
               *, rank: str = "size", kind_weights: Mapping[str, float] | None = None,
-              crowd: int = DEFAULT_CROWD, min_link_share: float = 0.0, min_link_uses: int = 1) -> list[Ring]:
+              crowd: int = DEFAULT_CROWD, min_link_share: float | Mapping[str, float] = 0.0,
+              min_link_uses: int = 1) -> list[Ring]:
         """Groups of accounts linked through shared identifiers (connected components of the
         links at least `min_link_share` and `min_link_uses` strong: `chalicelib.linkage.strong`;
         investigators' views pass `DEFAULT_MIN_LINK_SHARE`), each scored by `chalicelib.linkage`;

@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="held-out seeds, never looked at while tuning (default 7,11,23)")
     results.add_argument("--reference", type=Path, default=Path("tests/fixtures/seed-producer-sample.jsonl"),
                          help="the reference producer's records, replayed for its ring (default the fixture)")
+    results.add_argument("--reference-runs", type=Path,
+                         default=Path("tests/fixtures/seed-producer-three-runs.jsonl"),
+                         help="the reference producer run three times (checked if the file exists)")
     results.add_argument("--accounts", type=_positive, default=1000, help="normal accounts (default 1000)")
     results.add_argument("--days", type=float, default=3.0, help="simulated days (default 3)")
     results.add_argument("--batch-size", type=_positive, default=100, help="records per batch (default 100)")

@@ -464,7 +464,7 @@ def test_use_counts_are_exact_with_concurrent_writers_of_overlapping_batches(bac
                 batch = [stream[i % len(stream)] for i in range(begin, begin + 30)]  # overlapping
                 store.write_entities(batch)
                 store.commit()
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
         finally:
             store.close()
@@ -478,3 +478,28 @@ def test_use_counts_are_exact_with_concurrent_writers_of_overlapping_batches(bac
     store = open_store(backend, tmp_path)
     assert store.relationship_uses() == uses_model(stream)
     store.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_walks_and_rings_follow_strong_links_only(backend: str, tmp_path: Path) -> None:
+    """`a` and `b` use one e-mail on every event; `c` used it once among four e-mails: with a
+    share floor of 0.6, `c` is not reached and not in the ring, whatever the reader."""
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    stream = [Transaction(event_id=f"{a}{i}", ts=start + timedelta(minutes=i), account_id=a, amount=1,
+                          email="ring@x" if a != "c" or i == 0 else f"c{i}@x")
+              for a in ("a", "b", "c") for i in range(4)]
+    store = open_store(backend, tmp_path)
+    store.write_entities(stream)
+    store.commit()
+    weak = ReachQuery(("email",), 2)
+    strong_only = ReachQuery(("email",), 2, min_link_share=0.6)
+    reach = store.reach_many(["a", "c"], [weak, strong_only])
+    rings = store.rings(["email"], min_link_share=0.6)
+    all_rings = store.rings(["email"])
+    store.close()
+    assert set(reach[weak]["a"].hops) == {"a", "b", "c"}
+    assert set(reach[strong_only]["a"].hops) == {"a", "b"}
+    assert set(reach[strong_only]["c"].hops) == {"c"}  # its own link is weak: it follows nothing
+    assert [r.accounts for r in rings] == [["a", "b"]] and [r.accounts for r in all_rings] == [["a", "b", "c"]]
+    ident = reach[weak]["a"].identifiers[("Email", "ring@x")]
+    assert dict(zip(ident.accounts, ident.shares, strict=True)) == {"a": 1.0, "b": 1.0, "c": 0.25}

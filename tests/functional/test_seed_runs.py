@@ -15,9 +15,9 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
+from chalicelib.api import build_investigator
 from chalicelib.cli import main as cli_main
 from chalicelib.settings import Settings
-from chalicelib.api import build_investigator
 from tests.conftest import PROJECT, SEED_SAMPLE
 from tests.seed_runs import RING, producer_runs
 

@@ -345,7 +345,8 @@ def generalisation_sections(tuning: Mapping[int, Evaluation], held_out: Mapping[
                   f"{reference_runs['records']} records: the sample run three times into one data directory "
                   "(`tests/fixtures/seed-producer-three-runs.jsonl`, built by `tests/seed_runs.py`: times shifted "
                   "an hour per run, the same accounts, the ordinary accounts' e-mails and phones drawn afresh per "
-                  "run as the producer does; not tuned on - only checked). Graph rules in enforce mode: ring "
+                  "run as the producer does; looked at once when choosing `min_link_share`: see below). Graph rules in "
+                  "enforce mode: ring "
                   f"{macro['ring']}/{reference_runs['ring_size']}, other accounts {len(macro['others'])}"
                   + (f" ({', '.join(macro['others'])})" if macro["others"] else "")
                   + f" - target 11/11 with at most two others: {'held' if ok else '**missed**'}.", "",

@@ -31,9 +31,12 @@ from chalicelib.entities import FIELD_OF_LABEL, Identifier
 #: default weight per identifier field (the vertex label's field name)
 DEFAULT_KIND_WEIGHTS: dict[str, float] = {"device_id": 1.0, "card_id": 1.0, "phone": 0.75, "email": 0.5, "ip": 0.25}
 DEFAULT_CROWD = 10
-#: an account's link to an identifier counts when it used it on more than half of its events with
-#: that field (and at least once): one e-mail among several drawn at random does not bind
-DEFAULT_MIN_LINK_SHARE = 0.6
+#: the share of its events with a field on which an account must use an identifier for the link to
+#: count, per field: above one half for e-mails and phones (so an account binds to at most one: an
+#: e-mail drawn at random per transaction does not bind), 0.2 for devices and cards (a customer, or
+#: a ring member, legitimately switches between two or three devices)
+DEFAULT_LINK_SHARES: dict[str, float] = {"email": 0.6, "phone": 0.6, "ip": 0.6, "device_id": 0.2, "card_id": 0.2}
+DEFAULT_MIN_LINK_SHARE = 0.6  # for a field not named
 DEFAULT_MIN_LINK_USES = 1
 
 
@@ -57,10 +60,16 @@ MinShare = float | tuple[tuple[str, float], ...]
 
 
 def share_floor(min_share: MinShare | Mapping[str, float], label: str) -> float:
-    """The minimum share for an identifier of vertex `label` (fields not named: the default)."""
+    """The minimum share for an identifier of vertex `label` (fields not named: DEFAULT_LINK_SHARES)."""
     if isinstance(min_share, int | float):
         return float(min_share)
-    return dict(min_share).get(FIELD_OF_LABEL.get(label, label), DEFAULT_MIN_LINK_SHARE)
+    field = FIELD_OF_LABEL.get(label, label)
+    return dict(min_share).get(field, DEFAULT_LINK_SHARES.get(field, DEFAULT_MIN_LINK_SHARE))
+
+
+def link_shares(min_share: float | None) -> float | dict[str, float]:
+    """What investigators' views pass to `GraphStore.rings`: one share, or the per-field defaults."""
+    return dict(DEFAULT_LINK_SHARES) if min_share is None else min_share
 
 
 def strong(ident: Identifier, min_share: MinShare | Mapping[str, float], min_uses: int) -> Identifier:

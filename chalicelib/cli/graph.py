@@ -8,6 +8,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from chalicelib.linkage import link_shares
 from chalicelib.stores import (
     GraphStore,
     open_embedded_graph,
@@ -69,7 +70,7 @@ def cmd_graph_rings(args: argparse.Namespace) -> int:
     graph = open_graph(args.data_dir)
     try:
         rings = graph.rings(args.via, args.min_size, args.max_accounts_per_identifier, rank=args.rank,
-                            min_link_share=args.min_link_share, min_link_uses=args.min_link_uses)
+                            min_link_share=link_shares(args.min_link_share), min_link_uses=args.min_link_uses)
     finally:
         graph.close()
     if args.json:

@@ -20,7 +20,7 @@ from chalicelib.entities import DEFAULT_VIA
 from chalicelib.kinesis import (
     LINE_FORMATS,
 )
-from chalicelib.linkage import DEFAULT_MIN_LINK_SHARE, DEFAULT_MIN_LINK_USES
+from chalicelib.linkage import DEFAULT_LINK_SHARES, DEFAULT_MIN_LINK_USES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,9 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="ignore identifiers shared by more accounts than this (offices, carriers)")
     rings.add_argument("--rank", choices=("cohesion", "size"), default="cohesion",
                        help="order: cohesion (evidence x cohesion of the links, default) or size")
-    rings.add_argument("--min-link-share", type=_share, default=DEFAULT_MIN_LINK_SHARE,
+    rings.add_argument("--min-link-share", type=_share, default=None,
                        help="follow an account's link to an identifier only if it used it on at least this share "
-                            f"of its events with that field (0-1, default {DEFAULT_MIN_LINK_SHARE})")
+                            "of its events with that field (0-1; default per field: "
+                            + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LINK_SHARES.items()) + ")")
     rings.add_argument("--min-link-uses", type=_positive, default=DEFAULT_MIN_LINK_USES,
                        help=f"... and at least this many times (default {DEFAULT_MIN_LINK_USES})")
     rings.add_argument("--limit", type=_positive, default=20, help="rings to show (default 20)")

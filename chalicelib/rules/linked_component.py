@@ -29,7 +29,6 @@ from chalicelib.events import Transaction
 from chalicelib.linkage import (
     DEFAULT_CROWD,
     DEFAULT_KIND_WEIGHTS,
-    DEFAULT_MIN_LINK_SHARE,
     DEFAULT_MIN_LINK_USES,
     score_component,
 )
@@ -41,6 +40,7 @@ from chalicelib.rules.shared_identifier import (
     LinkUses,
     check_link_share,
     check_via,
+    default_link_shares,
     link_share_query,
 )
 
@@ -59,7 +59,7 @@ class LinkedComponentConfig(RuleConfig):
     min_cohesion: float = Field(default=0.8, ge=0, le=10, allow_inf_nan=False)
     min_account_links: float = Field(default=1.0, ge=0, le=100, allow_inf_nan=False)
     threshold: float = Field(default=0.0, ge=0, le=limits.MAX_COUNT, allow_inf_nan=False)
-    min_link_share: LinkShare = DEFAULT_MIN_LINK_SHARE
+    min_link_share: LinkShare = Field(default_factory=default_link_shares)
     min_link_uses: LinkUses = DEFAULT_MIN_LINK_USES
 
     _check_via = field_validator("via")(check_via)

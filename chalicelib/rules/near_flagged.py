@@ -15,7 +15,7 @@ from pydantic import Field, field_validator
 
 from chalicelib.entities import DEFAULT_VIA, GraphView, ReachQuery, iso_ms
 from chalicelib.events import Transaction
-from chalicelib.linkage import DEFAULT_MIN_LINK_SHARE, DEFAULT_MIN_LINK_USES
+from chalicelib.linkage import DEFAULT_MIN_LINK_USES
 from chalicelib.rules import limits
 from chalicelib.rules.base import EVIDENCE_IDS_CAP, Duration, Finding, GraphRule, RuleConfig, RuleContext
 from chalicelib.rules.registry import flags_account, register_rule_kind
@@ -24,6 +24,7 @@ from chalicelib.rules.shared_identifier import (
     LinkUses,
     check_link_share,
     check_via,
+    default_link_shares,
     link_share_query,
 )
 
@@ -36,7 +37,7 @@ class NearFlaggedConfig(RuleConfig):
     threshold: int = Field(default=0, ge=0, le=limits.MAX_COUNT)
     rules: tuple[str, ...] | None = Field(default=None, max_length=limits.MAX_RULES)
     max_accounts_per_identifier: int | None = Field(default=None, ge=2, le=limits.MAX_COUNT)
-    min_link_share: LinkShare = DEFAULT_MIN_LINK_SHARE
+    min_link_share: LinkShare = Field(default_factory=default_link_shares)
     min_link_uses: LinkUses = DEFAULT_MIN_LINK_USES
 
     _check_via = field_validator("via")(check_via)

@@ -18,7 +18,7 @@ from pydantic import Field, field_validator
 
 from chalicelib.entities import FIELD_OF_LABEL, LINKABLE, GraphView, ReachQuery
 from chalicelib.events import Transaction
-from chalicelib.linkage import DEFAULT_MIN_LINK_SHARE, DEFAULT_MIN_LINK_USES
+from chalicelib.linkage import DEFAULT_LINK_SHARES, DEFAULT_MIN_LINK_USES
 from chalicelib.rules import limits
 from chalicelib.rules.base import EVIDENCE_IDS_CAP, Finding, GraphRule, RuleConfig
 from chalicelib.rules.registry import register_rule_kind
@@ -31,12 +31,18 @@ LinkUses = Annotated[int, Field(ge=1, le=limits.MAX_COUNT)]
 
 
 def check_link_share(value: float | dict[str, float]) -> float | dict[str, float]:
+    """One share for every field, or per field (the fields not named keep DEFAULT_LINK_SHARES)."""
     if isinstance(value, dict):
         unknown = sorted(set(value) - set(LINKABLE))
         if unknown:
             raise ValueError(f"min_link_share is one share or one per identifier field among {', '.join(LINKABLE)}; "
                              f"got {unknown}")
+        return {**DEFAULT_LINK_SHARES, **value}
     return value
+
+
+def default_link_shares() -> dict[str, float]:
+    return dict(DEFAULT_LINK_SHARES)
 
 
 def link_share_query(value: float | dict[str, float]) -> float | tuple[tuple[str, float], ...]:
@@ -57,7 +63,7 @@ class SharedIdentifierConfig(RuleConfig):
     threshold: int = Field(ge=1, le=limits.MAX_COUNT)
     max_hops: int = Field(default=1, ge=1, le=4)
     max_accounts_per_identifier: int | None = Field(default=None, ge=2, le=limits.MAX_COUNT)
-    min_link_share: LinkShare = DEFAULT_MIN_LINK_SHARE
+    min_link_share: LinkShare = Field(default_factory=default_link_shares)
     min_link_uses: LinkUses = DEFAULT_MIN_LINK_USES
 
     _check_via = field_validator("via")(check_via)

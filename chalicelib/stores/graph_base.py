@@ -261,7 +261,7 @@ class GraphStore(ABC):
               min_link_uses: int = 1) -> list[Ring]:
         """Groups of accounts linked through shared identifiers (connected components of the
         links at least `min_link_share` and `min_link_uses` strong: `chalicelib.linkage.strong`;
-        investigators' views pass `DEFAULT_MIN_LINK_SHARE`), each scored by `chalicelib.linkage`;
+        investigators' views pass `linkage.DEFAULT_LINK_SHARES`), each scored by `chalicelib.linkage`;
         `rank="cohesion"`: by evidence x cohesion, so a tree of chance collisions ranks below a
         tightly linked group (what `graph rings` and the API show); `rank="size"`: largest first.
         Identifiers of more than `max_accounts_per_identifier` accounts (strong or not) are left

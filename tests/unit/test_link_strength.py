@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.entities import Identifier
-from chalicelib.linkage import DEFAULT_MIN_LINK_SHARE, link_share, share_floor, strong
+from chalicelib.linkage import DEFAULT_LINK_SHARES, link_share, link_shares, share_floor, strong
 from chalicelib.rules.base import RuleContext
 from chalicelib.rules.linked_component import LinkedComponentConfig
 from chalicelib.rules.shared_identifier import SharedIdentifierConfig, SharedIdentifierRule
@@ -30,7 +30,8 @@ def test_strong_keeps_the_members_above_the_share_and_use_floors() -> None:
 def test_a_share_floor_per_field_defaults_for_the_fields_not_named() -> None:
     per_field = (("device_id", 0.2), ("email", 0.7))
     assert share_floor(per_field, "Device") == 0.2 and share_floor(per_field, "Email") == 0.7
-    assert share_floor(per_field, "Phone") == DEFAULT_MIN_LINK_SHARE
+    assert share_floor(per_field, "Phone") == DEFAULT_LINK_SHARES["phone"] == 0.6
+    assert share_floor(0.5, "Device") == 0.5  # one share for every field
     assert strong(EMAIL, per_field, 1).accounts == ("a", "c")
     assert strong(Identifier("Device", "d", ("a", "b"), (1, 1), (0.25, 0.1)), per_field, 1).accounts == ("a",)
 
@@ -40,9 +41,10 @@ def test_the_rule_parameters_are_validated_and_reach_the_query() -> None:
     rule = SharedIdentifierRule(config, RuleContext())
     query = rule.reach_query()
     assert query.min_link_share == 0.7 and query.min_link_uses == 2
-    assert SharedIdentifierConfig(id="r", threshold=3).min_link_share == DEFAULT_MIN_LINK_SHARE
-    linked = LinkedComponentConfig(id="l", min_link_share={"device_id": 0.2})
-    assert linked.min_link_share == {"device_id": 0.2}
+    assert SharedIdentifierConfig(id="r", threshold=3).min_link_share == DEFAULT_LINK_SHARES
+    linked = LinkedComponentConfig(id="l", min_link_share={"device_id": 0.3})
+    assert linked.min_link_share == {**DEFAULT_LINK_SHARES, "device_id": 0.3}  # the others keep their default
+    assert link_shares(None) == DEFAULT_LINK_SHARES and link_shares(0.5) == 0.5
     for bad in ({"min_link_share": 1.5}, {"min_link_share": {"shoe_size": 0.5}}, {"min_link_uses": 0}):
         with pytest.raises(ValueError):
             SharedIdentifierConfig(id="r", threshold=3, **bad)  # type: ignore[arg-type]

@@ -322,7 +322,8 @@ def generalisation_sections(tuning: Mapping[int, Evaluation], held_out: Mapping[
               "detector's account-level precision over all families.", "", *_family_table(held_out), ""]
     lines += ["## Held-out seeds: legitimate look-alikes flagged", "",
               "Normal accounts in look-alike families (offices sharing an IP, households sharing a device, "
-              "families sharing a device and a phone, one-off large purchases): how many any enforce rule "
+              "families sharing a device and a phone, one-off large purchases, customers whose e-mail and phone "
+              "vary per transaction): how many any enforce rule "
               "flagged.", "", *_lookalikes_by_seed(held_out), ""]
     if reference is not None:
         dets = reference["detectors"]

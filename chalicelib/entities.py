@@ -85,6 +85,9 @@ class EntityBatch:
     vertices: dict[VertexRef, str] = field(default_factory=dict)
     #: relationship -> (first seen, last seen) within the batch, as iso_ms text
     relationships: dict[RelationshipRef, tuple[str, str]] = field(default_factory=dict)
+    #: event_id -> the relationships that event used: a store counts each event's uses once
+    #: (DESIGN.md, "Link strength")
+    uses: dict[str, tuple[RelationshipRef, ...]] = field(default_factory=dict)
 
 
 _LINKS = tuple((name, label, VERTEX_LABELS[name]) for name, label in RELATIONSHIPS.items())
@@ -93,16 +96,20 @@ _LINKS = tuple((name, label, VERTEX_LABELS[name]) for name, label in RELATIONSHI
 #: (label, key) -> first seen; (account, label, target label, target key) -> (first, last) seen
 VertexRows = dict[tuple[str, str], str]
 RelationshipRows = dict[tuple[str, str, str, str], tuple[str, str]]
+#: event_id -> the (account, label, target label, target key) relationships the event used
+UseRows = dict[str, tuple[tuple[str, str, str, str], ...]]
 
 
-def entity_rows(events: Iterable[Transaction]) -> tuple[VertexRows, RelationshipRows]:
+def entity_rows(events: Iterable[Transaction]) -> tuple[VertexRows, RelationshipRows, UseRows]:
     """`entities_of` as plain tuples, for stores that write rows (building refs costs more than
     collecting them: a batch repeats most of its entities)."""
     vertices: VertexRows = {}
     spans: RelationshipRows = {}
+    uses: UseRows = {}
     for event in events:
         seen = iso_ms(event.ts)
         account = event.account_id
+        used: list[tuple[str, str, str, str]] = []
         if vertices.get(("Account", account), seen) >= seen:
             vertices[("Account", account)] = seen
         for name, label, target_label in _LINKS:
@@ -113,20 +120,24 @@ def entity_rows(events: Iterable[Transaction]) -> tuple[VertexRows, Relationship
             if vertices.get(target, seen) >= seen:
                 vertices[target] = seen
             key = (account, label, *target)
+            used.append(key)
             span = spans.get(key)
             if span is None:
                 spans[key] = (seen, seen)
             elif seen < span[0] or seen > span[1]:
                 spans[key] = (min(span[0], seen), max(span[1], seen))
-    return vertices, spans
+        uses[event.event_id] = tuple(used)
+    return vertices, spans, uses
 
 
 def entities_of(events: Iterable[Transaction]) -> EntityBatch:
-    vertices, spans = entity_rows(events)
+    vertices, spans, uses = entity_rows(events)
     return EntityBatch(
         {VertexRef(label, key): seen for (label, key), seen in vertices.items()},
         {RelationshipRef(account, label, VertexRef(target_label, key)): span
-         for (account, label, target_label, key), span in spans.items()})
+         for (account, label, target_label, key), span in spans.items()},
+        {event_id: tuple(RelationshipRef(a, label, VertexRef(tl, tk)) for a, label, tl, tk in used)
+         for event_id, used in uses.items()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +162,11 @@ class Identifier:
     label: str  # vertex label: Email, Phone, Device...
     key: str
     accounts: tuple[str, ...]
+    #: per account (same order): how many of its events used this identifier, and that as a share
+    #: of its events with a value in this field (`chalicelib.linkage`, link strength). Empty: not
+    #: known (every link counts as used always).
+    uses: tuple[int, ...] = ()
+    shares: tuple[float, ...] = ()
 
 
 @dataclass
@@ -174,6 +190,11 @@ class ReachQuery:
     closed: bool = False
     #: stop adding accounts to a seed's reach once it has this many (None: no limit)
     max_accounts: int | None = None
+    #: follow an account's link to an identifier only if the account used it on at least this
+    #: share of its events with that field (one share, or (field, share) pairs), and at least
+    #: `min_link_uses` times (link strength: `chalicelib.linkage`)
+    min_link_share: float | tuple[tuple[str, float], ...] = 0.0
+    min_link_uses: int = 1
 
 
 @dataclass

@@ -13,6 +13,12 @@ single chance collisions (a tree) has cohesion of about its average kind weight,
 members share two identifiers each (the reference ring's e-mail *and* phone) about twice that,
 an office joined only by its IP almost nothing. `rank` (evidence x cohesion) orders rings: a
 large tree of coincidences ranks below a smaller group that is linked over and over.
+
+*Link strength* is how an account uses an identifier: `share(a, i) = uses(a, i) / uses(a, field)`,
+the share of the account's events with a value in that field that carried this one (a ring's
+e-mail on every transaction: 1; one e-mail among three drawn at random: about 1/3). A link is
+followed only when `share >= min_link_share` and `uses >= min_link_uses` (`strong`): a weak link
+weighs nothing, a strong one fully, so the scores above are computed over strong links only.
 """
 
 from __future__ import annotations
@@ -25,6 +31,57 @@ from chalicelib.entities import FIELD_OF_LABEL, Identifier
 #: default weight per identifier field (the vertex label's field name)
 DEFAULT_KIND_WEIGHTS: dict[str, float] = {"device_id": 1.0, "card_id": 1.0, "phone": 0.75, "email": 0.5, "ip": 0.25}
 DEFAULT_CROWD = 10
+#: the share of its events with a field on which an account must use an identifier for the link to
+#: count, per field: above one half for e-mails and phones (so an account binds to at most one: an
+#: e-mail drawn at random per transaction does not bind), 0.2 for devices and cards (a customer, or
+#: a ring member, legitimately switches between two or three devices)
+DEFAULT_LINK_SHARES: dict[str, float] = {"email": 0.6, "phone": 0.6, "ip": 0.6, "device_id": 0.2, "card_id": 0.2}
+DEFAULT_MIN_LINK_SHARE = 0.6  # for a field not named
+DEFAULT_MIN_LINK_USES = 1
+
+
+def link_share(uses: int, total: int) -> float:
+    """The share of an account's events with a value in a field that carried one identifier."""
+    return round(uses / total, 9) if total > 0 else 0.0
+
+
+def member_share(ident: Identifier, account: str) -> float:
+    """`account`'s share on `ident` (1.0 where the store did not say: links count as always used)."""
+    if not ident.shares:
+        return 1.0
+    try:
+        return ident.shares[ident.accounts.index(account)]
+    except ValueError:
+        return 0.0
+
+
+#: a minimum share for every field, or per field as (field, share) pairs (hashable, for ReachQuery)
+MinShare = float | tuple[tuple[str, float], ...]
+
+
+def share_floor(min_share: MinShare | Mapping[str, float], label: str) -> float:
+    """The minimum share for an identifier of vertex `label` (fields not named: DEFAULT_LINK_SHARES)."""
+    if isinstance(min_share, int | float):
+        return float(min_share)
+    field = FIELD_OF_LABEL.get(label, label)
+    return dict(min_share).get(field, DEFAULT_LINK_SHARES.get(field, DEFAULT_MIN_LINK_SHARE))
+
+
+def link_shares(min_share: float | None) -> float | dict[str, float]:
+    """What investigators' views pass to `GraphStore.rings`: one share, or the per-field defaults."""
+    return dict(DEFAULT_LINK_SHARES) if min_share is None else min_share
+
+
+def strong(ident: Identifier, min_share: MinShare | Mapping[str, float], min_uses: int) -> Identifier:
+    """`ident` with only the accounts whose link to it is strong enough (all when not known)."""
+    min_share = share_floor(min_share, ident.label)
+    if not ident.shares or (min_share <= 0 and min_uses <= 1):
+        return ident
+    keep = [k for k in range(len(ident.accounts)) if ident.shares[k] >= min_share and ident.uses[k] >= min_uses]
+    if len(keep) == len(ident.accounts):
+        return ident
+    return Identifier(ident.label, ident.key, tuple(ident.accounts[k] for k in keep),
+                      tuple(ident.uses[k] for k in keep), tuple(ident.shares[k] for k in keep))
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,10 @@ from their own random generator so the earlier scenarios' events stay what they 
 
 Legitimate look-alikes (normal, unlabelled, listed in `lookalikes` so their false positives can be
 counted): offices sharing an IP (20 colleagues, and 4% and 6% of all customers), households sharing a device, families
-sharing a device *and* a phone (2-4 people), and one-off large purchases (one payment of 6-12x the
-customer's habit).
+sharing a device *and* a phone (2-4 people), one-off large purchases (one payment of 6-12x the
+customer's habit), and `varying_identifiers`: customers whose e-mail and phone are drawn at random
+per transaction from small pools (like the AWS reference producer's ordinary accounts), so most of
+those e-mails and phones are shared by several of them by chance.
 
 Same seed, same stream. Arrival order is time order with up to two seconds of network jitter.
 
@@ -55,7 +57,7 @@ START = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
 NORMAL = "normal"
 SCENARIOS = ("shared_ring", "ip_fanout", "card_testing", "account_takeover", "structuring", "mule_ring",
              "impossible_travel", "hubless_ring", "identity_cluster", "card_testing_spread", "value_burst")
-LOOKALIKES = ("office_ip", "household_device", "family", "one_off_purchase")
+LOOKALIKES = ("office_ip", "household_device", "family", "one_off_purchase", "varying_identifiers")
 
 CITIES = [("Munich", 48.14, 11.58), ("Berlin", 52.52, 13.40), ("Paris", 48.86, 2.35), ("Madrid", 40.42, -3.70),
           ("Milan", 45.46, 9.19), ("Vienna", 48.21, 16.37), ("Amsterdam", 52.37, 4.90), ("Warsaw", 52.23, 21.01)]
@@ -225,6 +227,8 @@ def simulate(*, seed: int = 7, accounts: int = 1000, days: float = 3.0) -> Simul
         account = next(established)
         _one_off_purchase(b, extra, account, factor=6.0 + 2 * k, at=0.55 + 0.1 * k)
         lookalikes[account.account_id] = "one_off_purchase"
+    # last, from its own generator: the events above (and their jitter draws) stay what they were
+    lookalikes.update(_varying_identifiers(b, random.Random(seed * 104729 + 21), max(10, accounts // 40), days))
 
     stream = SimulatedStream(seed=seed, parameters={"accounts": accounts, "days": days})
     stream.lookalikes = {a: f for a, f in sorted(lookalikes.items()) if a not in b.account_labels}
@@ -431,6 +435,23 @@ def _one_off_purchase(b: _Builder, rng: random.Random, account: Account, *, fact
     merchant, _ = b.merchant(rng.choice(["electronics", "travel"]))
     amount = (_habit(b, account, start) * Decimal(str(factor))).quantize(Decimal("0.01"))
     b.add(start, None, account, amount, merchant_id=merchant)
+
+
+def _varying_identifiers(b: _Builder, rng: random.Random, count: int, days: float) -> dict[str, str]:
+    """`count` customers drawing an e-mail and a phone per transaction from pools of about half
+    their number: ordinary payments, many chance collisions, no ring."""
+    pool = max(4, count // 2)
+    emails = [f"promo-{k:03d}@mail.example" for k in range(pool)]
+    phones = [f"+4916{k:07d}" for k in range(pool)]
+    tags = {}
+    for index in range(count):
+        account = _account(rng, 96000 + index, "varying")
+        for _ in range(max(2, _poisson(rng, account.activity * days))):
+            merchant, category = b.merchant()
+            b.add(b.normal_moment(), None, account, b.normal_amount(category), merchant_id=merchant,
+                  email=rng.choice(emails), phone=rng.choice(phones))
+        tags[account.account_id] = "varying_identifiers"
+    return tags
 
 
 def iter_lines(stream: SimulatedStream) -> Iterator[str]:

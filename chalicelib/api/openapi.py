@@ -74,7 +74,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "edges": {"type": "array", "items": _obj(
             {"source": STRING, "target": STRING, "label": STRING, "hit": BOOL},
             {"rule_id": STRING, "mode": STRING, "severity": STRING, "count": INT, "last_ts": STRING})}}),
-    "Rings": _page(_obj({"accounts": {"type": "array", "items": STRING}, "size": INT,
+    "Rings": _page(_obj({"accounts": {"type": "array", "items": STRING}, "size": INT, "evidence": NUMBER,
+                         "cohesion": NUMBER,
                          "identifiers": {"type": "array", "items": _obj(
                              {"label": STRING, "key": STRING, "accounts": {"type": "array", "items": STRING}})}}),
                    total=INT),
@@ -99,7 +100,7 @@ API_ROUTES: dict[str, tuple[str, type[Any] | None, list[dict[str, Any]], str, tu
                                      (400, 503)),
     "/api/accounts/{account}/neighbourhood": ("An account's neighbourhood: nodes and edges, hit edges marked",
                                               p.NeighbourhoodQuery, [ACCOUNT], "Neighbourhood", (400, 404, 503)),
-    "/api/rings": ("Groups of accounts linked by shared identifiers, largest first", p.RingsQuery, [], "Rings",
+    "/api/rings": ("Groups of accounts linked by shared identifiers, most cohesive first", p.RingsQuery, [], "Rings",
                    (400, 503)),
 }
 PAGE_ROUTES = {"/": "The investigator's web page", "/static/{name}": "The page's script and style sheet",

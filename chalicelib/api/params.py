@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from chalicelib.entities import DEFAULT_VIA, LINKABLE, iso_ms
+from chalicelib.linkage import DEFAULT_MIN_LINK_USES
 
 #: an account id, rule id or other key as a query value: bounded, printable
 Key = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -104,6 +105,9 @@ class RingsQuery(_Query):
     via: tuple[Literal[GRAPH_FIELDS], ...] = DEFAULT_VIA  # type: ignore[valid-type]
     min_size: int = Field(default=3, ge=2, le=1000)
     max_accounts_per_identifier: int = Field(default=50, ge=2, le=500)
+    #: one share for every field; None: the per-field defaults (linkage.DEFAULT_LINK_SHARES)
+    min_link_share: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+    min_link_uses: int = Field(default=DEFAULT_MIN_LINK_USES, ge=1, le=1_000_000)
     limit: int = Field(default=20, ge=1, le=100)
     cursor: str | None = Field(default=None, max_length=500)
 

@@ -33,6 +33,7 @@ from chalicelib.entities import FIELD_OF_LABEL, RELATIONSHIPS, VERTEX_LABELS, is
 from chalicelib.events import StoredEvent
 from chalicelib.explanation import explain_event
 from chalicelib.hits import EdgeEnd, Hit, HitEdge
+from chalicelib.linkage import link_shares
 from chalicelib.rules import GraphRule, RuleSet, RulesSource
 from chalicelib.stores import GraphStore, TimeSeriesStore
 from chalicelib.stores.graph_base import AccountView, HitFilter
@@ -190,10 +191,12 @@ class Investigator:
 
     def rings(self, q: RingsQuery) -> dict[str, Any]:
         offset = decode_cursor(q.cursor, int) if q.cursor else 0
-        rings = self._graph().rings(list(q.via), q.min_size, q.max_accounts_per_identifier)
+        rings = self._graph().rings(list(q.via), q.min_size, q.max_accounts_per_identifier, rank="cohesion",
+                                    min_link_share=link_shares(q.min_link_share), min_link_uses=q.min_link_uses)
         page = rings[offset:offset + q.limit]
         return {"total": len(rings),
-                "items": [{"accounts": r.accounts, "size": len(r.accounts),
+                "items": [{"accounts": r.accounts, "size": len(r.accounts), "evidence": r.evidence,
+                           "cohesion": r.cohesion,
                            "identifiers": [{"label": i.label, "key": i.key, "accounts": list(i.accounts)}
                                            for i in r.identifiers]} for r in page],
                 "next_cursor": encode_cursor(offset + q.limit) if len(rings) > offset + q.limit else None}

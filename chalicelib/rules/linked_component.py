@@ -5,7 +5,8 @@ The component is the set of accounts reached from the event's account through id
 links among the accounts of the last hop read too - so a ring without a hub (one member shares a
 device with the next, who shares a phone with the next...) is seen as a whole, not just the
 seed's neighbours. Identifiers shared by more than `max_accounts_per_identifier` accounts are not
-followed. The component is scored by `chalicelib.linkage` with per-field `weights` and `crowd`:
+followed, and only strong links (`min_link_share`, `min_link_uses`: see `shared_identifier`). The
+component is scored by `chalicelib.linkage` with per-field `weights` and `crowd`:
 
 * `evidence` - weighted links (an identifier shared by two counts fully, one shared by a crowd
   barely; a device or card weighs more than an e-mail);
@@ -25,11 +26,23 @@ from pydantic import Field, field_validator
 
 from chalicelib.entities import DEFAULT_VIA, FIELD_OF_LABEL, LINKABLE, GraphView, ReachQuery
 from chalicelib.events import Transaction
-from chalicelib.linkage import DEFAULT_CROWD, DEFAULT_KIND_WEIGHTS, score_component
+from chalicelib.linkage import (
+    DEFAULT_CROWD,
+    DEFAULT_KIND_WEIGHTS,
+    DEFAULT_MIN_LINK_USES,
+    score_component,
+)
 from chalicelib.rules import limits
 from chalicelib.rules.base import EVIDENCE_IDS_CAP, Finding, GraphRule, RuleConfig
 from chalicelib.rules.registry import register_rule_kind
-from chalicelib.rules.shared_identifier import check_via
+from chalicelib.rules.shared_identifier import (
+    LinkShare,
+    LinkUses,
+    check_link_share,
+    check_via,
+    default_link_shares,
+    link_share_query,
+)
 
 KindWeight = Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)]
 
@@ -46,8 +59,11 @@ class LinkedComponentConfig(RuleConfig):
     min_cohesion: float = Field(default=0.8, ge=0, le=10, allow_inf_nan=False)
     min_account_links: float = Field(default=1.0, ge=0, le=100, allow_inf_nan=False)
     threshold: float = Field(default=0.0, ge=0, le=limits.MAX_COUNT, allow_inf_nan=False)
+    min_link_share: LinkShare = Field(default_factory=default_link_shares)
+    min_link_uses: LinkUses = DEFAULT_MIN_LINK_USES
 
     _check_via = field_validator("via")(check_via)
+    _check_link_share = field_validator("min_link_share")(check_link_share)
 
     @field_validator("weights")
     @classmethod
@@ -65,7 +81,8 @@ class LinkedComponentRule(GraphRule[LinkedComponentConfig]):
     def reach_query(self) -> ReachQuery:
         cfg = self.config
         return ReachQuery(cfg.via, cfg.max_hops, cfg.max_accounts_per_identifier, closed=True,
-                          max_accounts=cfg.max_accounts)
+                          max_accounts=cfg.max_accounts, min_link_share=link_share_query(cfg.min_link_share),
+                          min_link_uses=cfg.min_link_uses)
 
     def judge_graph(self, event: Transaction, view: GraphView) -> Finding | None:
         cfg = self.config

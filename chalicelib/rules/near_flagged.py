@@ -3,7 +3,8 @@
 Counts the *other* accounts within `hops` account-to-account steps through shared identifiers
 (`via`) that have an enforce-mode hit with `event.ts - window < hit.ts <= event.ts` (from the
 rules listed in `rules`, or any rule that is not itself a graph rule). Fires when that count is
-greater than `threshold` (default 0: any flagged neighbour).
+greater than `threshold` (default 0: any flagged neighbour). Only strong links are followed
+(`min_link_share`, `min_link_uses`: see `shared_identifier`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,18 @@ from pydantic import Field, field_validator
 
 from chalicelib.entities import DEFAULT_VIA, GraphView, ReachQuery, iso_ms
 from chalicelib.events import Transaction
+from chalicelib.linkage import DEFAULT_MIN_LINK_USES
 from chalicelib.rules import limits
 from chalicelib.rules.base import EVIDENCE_IDS_CAP, Duration, Finding, GraphRule, RuleConfig, RuleContext
 from chalicelib.rules.registry import flags_account, register_rule_kind
-from chalicelib.rules.shared_identifier import check_via
+from chalicelib.rules.shared_identifier import (
+    LinkShare,
+    LinkUses,
+    check_link_share,
+    check_via,
+    default_link_shares,
+    link_share_query,
+)
 
 
 class NearFlaggedConfig(RuleConfig):
@@ -28,8 +37,11 @@ class NearFlaggedConfig(RuleConfig):
     threshold: int = Field(default=0, ge=0, le=limits.MAX_COUNT)
     rules: tuple[str, ...] | None = Field(default=None, max_length=limits.MAX_RULES)
     max_accounts_per_identifier: int | None = Field(default=None, ge=2, le=limits.MAX_COUNT)
+    min_link_share: LinkShare = Field(default_factory=default_link_shares)
+    min_link_uses: LinkUses = DEFAULT_MIN_LINK_USES
 
     _check_via = field_validator("via")(check_via)
+    _check_link_share = field_validator("min_link_share")(check_link_share)
 
 
 @register_rule_kind
@@ -47,7 +59,8 @@ class NearFlaggedRule(GraphRule[NearFlaggedConfig]):
 
     def reach_query(self) -> ReachQuery:
         cfg = self.config
-        return ReachQuery(cfg.via, cfg.hops, cfg.max_accounts_per_identifier)
+        return ReachQuery(cfg.via, cfg.hops, cfg.max_accounts_per_identifier,
+                          min_link_share=link_share_query(cfg.min_link_share), min_link_uses=cfg.min_link_uses)
 
     def counts(self, rule_id: str, kind: str) -> bool:
         if self.counted_rules is not None:

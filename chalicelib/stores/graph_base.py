@@ -38,7 +38,12 @@ from chalicelib.entities import (
 )
 from chalicelib.events import Transaction
 from chalicelib.hits import Hit
-from chalicelib.linkage import DEFAULT_CROWD, DEFAULT_KIND_WEIGHTS, score_component
+from chalicelib.linkage import (
+    DEFAULT_CROWD,
+    DEFAULT_KIND_WEIGHTS,
+    score_component,
+    strong,
+)
 
 EVIDENCE_LIMIT = 4000  # characters of JSON evidence kept on a hit edge
 HIT_PROPERTIES = ("hit_id", "rule_id", "kind", "mode", "severity", "event_id", "account_id", "ts",
@@ -120,7 +125,8 @@ class GraphStore(ABC):
     @abstractmethod
     def identifiers_of(self, accounts: Iterable[str], via: Sequence[str]) -> dict[str, list[Identifier]]:
         """For each account in the graph (an Account vertex): its identifiers of the `via` fields
-        (maybe none), each with every account that has it. Accounts not in the graph are absent.
+        (maybe none), each with every account that has it and each such account's uses and share
+        (`Identifier.uses`, `.shares`). Accounts not in the graph are absent.
         One bulk read (a few for very many accounts)."""
 
     @abstractmethod
@@ -129,8 +135,9 @@ class GraphStore(ABC):
         ordered by (ts, hit_id)."""
 
     @abstractmethod
-    def identifier_members(self, via: Sequence[str]) -> dict[tuple[str, str], set[str]]:
-        """Every identifier of the `via` fields -> the accounts that have it (whole graph)."""
+    def identifier_members(self, via: Sequence[str]) -> dict[tuple[str, str], Identifier]:
+        """Every identifier of the `via` fields -> it, with the accounts that have it and their
+        uses and shares (whole graph)."""
 
     @abstractmethod
     def relationships_of(self, account: str) -> list[dict[str, Any]]:
@@ -186,6 +193,11 @@ class GraphStore(ABC):
     @abstractmethod
     def relationship_times(self) -> dict[RelationshipRef, tuple[str, str]]:
         """Every relationship with its stored (first_seen, last_seen) - for audits and tests."""
+
+    @abstractmethod
+    def relationship_uses(self) -> dict[RelationshipRef, int]:
+        """Every relationship with its use count: the number of distinct events (by event_id)
+        that used it, exact under redelivery and concurrent writers - for audits and tests."""
 
     @abstractmethod
     def counts(self) -> dict[str, int]:
@@ -245,12 +257,18 @@ class GraphStore(ABC):
 
     def rings(self, via: Sequence[str], min_size: int = 2, max_accounts_per_identifier: int | None = None,
               *, rank: str = "size", kind_weights: Mapping[str, float] | None = None,
-              crowd: int = DEFAULT_CROWD) -> list[Ring]:
-        """Groups of accounts linked through shared identifiers (connected components), each
-        scored by `chalicelib.linkage`; `rank="size"`: largest first, `rank="cohesion"`: by
-        evidence x cohesion, so a tree of chance collisions ranks below a tightly linked group.
-        One whole-graph read."""
-        members = self.identifier_members(via)
+              crowd: int = DEFAULT_CROWD, min_link_share: float | Mapping[str, float] = 0.0,
+              min_link_uses: int = 1) -> list[Ring]:
+        """Groups of accounts linked through shared identifiers (connected components of the
+        links at least `min_link_share` and `min_link_uses` strong: `chalicelib.linkage.strong`;
+        investigators' views pass `linkage.DEFAULT_LINK_SHARES`), each scored by `chalicelib.linkage`;
+        `rank="cohesion"`: by evidence x cohesion, so a tree of chance collisions ranks below a
+        tightly linked group (what `graph rings` and the API show); `rank="size"`: largest first.
+        Identifiers of more than `max_accounts_per_identifier` accounts (strong or not) are left
+        out. One whole-graph read."""
+        identifiers = {k: strong(i, min_link_share, min_link_uses) for k, i in self.identifier_members(via).items()
+                       if max_accounts_per_identifier is None or len(i.accounts) <= max_accounts_per_identifier}
+        members = {k: set(i.accounts) for k, i in identifiers.items()}
         parent: dict[str, str] = {}
 
         def find(x: str) -> str:
@@ -259,8 +277,7 @@ class GraphStore(ABC):
                 x = parent[x]
             return x
 
-        shared = {k: v for k, v in members.items() if len(v) > 1
-                  and (max_accounts_per_identifier is None or len(v) <= max_accounts_per_identifier)}
+        shared = {k: v for k, v in members.items() if len(v) > 1}
         for accounts in shared.values():
             first, *rest = sorted(accounts)
             for other in rest:
@@ -272,8 +289,7 @@ class GraphStore(ABC):
         rings = []
         for accounts in groups.values():
             if len(accounts) >= min_size:
-                links = [Identifier(label, key, tuple(sorted(accts))) for (label, key), accts in shared.items()
-                         if accts & accounts]
+                links = [identifiers[k] for k, accts in shared.items() if accts & accounts]
                 links.sort(key=lambda i: (-len(i.accounts), i.label, i.key))
                 score = score_component(accounts, links, kind_weights or DEFAULT_KIND_WEIGHTS, crowd)
                 rings.append(Ring(sorted(accounts), links, score.evidence, score.cohesion))
@@ -334,9 +350,12 @@ def _epoch_ms(iso: str) -> int:
     return round(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
 
 
-def _followed(ident: Identifier, query: ReachQuery) -> bool:
+def _followed(ident: Identifier, query: ReachQuery) -> Identifier | None:
+    """The identifier as the query follows it (its strong members only), or None if not at all."""
     limit = query.max_accounts_per_identifier
-    return FIELD_OF_LABEL[ident.label] in query.via and (limit is None or len(ident.accounts) <= limit)
+    if FIELD_OF_LABEL[ident.label] not in query.via or (limit is not None and len(ident.accounts) > limit):
+        return None
+    return strong(ident, query.min_link_share, query.min_link_uses)
 
 
 class _Walk:
@@ -357,9 +376,10 @@ class _Walk:
         limit = self.query.max_accounts
         nxt: list[str] = []
         for account in self.frontier:
-            for ident in sorted(adjacency.get(account, ()), key=lambda i: (i.label, i.key)):
-                if not _followed(ident, self.query):
-                    continue
+            for found in sorted(adjacency.get(account, ()), key=lambda i: (i.label, i.key)):
+                ident = _followed(found, self.query)
+                if ident is None or account not in ident.accounts:
+                    continue  # not followed, or not by this account: its own link is weak
                 self.reach.identifiers[(ident.label, ident.key)] = ident
                 for other in ident.accounts:
                     if other not in self.reach.hops and (limit is None or len(self.reach.hops) < limit):
@@ -370,8 +390,9 @@ class _Walk:
     def close(self, adjacency: dict[str, list[Identifier]]) -> None:
         """Add the followed identifiers of the last hop's accounts (links among them)."""
         for account in self.frontier:
-            for ident in adjacency.get(account, ()):
-                if _followed(ident, self.query):
+            for found in adjacency.get(account, ()):
+                ident = _followed(found, self.query)
+                if ident is not None and account in ident.accounts:
                     self.reach.identifiers[(ident.label, ident.key)] = ident
         self.frontier = []
 

@@ -21,6 +21,15 @@ Only steps both gremlite and Neptune support are used on the read side: `has(...
 `project`, `fold`; dedup/grouping is done in Python. Reads take one request per 1,000 accounts,
 so a batch's walk costs one request per hop.
 
+Use counts (DESIGN.md, "Link strength"): each event counted is recorded as a `CountedEvent`
+vertex (key: event_id) in the same transaction that raises its relationships' `use_count`; a
+batch reads which of its events are already counted and the counts it is about to raise, then
+writes the new counts, under the write lock on gremlite (`begin()`), so a redelivery or a
+concurrent writer cannot count an event twice. On Neptune the read and the write are separate
+requests, and counting would cost a write per relationship per batch, which the merge form and
+`last_seen_granularity_ms` exist to avoid: so counts are kept in the coalesce form with exact
+last_seen only (`count_uses`), and elsewhere every link reads as used once.
+
 Writes are remembered per warm container (only after commit): a vertex, relationship or hit
 already written with timestamps that cover the new ones is not sent again. With
 `last_seen_granularity_ms` > 0 a relationship's last_seen is refreshed only when it moved by a
@@ -53,6 +62,7 @@ from chalicelib.entities import (
     VertexRef,
 )
 from chalicelib.hits import Hit
+from chalicelib.linkage import link_share
 from chalicelib.stores.graph_base import EVIDENCE_LIMIT, HIT_PROPERTIES, GraphStore, HitFilter, Ring
 from chalicelib.stores.gremlin_connection import GraphConnection
 
@@ -60,6 +70,7 @@ WriteForm = Literal["merge", "coalesce"]
 WRITE_FORMS: tuple[WriteForm, ...] = ("merge", "coalesce")
 
 KEY = "key"  # the vertex property holding the natural id
+COUNTED = "CountedEvent"  # the label of the vertices recording which events' uses are counted
 CHAIN = 5  # coalesce upserts chained per traversal: gremlite is fastest at ~5 (bench)
 MERGE_ROWS = 200  # rows per mergeV/mergeE request (Neptune's guidance: ~100-200 records per request)
 READ_CHUNK = 1000  # account keys per read request (one request per hop for a 1,000-event batch)
@@ -79,6 +90,10 @@ class GremlinGraphStore(GraphStore):
         self.chain = chain
         self.merge_rows = merge_rows
         self.last_seen_granularity_ms = last_seen_granularity_ms
+        #: keep use counts (coalesce form, exact last_seen): a count needs a write per batch that
+        #: uses a relationship, which the merge form's request budget and a last_seen granularity
+        #: exist to avoid; without counts every link reads as used once
+        self.count_uses = write_form == "coalesce" and last_seen_granularity_ms == 0
         # committed: what the graph is known to hold at least (first_seen upper bound, last_seen lower bound)
         self._vertices: dict[VertexRef, str] = {}
         self._relationships: dict[RelationshipRef, tuple[str, str]] = {}
@@ -98,21 +113,51 @@ class GremlinGraphStore(GraphStore):
 
     def write_entity_batch(self, batch: EntityBatch) -> int:
         self.connection.begin()
+        uses, counted = self._new_use_counts(batch) if self.count_uses else ({}, [])
         vertices = sorted((v, first) for v, first in batch.vertices.items() if not self._vertex_known(v, first))
-        relationships = sorted((ref, first, last) for ref, (first, last) in batch.relationships.items()
-                               if not self._relationship_known(ref, first, last))
+        relationships = sorted((ref, first, last, uses.get(ref)) for ref, (first, last) in batch.relationships.items()
+                               if ref in uses or not self._relationship_known(ref, first, last))
         if self.write_form == "merge":
             self._send_packed([_vertex_row(v, first) for v, first in vertices],
                               [_relationship_row(*item) for item in relationships], _merge_relationships)
         else:
             self._run_chained(vertices, lambda t, item, _: _upsert_vertex(t, *item))
             self._run_chained(relationships, lambda t, item, i: _upsert_relationship(t, item, f"r{i}"))
+        self._run_chained(counted, lambda t, event_id, _: _count_event(t, event_id))
         for v, first in vertices:
             self._staged_vertices[v] = min(first, self._staged_vertices.get(v, first))
-        for ref, first, last in relationships:
+        for ref, first, last, _ in relationships:
             staged_first, staged_last = self._staged_relationships.get(ref, (first, last))
             self._staged_relationships[ref] = (min(first, staged_first), max(last, staged_last))
         return len(vertices) + len(relationships)
+
+    def _new_use_counts(self, batch: EntityBatch) -> tuple[dict[RelationshipRef, int], list[str]]:
+        """The new values of the use counts the batch's events not yet counted raise, and those
+        events (two reads, inside the batch's transaction)."""
+        events = sorted(e for e, used in batch.uses.items() if used)
+        counted: set[str] = set()
+        for chunk in _chunks(events, READ_CHUNK):
+            counted.update(self.connection.run(self.g.V().has(COUNTED, KEY, P.within(*chunk)).values(KEY), "list"))
+        fresh = [e for e in events if e not in counted]
+        added: dict[RelationshipRef, int] = defaultdict(int)
+        for event_id in fresh:
+            for ref in batch.uses[event_id]:
+                added[ref] += 1
+        if not added:
+            return {}, fresh
+        current = self._stored_uses({ref.account for ref in added})
+        return {ref: current.get(ref, 0) + n for ref, n in added.items()}, fresh
+
+    def _stored_uses(self, accounts: Iterable[str]) -> dict[RelationshipRef, int]:
+        out: dict[RelationshipRef, int] = {}
+        for chunk in _chunks(sorted(accounts), READ_CHUNK):
+            rows = self.connection.run(
+                self.g.V().has("Account", KEY, P.within(*chunk)).out_e(*RELATIONSHIPS.values())
+                .project("a", "l", "tl", "t", "u").by(__.out_v().values(KEY)).by(__.label()).by(__.in_v().label())
+                .by(__.in_v().values(KEY)).by(__.values("use_count").fold()), "list")
+            for r in rows:
+                out[RelationshipRef(r["a"], r["l"], VertexRef(r["tl"], r["t"]))] = _use_count(r["u"])
+        return out
 
     def write_hits(self, hits: Sequence[Hit]) -> int:
         fresh = [h for h in {h.hit_id: h for h in hits}.values()
@@ -218,11 +263,11 @@ class GremlinGraphStore(GraphStore):
         for chunk in _chunks(sorted(set(accounts)), READ_CHUNK):
             rows = self.connection.run(
                 self.g.V().has("Account", KEY, P.within(*chunk)).project("a", "ids").by(KEY).by(
-                    __.out(*labels).project("l", "k", "accts").by(__.label()).by(KEY)
-                    .by(__.in_(*labels).values(KEY).fold()).fold()),
+                    __.out(*labels).project("l", "k", "members").by(__.label()).by(KEY)
+                    .by(_members_with_uses(labels)).fold()),
                 "list")
             for row in rows:
-                out[row["a"]] = [Identifier(i["l"], i["k"], tuple(sorted(set(i["accts"])))) for i in row["ids"]]
+                out[row["a"]] = [_identifier(i["l"], i["k"], i["members"]) for i in row["ids"]]
         return out
 
     def hits_for_accounts(self, accounts: Iterable[str], since: str) -> list[HitRef]:
@@ -239,15 +284,19 @@ class GremlinGraphStore(GraphStore):
                     found[row["hit_id"]] = HitRef(**row)
         return sorted(found.values(), key=lambda h: (h.ts, h.hit_id))
 
-    def identifier_members(self, via: Sequence[str]) -> dict[tuple[str, str], set[str]]:
+    def identifier_members(self, via: Sequence[str]) -> dict[tuple[str, str], Identifier]:
         labels = [RELATIONSHIPS[name] for name in via]
         rows = self.connection.run(
-            self.g.E().has_label(*labels).project("a", "l", "k")
-            .by(__.out_v().values(KEY)).by(__.in_v().label()).by(__.in_v().values(KEY)), "list")
-        members: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for row in rows:
-            members[(row["l"], row["k"])].add(row["a"])
-        return members
+            self.g.V().has_label(*(VERTEX_LABELS[name] for name in via)).where(__.in_e(*labels))
+            .project("l", "k", "members").by(__.label()).by(KEY).by(_members_with_uses(labels)), "list")
+        return {(r["l"], r["k"]): _identifier(r["l"], r["k"], r["members"]) for r in rows}
+
+    def relationship_uses(self) -> dict[RelationshipRef, int]:
+        rows = self.connection.run(
+            self.g.E().has_label(*RELATIONSHIPS.values()).project("a", "l", "tl", "t", "u")
+            .by(__.out_v().values(KEY)).by(__.label()).by(__.in_v().label()).by(__.in_v().values(KEY))
+            .by(__.values("use_count").fold()), "list")
+        return {RelationshipRef(r["a"], r["l"], VertexRef(r["tl"], r["t"])): _use_count(r["u"]) for r in rows}
 
     def relationships_of(self, account: str) -> list[dict[str, Any]]:
         rows = self.connection.run(
@@ -297,7 +346,8 @@ class GremlinGraphStore(GraphStore):
         return list(rows)
 
     def vertex_times(self) -> dict[VertexRef, str]:
-        rows = self.connection.run(self.g.V().project("l", "k", "f").by(__.label()).by(KEY).by("first_seen"), "list")
+        rows = self.connection.run(self.g.V().not_(__.has_label(COUNTED)).project("l", "k", "f").by(__.label()).by(KEY)
+                                   .by("first_seen"), "list")
         return {VertexRef(r["l"], r["k"]): r["f"] for r in rows}
 
     def relationship_times(self) -> dict[RelationshipRef, tuple[str, str]]:
@@ -308,7 +358,7 @@ class GremlinGraphStore(GraphStore):
         return {RelationshipRef(r["a"], r["l"], VertexRef(r["tl"], r["t"])): (r["f"], r["s"]) for r in rows}
 
     def counts(self) -> dict[str, int]:
-        return {"vertices": self.connection.run(self.g.V().count(), "list")[0],
+        return {"vertices": self.connection.run(self.g.V().not_(__.has_label(COUNTED)).count(), "list")[0],
                 "edges": self.connection.run(self.g.E().count(), "list")[0]}
 
 
@@ -328,7 +378,8 @@ def _vertex_row(vertex: VertexRef, first: str) -> dict[str, Any]:
             "create": {KEY: vertex.key, "first_seen": first}, "first": first}
 
 
-def _relationship_row(ref: RelationshipRef, first: str, last: str) -> dict[str, Any]:
+def _relationship_row(ref: RelationshipRef, first: str, last: str, _uses: int | None = None) -> dict[str, Any]:
+    """(The merge form keeps no use counts: `GremlinGraphStore.count_uses`.)"""
     return {"match": {T.id: relationship_id(ref), T.label: ref.label,
                       Direction.OUT: vertex_id(VertexRef("Account", ref.account)), Direction.IN: vertex_id(ref.target)},
             "create": {"first_seen": first, "last_seen": last}, "first": first, "last": last}
@@ -369,13 +420,42 @@ def _upsert_vertex(t: Any, vertex: VertexRef, first: str) -> GraphTraversal:
         __.has("first_seen", P.gt(first)).property(Cardinality.single, "first_seen", first))
 
 
-def _upsert_relationship(t: Any, item: tuple[RelationshipRef, str, str], name: str) -> GraphTraversal:
-    ref, first, last = item
-    return t.V().has(ref.target.label, KEY, ref.target.key).as_(name).V().has("Account", KEY, ref.account).coalesce(
-        __.out_e(ref.label).where(__.in_v().as_(name)),
-        __.add_e(ref.label).to(name).property("first_seen", first).property("last_seen", last)).side_effect(
+def _upsert_relationship(t: Any, item: tuple[RelationshipRef, str, str, int | None], name: str) -> GraphTraversal:
+    ref, first, last, uses = item
+    create = __.add_e(ref.label).to(name).property("first_seen", first).property("last_seen", last)
+    if uses is not None:
+        create = create.property("use_count", uses)
+    upsert = t.V().has(ref.target.label, KEY, ref.target.key).as_(name).V().has("Account", KEY, ref.account).coalesce(
+        __.out_e(ref.label).where(__.in_v().as_(name)), create).side_effect(
         __.has("first_seen", P.gt(first)).property("first_seen", first)).side_effect(
         __.has("last_seen", P.lt(last)).property("last_seen", last))
+    return upsert if uses is None else upsert.property("use_count", uses)
+
+
+def _count_event(t: Any, event_id: str) -> GraphTraversal:
+    """Record that `event_id`'s uses are counted (`_new_use_counts` read it missing under the lock)."""
+    return t.add_v(COUNTED).property(KEY, event_id)
+
+
+def _members_with_uses(labels: Sequence[str]) -> GraphTraversal:
+    """From an identifier vertex: each account that has it, with that edge's use count and the
+    account's use counts over the same relationship label."""
+    return (__.in_e(*labels).project("a", "l", "u", "all").by(__.out_v().values(KEY)).by(__.label())
+            .by(__.values("use_count").fold())
+            .by(__.out_v().out_e(*labels).project("l", "u").by(__.label()).by(__.values("use_count").fold()).fold())
+            .fold())
+
+
+def _identifier(label: str, key: str, members: Sequence[dict[str, Any]]) -> Identifier:
+    found = sorted((m["a"], _use_count(m["u"]),
+                    sum(_use_count(other["u"]) for other in m["all"] if other["l"] == m["l"])) for m in members)
+    return Identifier(label, key, tuple(a for a, _, _ in found), tuple(n for _, n, _ in found),
+                      tuple(link_share(n, total) for _, n, total in found))
+
+
+def _use_count(values: Sequence[Any]) -> int:
+    """An edge's use_count (an edge written before counts were kept counts as one use)."""
+    return int(values[0]) if values else 1
 
 
 def _upsert_hit(t: Any, hit: Hit, name: str) -> GraphTraversal:

@@ -1,19 +1,21 @@
-"""The embedded default graph: three tables in one SQLite file (WAL), written set-wise.
+"""The embedded default graph: four tables in one SQLite file (WAL), written set-wise.
 
 A batch's writes are a few `executemany` upserts inside one transaction (`BEGIN IMMEDIATE` at the
 first write, so concurrent writers queue instead of interleaving); `commit()` ends it. The
 timestamp rule is in the upsert itself - `first_seen = min(...)`, `last_seen = max(...)` in
 `ON CONFLICT DO UPDATE` - so it holds whoever writes, in whatever order, with no memory of past
-writes in the process. A hop of a walk is one query (identifiers of the frontier joined with
-everyone who has them), through a covering index on the identifier side. Key lists are passed as
-one JSON parameter: no value from a record ever becomes SQL text.
+writes in the process. Use counts are exact under redelivery and concurrent writers: an event's
+uses are added only in the transaction that records its id in `graph_counted_events`, and the
+write lock serialises the check and the add (DESIGN.md, "Link strength"). A hop of a walk is one
+query (identifiers of the frontier joined with everyone who has them), through a covering index
+on the identifier side. Key lists are passed as one JSON parameter: no value from a record ever becomes SQL text.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -26,11 +28,14 @@ from chalicelib.entities import (
     HitRef,
     Identifier,
     RelationshipRef,
+    RelationshipRows,
+    UseRows,
     VertexRef,
     entity_rows,
 )
 from chalicelib.events import Transaction
 from chalicelib.hits import Hit
+from chalicelib.linkage import link_share
 from chalicelib.stores.exceptions import StoreError
 from chalicelib.stores.graph_base import EVIDENCE_LIMIT, HIT_PROPERTIES, GraphStore, HitFilter
 from chalicelib.stores.sqlite import open_sqlite, sqlite_errors, translate_sqlite_error
@@ -42,9 +47,10 @@ CREATE TABLE IF NOT EXISTS graph_vertices (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS graph_relationships (
     account TEXT NOT NULL, label TEXT NOT NULL, target_label TEXT NOT NULL, target_key TEXT NOT NULL,
-    first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,
+    first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, use_count INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (account, label, target_label, target_key)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS graph_counted_events (event_id TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ix_graph_relationships_target
     ON graph_relationships (target_label, target_key, label, account);
 CREATE TABLE IF NOT EXISTS graph_hits (
@@ -64,26 +70,38 @@ INSERT INTO graph_vertices (label, key, first_seen) VALUES (?, ?, ?)
 ON CONFLICT (label, key) DO UPDATE SET first_seen = excluded.first_seen
 WHERE excluded.first_seen < graph_vertices.first_seen
 """
+#: the last value is the number of the batch's events new to the graph that used the relationship
 UPSERT_RELATIONSHIP = """
-INSERT INTO graph_relationships (account, label, target_label, target_key, first_seen, last_seen)
-VALUES (?, ?, ?, ?, ?, ?)
+INSERT INTO graph_relationships (account, label, target_label, target_key, first_seen, last_seen, use_count)
+VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (account, label, target_label, target_key) DO UPDATE SET
     first_seen = min(graph_relationships.first_seen, excluded.first_seen),
-    last_seen = max(graph_relationships.last_seen, excluded.last_seen)
+    last_seen = max(graph_relationships.last_seen, excluded.last_seen),
+    use_count = graph_relationships.use_count + excluded.use_count
 WHERE excluded.first_seen < graph_relationships.first_seen OR excluded.last_seen > graph_relationships.last_seen
+    OR excluded.use_count > 0
 """
+COUNTED_EVENTS = "SELECT event_id FROM graph_counted_events WHERE event_id IN (SELECT value FROM json_each(?))"
+COUNT_EVENT = "INSERT INTO graph_counted_events (event_id) VALUES (?)"
 HIT_COLUMNS = ("hit_id", "label", "from_label", "from_key", "to_label", "to_key", *HIT_PROPERTIES[1:], "evidence")
 INSERT_HIT = (f"INSERT INTO graph_hits ({', '.join(HIT_COLUMNS)}) VALUES ({', '.join('?' * len(HIT_COLUMNS))}) "
               "ON CONFLICT (hit_id) DO NOTHING")
 #: one hop: the identifiers (of the listed relationship labels) of the listed accounts, each with
-#: every account that has it
+#: every account that has it, how often that account used it, and how often it used any of that label
 IDENTIFIERS_OF = """
 WITH mine AS (
     SELECT DISTINCT target_label, target_key, label FROM graph_relationships
     WHERE account IN (SELECT value FROM json_each(?1)) AND label IN (SELECT value FROM json_each(?2))
 )
-SELECT m.target_label, m.target_key, r.account FROM mine m
+SELECT m.target_label, m.target_key, r.account, r.use_count,
+       (SELECT sum(t.use_count) FROM graph_relationships t WHERE t.account = r.account AND t.label = r.label)
+FROM mine m
 JOIN graph_relationships r ON r.target_label = m.target_label AND r.target_key = m.target_key AND r.label = m.label
+"""
+MEMBERS = """
+SELECT r.target_label, r.target_key, r.account, r.use_count,
+       (SELECT sum(t.use_count) FROM graph_relationships t WHERE t.account = r.account AND t.label = r.label)
+FROM graph_relationships r WHERE r.label IN (SELECT value FROM json_each(?))
 """
 KNOWN_ACCOUNTS = ("SELECT key FROM graph_vertices WHERE label = 'Account' "
                   "AND key IN (SELECT value FROM json_each(?))")
@@ -95,27 +113,38 @@ class SQLiteGraphStore(GraphStore):
     def __init__(self, path: str | Path, *, busy_timeout_s: float = 10.0) -> None:
         self.path = Path(path)
         self._db = open_sqlite(path, SCHEMA, busy_timeout_s, translate=_translate)
+        with self._errors("adding use counts to an older graph"):
+            _add_use_counts(self._db)
         self._open = False  # a batch transaction is open
         self.writes = 0  # rows sent (for reports and benchmarks)
 
     # ----------------------------------------------------------------------- writes
 
     def write_entities(self, events: Iterable[Transaction]) -> int:
-        vertices, spans = entity_rows(events)
+        vertices, spans, uses = entity_rows(events)
         # in key order: neighbouring rows land on the same B-tree pages
-        return self._write_rows(sorted((*v, first) for v, first in vertices.items()),
-                                sorted(ref + span for ref, span in spans.items()))
+        return self._write_rows(sorted((*v, first) for v, first in vertices.items()), spans, uses)
 
     def write_entity_batch(self, batch: EntityBatch) -> int:
-        return self._write_rows([(v.label, v.key, first) for v, first in batch.vertices.items()],
-                                [(ref.account, ref.label, ref.target.label, ref.target.key, first, last)
-                                 for ref, (first, last) in batch.relationships.items()])
+        return self._write_rows(
+            [(v.label, v.key, first) for v, first in batch.vertices.items()],
+            {(ref.account, ref.label, ref.target.label, ref.target.key): span
+             for ref, span in batch.relationships.items()},
+            {event_id: tuple((r.account, r.label, r.target.label, r.target.key) for r in used)
+             for event_id, used in batch.uses.items()})
 
-    def _write_rows(self, vertices: list[tuple[str, ...]], relationships: list[tuple[str, ...]]) -> int:
+    def _write_rows(self, vertices: list[tuple[str, ...]], spans: RelationshipRows, uses: UseRows) -> int:
         with self._errors("writing entities"):
-            self._begin()
+            self._begin()  # the write lock: from here no other writer can count the same events
+            counted = {row[0] for row in self._db.execute(COUNTED_EVENTS, (json.dumps(sorted(uses)),))}
+            added: Counter[tuple[str, str, str, str]] = Counter()
+            for event_id, used in uses.items():
+                if event_id not in counted:
+                    added.update(used)
+            relationships = sorted((*ref, *span, added[ref]) for ref, span in spans.items())
             self._db.executemany(UPSERT_VERTEX, vertices)
             self._db.executemany(UPSERT_RELATIONSHIP, relationships)
+            self._db.executemany(COUNT_EVENT, [(e,) for e in sorted(uses) if e not in counted])
         self.writes += len(vertices) + len(relationships)
         return len(vertices) + len(relationships)
 
@@ -161,13 +190,9 @@ class SQLiteGraphStore(GraphStore):
         with self._errors("reading identifiers"):
             known = [row[0] for row in self._db.execute(KNOWN_ACCOUNTS, (keys,))]
             rows = self._db.execute(IDENTIFIERS_OF, (keys, json.dumps([RELATIONSHIPS[f] for f in via]))).fetchall()
-        members: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for label, key, account in rows:
-            members[(label, key)].add(account)
         out: dict[str, list[Identifier]] = {account: [] for account in known}
-        for (label, key), accounts_of in members.items():
-            ident = Identifier(label, key, tuple(sorted(accounts_of)))
-            for account in accounts_of:
+        for ident in _identifiers(rows).values():
+            for account in ident.accounts:
                 if account in out:
                     out[account].append(ident)
         return out
@@ -180,15 +205,16 @@ class SQLiteGraphStore(GraphStore):
                 (json.dumps(sorted(set(accounts))), since)).fetchall()
         return [HitRef(*row) for row in rows]
 
-    def identifier_members(self, via: Sequence[str]) -> dict[tuple[str, str], set[str]]:
+    def identifier_members(self, via: Sequence[str]) -> dict[tuple[str, str], Identifier]:
         with self._errors("reading identifiers"):
-            rows = self._db.execute(
-                "SELECT target_label, target_key, account FROM graph_relationships "
-                "WHERE label IN (SELECT value FROM json_each(?))", (json.dumps([RELATIONSHIPS[f] for f in via]),))
-            members: dict[tuple[str, str], set[str]] = defaultdict(set)
-            for label, key, account in rows:
-                members[(label, key)].add(account)
-        return members
+            rows = self._db.execute(MEMBERS, (json.dumps([RELATIONSHIPS[f] for f in via]),)).fetchall()
+        return _identifiers(rows)
+
+    def relationship_uses(self) -> dict[RelationshipRef, int]:
+        with self._errors("reading relationships"):
+            rows = self._db.execute("SELECT account, label, target_label, target_key, use_count "
+                                    "FROM graph_relationships").fetchall()
+        return {RelationshipRef(a, label, VertexRef(tl, tk)): int(n) for a, label, tl, tk, n in rows}
 
     def relationships_of(self, account: str) -> list[dict[str, Any]]:
         with self._errors("reading relationships"):
@@ -259,6 +285,31 @@ class SQLiteGraphStore(GraphStore):
 
     def _errors(self, doing: str) -> AbstractContextManager[None]:
         return sqlite_errors(_translate, doing)
+
+
+def _identifiers(rows: Iterable[tuple[str, str, str, int, int]]) -> dict[tuple[str, str], Identifier]:
+    """(label, key, account, uses, the account's uses of any identifier of that relationship) rows
+    as identifiers with every member's uses and share."""
+    members: dict[tuple[str, str], list[tuple[str, int, int]]] = defaultdict(list)
+    for label, key, account, uses, total in rows:
+        members[(label, key)].append((account, int(uses), int(total)))
+    out = {}
+    for (label, key), found in members.items():
+        found.sort()
+        out[(label, key)] = Identifier(label, key, tuple(a for a, _, _ in found), tuple(n for _, n, _ in found),
+                                       tuple(link_share(n, total) for _, n, total in found))
+    return out
+
+
+def _add_use_counts(db: sqlite3.Connection) -> None:
+    """A graph written before use counts were kept gets the column; its links count as used once."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(graph_relationships)")}
+    if "use_count" not in columns:
+        try:
+            db.execute("ALTER TABLE graph_relationships ADD COLUMN use_count INTEGER NOT NULL DEFAULT 1")
+        except sqlite3.OperationalError as exc:  # another process added it first
+            if "duplicate column" not in str(exc).lower():
+                raise
 
 
 def _hit_row(hit: Hit) -> tuple[Any, ...]:

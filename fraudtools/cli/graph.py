@@ -8,6 +8,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from chalicelib.linkage import link_shares
 from chalicelib.stores import GraphStore
 from chalicelib.wiring import open_embedded_graph
 
@@ -66,7 +67,8 @@ def cmd_graph_account(args: argparse.Namespace) -> int:
 def cmd_graph_rings(args: argparse.Namespace) -> int:
     graph = open_graph(args.data_dir)
     try:
-        rings = graph.rings(args.via, args.min_size, args.max_accounts_per_identifier, rank=args.rank)
+        rings = graph.rings(args.via, args.min_size, args.max_accounts_per_identifier, rank=args.rank,
+                            min_link_share=link_shares(args.min_link_share), min_link_uses=args.min_link_uses)
     finally:
         graph.close()
     if args.json:

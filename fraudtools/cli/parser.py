@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from chalicelib.entities import DEFAULT_VIA
+from chalicelib.linkage import DEFAULT_LINK_SHARES, DEFAULT_MIN_LINK_USES
 from fraudtools.cli import backtest, explain, rules_test, serve
 from fraudtools.cli.demo import cmd_demo
 from fraudtools.cli.graph import cmd_graph_account, cmd_graph_rings
@@ -82,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="held-out seeds, never looked at while tuning (default 7,11,23)")
     results.add_argument("--reference", type=Path, default=Path("tests/fixtures/seed-producer-sample.jsonl"),
                          help="the reference producer's records, replayed for its ring (default the fixture)")
+    results.add_argument("--reference-runs", type=Path,
+                         default=Path("tests/fixtures/seed-producer-three-runs.jsonl"),
+                         help="the reference producer run three times (checked if the file exists)")
     results.add_argument("--accounts", type=_positive, default=1000, help="normal accounts (default 1000)")
     results.add_argument("--days", type=float, default=3.0, help="simulated days (default 3)")
     results.add_argument("--batch-size", type=_positive, default=100, help="records per batch (default 100)")
@@ -161,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="ignore identifiers shared by more accounts than this (offices, carriers)")
     rings.add_argument("--rank", choices=("cohesion", "size"), default="cohesion",
                        help="order: cohesion (evidence x cohesion of the links, default) or size")
+    rings.add_argument("--min-link-share", type=_share, default=None,
+                       help="follow an account's link to an identifier only if it used it on at least this share "
+                            "of its events with that field (0-1; default per field: "
+                            + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LINK_SHARES.items()) + ")")
+    rings.add_argument("--min-link-uses", type=_positive, default=DEFAULT_MIN_LINK_USES,
+                       help=f"... and at least this many times (default {DEFAULT_MIN_LINK_USES})")
     rings.add_argument("--limit", type=_positive, default=20, help="rings to show (default 20)")
     rings.add_argument("--json", action="store_true", help="print JSON instead of a table")
     rings.add_argument("--data-dir", type=Path, default=Path(".data"), help="directory with the embedded graph")
@@ -169,6 +179,16 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_parser(commands)
     serve.add_parser(commands)
     return parser
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}")
+    return value
 
 
 def _seeds(text: str) -> list[int]:

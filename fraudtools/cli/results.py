@@ -163,6 +163,8 @@ def cmd_results(args: argparse.Namespace) -> int:
                                       batch_size=args.batch_size, data_dir=args.data_dir / f"seed-{seed}",
                                       console=console)
     reference = replay_reference(args.reference, args.rules, args.data_dir / "reference", args.batch_size)
+    reference_runs = (replay_reference(args.reference_runs, args.rules, args.data_dir / "reference-runs",
+                                       args.batch_size) if args.reference_runs.exists() else None)
     first = runs[args.seeds[0]]
     command = (f"results --tuning-seeds {','.join(map(str, args.tuning_seeds))} "
                f"--seeds {','.join(map(str, args.seeds))} --accounts {args.accounts} --days {args.days:g} "
@@ -172,7 +174,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         "fraud events": len(first.stream.labels)},
         seeds={seed: runs[seed].evaluation for seed in args.seeds},
         sections=generalisation_sections({s: runs[s].evaluation for s in args.tuning_seeds},
-                                         {s: runs[s].evaluation for s in args.seeds}, reference))
+                                         {s: runs[s].evaluation for s in args.seeds}, reference, reference_runs))
     print_evaluation(first.evaluation)
     console.print(f"reference producer: {reference}")
     console.print(f"wrote {args.out}")

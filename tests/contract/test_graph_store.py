@@ -393,3 +393,113 @@ def test_closing_a_walk_reads_the_links_of_its_last_hop(backend: str, tmp_path: 
     assert set(reach[closed]["a"].identifiers) == {("Email", "e1"), ("Phone", "p2")}
     assert reach[closed]["a"].hops == {"a": 0, "b": 1, "c": 1}
     assert reach[closed]["a"].identifiers[("Phone", "p2")].accounts == ("b", "c", "d")
+
+
+def uses_model(stream: list[Transaction]) -> dict[RelationshipRef, int]:
+    """Per relationship: the number of distinct events (by event_id) that used it."""
+    users: dict[RelationshipRef, set[str]] = defaultdict(set)
+    for e in stream:
+        for field, label in RELATIONSHIPS.items():
+            value = e.get(field)
+            if value is not None:
+                users[RelationshipRef(e.account_id, label, VertexRef(VERTEX_LABELS[field], value))].add(e.event_id)
+    return {ref: len(ids) for ref, ids in users.items()}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(event_batches(), st.data())
+@settings(max_examples=20)
+def test_use_counts_are_exact_whatever_the_batching_replay_or_rollback(backend: str,
+                                                                       batches: tuple[list[Transaction], list[int]],
+                                                                       data: st.DataObject) -> None:
+    stream, points = batches
+    parts = split(stream, points)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp)
+        store = open_store(backend, path)
+        for batch in parts:
+            store.write_entities(batch)
+            if data.draw(st.booleans(), label="roll back once first"):
+                store.rollback()  # a batch that failed half-way, then delivered again
+                store.write_entities(batch)
+            store.commit()
+        replayed = data.draw(st.sampled_from(parts), label="replayed batch")
+        store.write_entities(replayed)  # redelivered in the same container
+        store.commit()
+        store.close()
+        cold = open_store(backend, path)
+        cold.write_entities(replayed)  # and in a cold one
+        cold.commit()
+        expected = uses_model(stream)
+        assert cold.relationship_uses() == expected
+        # shares: uses over the account's uses of any identifier of that relationship label
+        accounts = sorted({e.account_id for e in stream})
+        for account, idents in cold.identifiers_of(accounts, ["email", "phone"]).items():
+            for ident in idents:
+                label = {"Email": "HAS_EMAIL", "Phone": "HAS_PHONE"}[ident.label]
+                for member, uses, share in zip(ident.accounts, ident.uses, ident.shares, strict=True):
+                    total = sum(n for ref, n in expected.items() if ref.account == member and ref.label == label)
+                    assert uses == expected[RelationshipRef(member, label, VertexRef(ident.label, ident.key))]
+                    assert share == pytest.approx(uses / total)
+            assert account in accounts
+        cold.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_use_counts_are_exact_with_concurrent_writers_of_overlapping_batches(backend: str, tmp_path: Path) -> None:
+    """Four writers (each its own store, as separate containers) write overlapping redeliveries of
+    one stream at once: every event is counted once."""
+    import threading
+
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    stream = [Transaction(event_id=f"e{i}", ts=start + timedelta(seconds=i), account_id=f"a{i % 4}", amount=1,
+                          email=f"m{i % 3}@x", phone=f"p{i % 2}") for i in range(120)]
+    open_store(backend, tmp_path).close()  # create the files once
+    errors: list[BaseException] = []
+
+    def writer(offset: int) -> None:
+        store = open_store(backend, tmp_path)
+        try:
+            for begin in range(offset, len(stream) + offset, 20):
+                batch = [stream[i % len(stream)] for i in range(begin, begin + 30)]  # overlapping
+                store.write_entities(batch)
+                store.commit()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=writer, args=(k * 7,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    store = open_store(backend, tmp_path)
+    assert store.relationship_uses() == uses_model(stream)
+    store.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_walks_and_rings_follow_strong_links_only(backend: str, tmp_path: Path) -> None:
+    """`a` and `b` use one e-mail on every event; `c` used it once among four e-mails: with a
+    share floor of 0.6, `c` is not reached and not in the ring, whatever the reader."""
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    stream = [Transaction(event_id=f"{a}{i}", ts=start + timedelta(minutes=i), account_id=a, amount=1,
+                          email="ring@x" if a != "c" or i == 0 else f"c{i}@x")
+              for a in ("a", "b", "c") for i in range(4)]
+    store = open_store(backend, tmp_path)
+    store.write_entities(stream)
+    store.commit()
+    weak = ReachQuery(("email",), 2)
+    strong_only = ReachQuery(("email",), 2, min_link_share=0.6)
+    reach = store.reach_many(["a", "c"], [weak, strong_only])
+    rings = store.rings(["email"], min_link_share=0.6)
+    all_rings = store.rings(["email"])
+    store.close()
+    assert set(reach[weak]["a"].hops) == {"a", "b", "c"}
+    assert set(reach[strong_only]["a"].hops) == {"a", "b"}
+    assert set(reach[strong_only]["c"].hops) == {"c"}  # its own link is weak: it follows nothing
+    assert [r.accounts for r in rings] == [["a", "b"]] and [r.accounts for r in all_rings] == [["a", "b", "c"]]
+    ident = reach[weak]["a"].identifiers[("Email", "ring@x")]
+    assert dict(zip(ident.accounts, ident.shares, strict=True)) == {"a": 1.0, "b": 1.0, "c": 0.25}

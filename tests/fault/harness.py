@@ -213,6 +213,10 @@ class GraphContents:
     hit_edges: dict[str, dict[str, Any]] = field(default_factory=dict)
     hit_edge_times: Counter[str] = field(default_factory=Counter)
 
+    def use_counts(self) -> dict[tuple[str, str, str, str], int]:
+        """Each relationship's use count (the number of distinct events that used it)."""
+        return {ref: int(props["use_count"]) for ref, props in self.relationships.items()}
+
     def doubled(self) -> dict[str, list[Any]]:
         """Everything that occurs more than once (empty when nothing is doubled)."""
         found = {name: sorted(k for k, n in times.items() if n > 1) for name, times in
@@ -236,7 +240,8 @@ def _read_sqlite_graph(data_dir: Path) -> GraphContents:
             graph.vertex_times[ref] += 1
         for row in db.execute("SELECT * FROM graph_relationships"):
             rel = (row["account"], row["label"], row["target_label"], row["target_key"])
-            graph.relationships[rel] = {"first_seen": row["first_seen"], "last_seen": row["last_seen"]}
+            graph.relationships[rel] = {"first_seen": row["first_seen"], "last_seen": row["last_seen"],
+                                        "use_count": row["use_count"]}
             graph.relationship_times[rel] += 1
         for row in db.execute("SELECT * FROM graph_hits"):
             props = dict(row)
@@ -350,3 +355,5 @@ def assert_same_stores(after: DataDir, hits: dict[str, dict[str, Any]], clean: D
     assert sorted(after.graph.relationships) == sorted(clean.graph.relationships)
     assert {ref: props["first_seen"] for ref, props in after.graph.relationships.items()} == \
         {ref: props["first_seen"] for ref, props in clean.graph.relationships.items()}
+    # use counts: each event counted once, however often its batch was written (DESIGN.md "Link strength")
+    assert after.graph.use_counts() == clean.graph.use_counts()

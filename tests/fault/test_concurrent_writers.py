@@ -124,6 +124,7 @@ def test_two_concurrent_replays_on_one_data_dir(split: str, kill: bool, stream: 
     # the graph holds the same entities as a single clean run of the whole stream
     assert set(after.graph.vertices) == set(clean_run.data.graph.vertices)
     assert set(after.graph.relationships) == set(clean_run.data.graph.relationships)
+    assert after.graph.use_counts() == clean_run.data.graph.use_counts()  # every event counted once
 
     # micro hits: exactly those of one process replaying the stream in the arrival order stored
     text_of = {event_id_of(line): line for line in stream.lines}

@@ -211,7 +211,9 @@ def test_rings_paginate_and_hold_the_reference_ring(client: Client) -> None:
     assert len(reference) == 1 and reference[0]["accounts"] == sorted(RING)
     assert {"label": "Email", "key": "shared@example-anycompany.com", "accounts": sorted(RING)} in \
         reference[0]["identifiers"]
-    assert [r["size"] for r in rings] == sorted((r["size"] for r in rings), reverse=True)
+    # most cohesive first (evidence x cohesion), as `graph rings` ranks them: the ring leads
+    ranks = [r["evidence"] * r["cohesion"] for r in rings]
+    assert ranks == sorted(ranks, reverse=True) and rings[0]["accounts"] == sorted(RING)
     by_phone = get(client, "/api/rings?via=phone&min_size=11")["items"]
     assert [r["accounts"] for r in by_phone] == [sorted(RING)]
 

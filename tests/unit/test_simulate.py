@@ -160,3 +160,17 @@ def test_lookalikes_are_normal_and_tagged(stream) -> None:  # type: ignore[no-un
             by_account.setdefault(e["account_id"], set()).add((e["phone"], e["device_id"]))
     shared = Counter(pair for pairs in by_account.values() for pair in pairs)
     assert max(shared.values()) >= 3  # families share a phone and a device
+
+
+def test_varying_identifiers_draw_an_email_and_phone_per_transaction_with_chance_collisions(stream) -> None:  # type: ignore[no-untyped-def]
+    members = {a for a, family in stream.lookalikes.items() if family == "varying_identifiers"}
+    assert len(members) >= 10 and not members & set(stream.account_labels)
+    emails: dict[str, set[str]] = {}
+    users: dict[str, set[str]] = {}
+    for e in stream.events:
+        if e["account_id"] in members:
+            assert e["event_id"] not in stream.labels  # normal, never labelled fraud
+            emails.setdefault(e["account_id"], set()).add(e["email"])
+            users.setdefault(e["email"], set()).add(e["account_id"])
+    assert sum(len(v) for v in emails.values()) / len(emails) > 1.5  # e-mails vary per account
+    assert sum(1 for v in users.values() if len(v) > 1) > len(users) / 2  # most are shared by chance

@@ -22,6 +22,7 @@ from chalicelib.api import Investigator, NotFound, ParameterError, Unavailable, 
 from chalicelib.api import params as p
 from chalicelib.api.openapi import openapi_document
 from chalicelib.api.service import check_account
+from chalicelib.decisions import DecisionError, DecisionService, StoreUnavailable, build_decision_service
 from chalicelib.lambda_response import BatchResponse
 from chalicelib.pipeline import Pipeline
 from chalicelib.settings import Settings
@@ -36,6 +37,7 @@ app.log.setLevel(logging.INFO)
 iam = IAMAuthorizer()
 _pipeline: Pipeline | None = None
 _investigator: Investigator | None = None
+_decisions: DecisionService | None = None
 
 
 def get_pipeline() -> Pipeline:
@@ -53,6 +55,7 @@ def reset_pipeline() -> None:
     if _pipeline is not None:
         _pipeline.close()
     _pipeline = None
+    use_decisions(None)
 
 
 def use_pipeline(pipeline: Pipeline | None) -> None:
@@ -60,6 +63,7 @@ def use_pipeline(pipeline: Pipeline | None) -> None:
     None: build one from the environment again at the next batch."""
     global _pipeline
     _pipeline = pipeline
+    use_decisions(None)
 
 
 def get_investigator() -> Investigator:
@@ -166,6 +170,61 @@ def api_rings() -> Response:
 @app.route("/api/openapi.json", methods=["GET"], authorizer=iam)
 def api_openapi() -> Response:
     return _json(200, openapi_document())
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def get_decisions() -> DecisionService:
+    """Decisions over this container's pipeline (the Kinesis handler's, where both run in one)."""
+    global _decisions
+    if _decisions is None:
+        _decisions = build_decision_service(Settings.from_env(), get_pipeline())
+    return _decisions
+
+
+def use_decisions(service: DecisionService | None) -> None:
+    """Answer decisions with this service (`serve`, tests); None: build one at the next request.
+    The decision store of a replaced service is closed; its pipeline belongs to the caller."""
+    global _decisions
+    if _decisions is not None and _decisions is not service:
+        _decisions.log.close()
+    _decisions = service
+
+
+def _decision_answer(work: Callable[[DecisionService], Any]) -> Response:
+    try:
+        return _json(200, work(get_decisions()))
+    except DecisionError as exc:
+        if isinstance(exc, StoreUnavailable):
+            app.log.error("decision: %s", exc)
+        return _json(exc.status, exc.to_dict())
+    except StoreError as exc:  # building the stores
+        app.log.error("decision: %s", exc)
+        return _json(503, {"error": str(exc), "field": None})
+
+
+@app.route("/api/decisions", methods=["POST"], authorizer=iam, content_types=["application/json"])
+def api_decide() -> Response:
+    request = app.current_request
+    raw = request.raw_body if request is not None else b""
+    body = raw.encode() if isinstance(raw, str) else raw
+    return _decision_answer(lambda service: service.decide(body))
+
+
+@app.route("/api/decisions", methods=["GET"], authorizer=iam)
+def api_recent_decisions() -> Response:
+    limit = _query().get("limit", "50")
+    if not limit.isdigit() or not 1 <= int(limit) <= 200:
+        return _json(400, {"error": "limit: a whole number from 1 to 200", "field": "limit"})
+    return _decision_answer(lambda service: {"decisions": service.recent(int(limit))})
+
+
+@app.lambda_function(name="decide")
+def decide(event: dict[str, Any], context: Any) -> Any:
+    """POST /api/decisions in AWS: its own function and role (infra/chalice-merge.json points the
+    route's integration here); the app dispatches the API Gateway event to the route above."""
+    return app(event, context)
 
 
 # --------------------------------------------------------------------------- the web page

@@ -218,3 +218,22 @@ def test_a_store_that_cannot_answer_gives_503_and_nothing_is_stored(handler_clie
     finally:
         chalice_app.use_decisions(None)
         pipeline.close()
+
+
+def test_the_decision_function_answers_the_routes_api_gateway_event(handler_client: Client, tmp_path: Path) -> None:
+    """In AWS, POST /api/decisions is integrated with its own function (`decide`): it gets the API
+    Gateway proxy event and answers exactly as the route does."""
+    body = json.dumps(payment("p1", ip="203.0.113.66"))
+    event = {"resource": "/api/decisions", "path": "/api/decisions", "httpMethod": "POST",
+             "headers": {"Content-Type": "application/json"},
+             "multiValueHeaders": {"Content-Type": ["application/json"]},
+             "queryStringParameters": None, "multiValueQueryStringParameters": None, "pathParameters": None,
+             "stageVariables": None, "body": body, "isBase64Encoded": False,
+             "requestContext": {"resourcePath": "/api/decisions", "httpMethod": "POST", "path": "/api/decisions",
+                                "stage": "api", "requestId": "r-1", "identity": {"sourceIp": "127.0.0.1"}}}
+    response = handler_client.lambda_.invoke("decide", event).payload
+    assert response["statusCode"] == 200, response
+    answer = json.loads(response["body"])
+    assert (answer["event_id"], answer["decision"]) == ("p1", "decline")
+    assert [json.loads(line)["hit_id"] for line in (tmp_path / "hits.jsonl").read_text().splitlines()] == \
+        [h["hit_id"] for h in answer["hits"]]

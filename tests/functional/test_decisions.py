@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from chalice.test import Client
 
@@ -172,8 +173,10 @@ def test_the_decision_policy_of_the_rules_file_is_applied(handler_client: Client
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     text = (PROJECT / "rules.yaml").read_text()
     rules = tmp_path / "rules.yaml"
-    policy = "decisions:\n  severity: {critical: review}\n  rules: {high-value-5m: decline}\n"
-    rules.write_text(text.replace("\nrules:\n", "\n" + policy + "\nrules:\n", 1))
+    default = "decisions:\n  severity: {critical: decline, high: review}\n"
+    assert default in text
+    rules.write_text(text.replace(default, "decisions:\n  severity: {critical: review}\n"
+                                           "  rules: {high-value-5m: decline}\n", 1))
     monkeypatch.setenv("RULES_FILE", str(rules))
     chalice_app.reset_pipeline()
     assert post(handler_client, payment("p1", ip="203.0.113.66"))[1]["decision"] == "review"
@@ -237,3 +240,20 @@ def test_the_decision_function_answers_the_routes_api_gateway_event(handler_clie
     assert (answer["event_id"], answer["decision"]) == ("p1", "decline")
     assert [json.loads(line)["hit_id"] for line in (tmp_path / "hits.jsonl").read_text().splitlines()] == \
         [h["hit_id"] for h in answer["hits"]]
+
+
+def test_answers_match_the_documented_shapes(handler_client: Client, tmp_path: Path) -> None:
+    from tests.functional.test_api_openapi import DOCUMENT, json_schema
+
+    item = DOCUMENT["paths"]["/api/decisions"]
+
+    def check(method: str, response: Any) -> int:
+        schema = item[method]["responses"][str(response.status_code)]["content"]["application/json"]["schema"]
+        jsonschema.validate(json.loads(response.body), json_schema(schema))
+        return int(response.status_code)
+
+    statuses = [check("post", handler_client.http.post("/api/decisions", headers=HEADERS, body=body)) for body in (
+        json.dumps(payment("p1", ip="203.0.113.66")).encode(), json.dumps(payment("p2")).encode(),
+        b"{oops", b"x" * 40_000)]
+    assert statuses == [200, 200, 400, 413]
+    assert [check("get", handler_client.http.get(f"/api/decisions{q}")) for q in ("", "?limit=x")] == [200, 400]

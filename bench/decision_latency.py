@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -75,6 +76,16 @@ def run(name: str, rules_file: Path, graph: bool, history: list[dict[str, Any]],
     return {"name": name, "rules": rules, "history": len(history), "wall": wall, "cpu": cpu, "outcomes": outcomes}
 
 
+def cpu_pressure() -> str:
+    """Linux PSI: the share of the last minute in which some runnable task waited for a CPU."""
+    try:
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return "CPU pressure unknown"
+    avg60 = dict(part.split("=") for part in line.split()[1:]).get("avg60", "?")
+    return f"some task waited for a CPU {avg60}% of the last minute"
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000
@@ -86,6 +97,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--write", type=Path, help=f"replace the '{HEADING}' section of this file")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     stream = simulate(seed=args.seed, accounts=args.accounts, days=HISTORY_DAYS + 1).events
     history, decisions = split_stream(stream)
     assert len(decisions) == DECISIONS, f"the fourth day has only {len(decisions)} events"
@@ -95,6 +107,7 @@ def main() -> None:
         results = [run("micro rules only (no graph)", micro_file, False, history, decisions),
                    run("with graph rules (rules.yaml, SQLite graph)", PROJECT_DIR / "rules.yaml", True, history,
                        decisions)]
+    load_after, pressure = os.getloadavg()[0], cpu_pressure()
     targets = {results[0]["name"]: 20, results[1]["name"]: 50}
     lines = [
         HEADING,
@@ -105,19 +118,23 @@ def main() -> None:
         "(`DecisionService.decide`: validation, the one-event batch with its store, graph and hit writes, the "
         "policy, the decision store). Times in ms per decision.",
         "",
-        "| rules | rules in force | wall p50 | wall p99 | wall max | CPU p50 | CPU p99 | target p99 | decisions |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| rules | rules in force | wall p50 | wall p99 | wall max | CPU p50 | CPU p99 | target p99 | wall p99 "
+        "within target | decisions |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for r in results:
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r["outcomes"].items()))
         lines.append(f"| {r['name']} | {r['rules']} | {statistics.median(r['wall']) * 1000:.2f} | "
                      f"{pct(r['wall'], 0.99):.2f} | {max(r['wall']) * 1000:.2f} | "
                      f"{statistics.median(r['cpu']) * 1000:.2f} | {pct(r['cpu'], 0.99):.2f} | "
-                     f"<= {targets[r['name']]} | {outcomes} |")
+                     f"<= {targets[r['name']]} | "
+                     f"{'yes' if pct(r['wall'], 0.99) <= targets[r['name']] else 'no'} | {outcomes} |")
     lines += [
         "",
-        "Measured while the machine (2 cores) was shared with six other engineers' builds and tests: wall "
-        "times include waiting for a core; the CPU columns are this process's own time.",
+        f"**Measured while the machine (2 cores) was shared** with six other engineers' builds and tests (load "
+        f"average {load_before:.1f} at the start, {load_after:.1f} at the end; {pressure}): wall times include "
+        "waiting for a core, which is where the p99 comes from; the CPU columns are this process's own time "
+        "and are the better guide to what a decision costs on an idle core.",
         "",
     ]
     text = "\n".join(lines)

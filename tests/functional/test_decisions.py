@@ -257,3 +257,37 @@ def test_answers_match_the_documented_shapes(handler_client: Client, tmp_path: P
         b"{oops", b"x" * 40_000)]
     assert statuses == [200, 200, 400, 413]
     assert [check("get", handler_client.http.get(f"/api/decisions{q}")) for q in ("", "?limit=x")] == [200, 400]
+
+
+def test_a_graph_that_cannot_answer_gives_503_and_the_retry_judges_once(handler_client: Client,
+                                                                       tmp_path: Path) -> None:
+    """The graph fails after the time-series write: 503, no hit, no graph write, no kept answer;
+    the event is stored but not judged (as after a failed batch), so the retry judges it - once,
+    with the hit it would have had."""
+    data = tmp_path / "graph-locked"
+    graph = SQLiteGraphStore(data / "entity-graph.sqlite", busy_timeout_s=0.05)
+    pipeline = Pipeline(FileRulesSource(PROJECT / "rules.yaml"), SQLiteTimeSeriesStore(data / "timeseries.sqlite"),
+                        JsonLinesHitSink(data / "hits.jsonl"), JsonLinesDeadLetterSink(data / "dead-letters.jsonl"),
+                        graph=graph)
+    chalice_app.use_decisions(DecisionService(pipeline, SQLiteDecisionLog(data / "decisions.sqlite")))
+    try:
+        before = stored(data)
+        holder = sqlite3.connect(data / "entity-graph.sqlite", isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            status, answer = post(handler_client, payment("p1", ip="203.0.113.66"))
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert status == 503 and "busy" in answer["error"], answer
+        after = stored(data)
+        assert {k: v for k, v in after.items() if k != "timeseries.sqlite"} == \
+            {k: v for k, v in before.items() if k != "timeseries.sqlite"}
+        (row,) = after["timeseries.sqlite"]["events"]
+        assert "'p1'" in row and row.endswith(", 0)")  # stored, not judged
+        status, answer = post(handler_client, payment("p1", ip="203.0.113.66"))
+        assert (status, answer["decision"], [h["rule_id"] for h in answer["hits"]]) == (200, "decline", ["blocked-ip"])
+        assert len((data / "hits.jsonl").read_text().splitlines()) == 1
+    finally:
+        chalice_app.use_decisions(None)
+        pipeline.close()

@@ -1,8 +1,9 @@
 """The hold-out property of the decision route: a drawn stream posted one event at a time to
 POST /api/decisions (Chalice test client) gives exactly the oracle's hits and exactly the hits the
 stream path gives on the same stream; reposting any event gives the same answer and stores
-nothing. With graph rules, one-at-a-time decisions give the stream's hits for one-event batches
-(graph rules judge on the graph after the event's own entity writes, in both)."""
+nothing; delivering the stream afterwards on Kinesis (through the handler) finds only duplicates.
+With graph rules, one-at-a-time decisions give the stream's hits for one-event batches (graph
+rules judge on the graph after the event's own entity writes, in both)."""
 
 from __future__ import annotations
 
@@ -103,8 +104,20 @@ def test_decisions_one_at_a_time_give_the_oracles_and_the_streams_hits(client: C
         assert without_time(response.json_body) == without_time(first[again.event_id])
         assert pipeline.timeseries.dump() == stored and log.count() == kept  # type: ignore[attr-defined]
         assert {hit_id: h.to_dict() for hit_id, h in sink.hits.items()} == hits
+
+        # the same stream delivered later on Kinesis, through the handler: all duplicates
+        chalice_app.use_pipeline(pipeline)
+        event = client.events.generate_kinesis_event(message_bodies=[native_json(e) for e in stream])
+        for number, record in enumerate(event["Records"], 1):
+            record["kinesis"]["sequenceNumber"] = str(number)
+            record["eventID"] = f"shardId-000000000000:{number}"
+        report = client.lambda_.invoke("on_transactions", event).payload
+        assert (report["accepted"], report["hits"], report["batchItemFailures"]) == (0, {}, [])
+        assert report["duplicates"] == len(stream)
+        assert pipeline.timeseries.dump() == stored
+        assert {hit_id: h.to_dict() for hit_id, h in sink.hits.items()} == hits
     finally:
-        chalice_app.use_decisions(None)
+        chalice_app.use_pipeline(None)
         pipeline.close()
 
 

@@ -37,7 +37,7 @@ from chalicelib.stores.decisions import DecisionLog, LogDecisionLog, SQLiteDecis
 from chalicelib.stores.graph_base import HitFilter
 
 Verdict = Literal["hit", "no_hit", "not_judged"]
-#: the most hits one event can have is one per rule; the graph read asks for a few more
+#: the most answers GET /api/decisions returns at once
 MAX_RECENT = 200
 
 
@@ -104,10 +104,7 @@ class DecisionService:
 
     def recent(self, limit: int) -> list[dict[str, Any]]:
         with self._lock:
-            try:
-                return self.log.recent(max(1, min(limit, MAX_RECENT)))
-            except StoreError as exc:
-                raise StoreUnavailable(str(exc), "store") from exc
+            return recent_decisions(self.log, limit)
 
     def close(self) -> None:
         with self._lock:
@@ -204,9 +201,21 @@ def build_decision_service(settings: Settings, pipeline: Pipeline | None = None)
     AWS, a SQLite file in the data directory otherwise)."""
     from chalicelib.wiring import build_pipeline
 
-    log: DecisionLog = (LogDecisionLog() if settings.hit_sink == "log"
-                        else SQLiteDecisionLog(settings.data_dir / "decisions.sqlite"))
-    return DecisionService(pipeline or build_pipeline(settings), log)
+    return DecisionService(pipeline or build_pipeline(settings), decision_log_for(settings))
+
+
+def decision_log_for(settings: Settings) -> DecisionLog:
+    """Where answers are kept: the log where hits go to the log (AWS), else `decisions.sqlite` in
+    the data directory."""
+    return LogDecisionLog() if settings.hit_sink == "log" else SQLiteDecisionLog(settings.data_dir / "decisions.sqlite")
+
+
+def recent_decisions(log: DecisionLog, limit: int) -> list[dict[str, Any]]:
+    """The newest kept answers; StoreUnavailable where they cannot be read (the log in AWS)."""
+    try:
+        return log.recent(max(1, min(limit, MAX_RECENT)))
+    except StoreError as exc:
+        raise StoreUnavailable(str(exc), "store") from exc
 
 
 def _record(body: bytes) -> RawRecord:

@@ -291,3 +291,15 @@ def test_a_graph_that_cannot_answer_gives_503_and_the_retry_judges_once(handler_
     finally:
         chalice_app.use_decisions(None)
         pipeline.close()
+
+
+def test_recent_decisions_are_read_without_building_a_pipeline(handler_client: Client, tmp_path: Path) -> None:
+    """The API function (read-only role in AWS) lists kept answers without opening the stores the
+    decision path writes."""
+    log = SQLiteDecisionLog(tmp_path / "decisions.sqlite")
+    log.record("earlier", {"event_id": "earlier", "decision": "review"})
+    log.close()
+    response = handler_client.http.get("/api/decisions")
+    assert response.status_code == 200
+    assert json.loads(response.body)["decisions"] == [{"event_id": "earlier", "decision": "review"}]
+    assert chalice_app._pipeline is None and not (tmp_path / "timeseries.sqlite").exists()

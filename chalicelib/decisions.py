@@ -98,9 +98,12 @@ class DecisionService:
         started = self.clock()
         event = self._validate(body)
         with self._lock:
-            answer = self._decide(event, body)
-        answer["took_ms"] = round((self.clock() - started) * 1000, 3)
+            answer = self._decide(event, body, started)
+        answer["took_ms"] = self._ms_since(started)
         return answer
+
+    def _ms_since(self, started: float) -> float:
+        return round((self.clock() - started) * 1000, 3)
 
     def recent(self, limit: int) -> list[dict[str, Any]]:
         with self._lock:
@@ -125,7 +128,7 @@ class DecisionService:
             raise InvalidTransaction("event_id: required: a decision needs the payment's own id", "event_id")
         return decoded
 
-    def _decide(self, event: Transaction, body: bytes) -> DecisionAnswer:
+    def _decide(self, event: Transaction, body: bytes, started: float) -> DecisionAnswer:
         kept = self._kept(event.event_id)
         if kept is not None:
             return kept
@@ -143,6 +146,7 @@ class DecisionService:
             return answer_for(ruleset, event, self._judged_hits(ruleset, event), graph=self.pipeline.graph is not None)
         hits = [h for h in report.judged_hits if h.event_id == event.event_id]
         answer = answer_for(ruleset, event, hits, report=report, graph=self.pipeline.graph is not None)
+        answer["took_ms"] = self._ms_since(started)  # as kept; the reply's includes keeping it
         try:
             self.log.record(event.event_id, dict(answer))
         except StoreError as exc:

@@ -145,6 +145,7 @@ def test_recent_decisions_newest_first(handler_client: Client, tmp_path: Path) -
     assert response.status_code == 200
     decisions = json.loads(response.body)["decisions"]
     assert [(d["event_id"], d["decision"]) for d in decisions] == [("p2", "decline"), ("p1", "approve")]
+    assert all(d["took_ms"] > 0 for d in decisions)
     assert handler_client.http.get("/api/decisions?limit=0").status_code == 400
 
 

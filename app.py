@@ -23,12 +23,19 @@ from chalicelib.api import Investigator, NotFound, ParameterError, Unavailable
 from chalicelib.api import params as p
 from chalicelib.api.openapi import openapi_document
 from chalicelib.api.service import check_account
+from chalicelib.decisions import (
+    DecisionError,
+    DecisionService,
+    StoreUnavailable,
+    recent_decisions,
+)
 from chalicelib.lambda_response import BatchResponse
 from chalicelib.pipeline import Pipeline
 from chalicelib.settings import Settings
 from chalicelib.stores import StoreError
+from chalicelib.stores.decisions import DecisionLog
 from chalicelib.web import asset
-from chalicelib.wiring import build_investigator, build_pipeline
+from chalicelib.wiring import build_decision_service, build_investigator, build_pipeline, decision_log_for
 
 STREAM_NAME = os.environ.get("KINESIS_STREAM_NAME", "fraud-transactions")
 
@@ -37,6 +44,8 @@ app.log.setLevel(logging.INFO)
 iam = IAMAuthorizer()
 _pipeline: Pipeline | None = None
 _investigator: Investigator | None = None
+_decisions: DecisionService | None = None
+_decision_log: DecisionLog | None = None  # kept answers, for reading where no decision is made
 
 
 def get_pipeline() -> Pipeline:
@@ -54,6 +63,7 @@ def reset_pipeline() -> None:
     if _pipeline is not None:
         _pipeline.close()
     _pipeline = None
+    use_decisions(None)
 
 
 def use_pipeline(pipeline: Pipeline | None) -> None:
@@ -61,6 +71,7 @@ def use_pipeline(pipeline: Pipeline | None) -> None:
     None: build one from the environment again at the next batch."""
     global _pipeline
     _pipeline = pipeline
+    use_decisions(None)
 
 
 def get_investigator() -> Investigator:
@@ -180,6 +191,74 @@ def api_rings() -> Response:
 @app.route("/api/openapi.json", methods=["GET"], authorizer=iam)
 def api_openapi() -> Response:
     return _json(200, openapi_document())
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def get_decisions() -> DecisionService:
+    """Decisions over this container's pipeline (the Kinesis handler's, where both run in one)."""
+    global _decisions
+    if _decisions is None:
+        _decisions = build_decision_service(Settings.from_env(), get_pipeline())
+    return _decisions
+
+
+def use_decisions(service: DecisionService | None) -> None:
+    """Answer decisions with this service (`serve`, tests); None: build one at the next request.
+    The decision store of a replaced service is closed; its pipeline belongs to the caller."""
+    global _decisions, _decision_log
+    if _decisions is not None and _decisions is not service:
+        _decisions.log.close()
+    if _decision_log is not None:
+        _decision_log.close()
+    _decisions, _decision_log = service, None
+
+
+def _recent_decisions(limit: int) -> list[dict[str, Any]]:
+    """The kept answers: through the decision service where this container decides, else from the
+    decision store opened alone (the API function reads them without building a pipeline)."""
+    global _decision_log
+    if _decisions is not None:
+        return _decisions.recent(limit)
+    if _decision_log is None:
+        _decision_log = decision_log_for(Settings.from_env())
+    return recent_decisions(_decision_log, limit)
+
+
+def _decision_answer(work: Callable[[], Any]) -> Response:
+    try:
+        return _json(200, work())
+    except DecisionError as exc:
+        if isinstance(exc, StoreUnavailable):
+            app.log.error("decision: %s", exc)
+        return _json(exc.status, exc.to_dict())
+    except StoreError as exc:  # building the stores
+        app.log.error("decision: %s", exc)
+        return _json(503, {"error": str(exc), "field": "store"})
+
+
+@app.route("/api/decisions", methods=["POST"], authorizer=iam, content_types=["application/json"])
+def api_decide() -> Response:
+    request = app.current_request
+    raw = request.raw_body if request is not None else b""
+    body = raw.encode() if isinstance(raw, str) else raw
+    return _decision_answer(lambda: get_decisions().decide(body))
+
+
+@app.route("/api/decisions", methods=["GET"], authorizer=iam)
+def api_recent_decisions() -> Response:
+    limit = _query().get("limit", "50")
+    if not limit.isdigit() or not 1 <= int(limit) <= 200:
+        return _json(400, {"error": "limit: a whole number from 1 to 200", "field": "limit"})
+    return _decision_answer(lambda: {"decisions": _recent_decisions(int(limit))})
+
+
+@app.lambda_function(name="decide")
+def decide(event: dict[str, Any], context: Any) -> Any:
+    """POST /api/decisions in AWS: its own function and role (infra/chalice-merge.json points the
+    route's integration here); the app dispatches the API Gateway event to the route above."""
+    return app(event, context)
 
 
 # --------------------------------------------------------------------------- the web page

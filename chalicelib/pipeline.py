@@ -59,6 +59,7 @@ class BatchReport:
     error: str | None = None
     new_hits: list[Hit] = field(default_factory=list)  # hits written for the first time
     rule_errors: Counter[str] = field(default_factory=Counter)  # rules that raised (and were quarantined)
+    judged_hits: list[Hit] = field(default_factory=list)  # every hit of the events judged now, new or not
 
     def to_dict(self) -> BatchResponse:
         return {
@@ -109,6 +110,7 @@ class Pipeline:
         try:
             pending = self._store(decoded, report)
             hits = self._judge(ruleset, pending, report.rule_errors)
+            report.judged_hits = hits
             # counted as soon as written: if marking fails, a redelivery finds these hits old
             self._count_new_hits(report, hits, set(self.hits.write(hits)))
             self.timeseries.mark_judged([p.event.event_id for p in pending])

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalicelib.api.service import Investigator
+from chalicelib.decisions import DecisionService
 from chalicelib.pipeline import Pipeline
 from chalicelib.rules import FileRulesSource, RuleSet, RulesSource, StaticRulesSource
 from chalicelib.settings import GraphBackend, Settings
@@ -37,6 +38,7 @@ from chalicelib.stores import (
     StoreError,
     TimeSeriesStore,
 )
+from chalicelib.stores.decisions import DecisionLog, LogDecisionLog, SQLiteDecisionLog
 
 if TYPE_CHECKING:
     from chalicelib.stores.influx_http import InfluxConnection
@@ -253,3 +255,15 @@ def embedded_pipeline(settings: Settings, ruleset: RuleSet, data_dir: Path, hits
     local = embedded_settings(settings, data_dir, graph_backend=graph)
     return build_pipeline(local, rules=StaticRulesSource(ruleset), hits=JsonLinesHitSink(hits_path),
                           dead_letters=JsonLinesDeadLetterSink(dead_letters_path or local.dead_letter_path))
+
+
+def build_decision_service(settings: Settings, pipeline: Pipeline | None = None) -> DecisionService:
+    """Decisions over the pipeline the settings describe; answers kept where hits go (the log in
+    AWS, a SQLite file in the data directory otherwise)."""
+    return DecisionService(pipeline or build_pipeline(settings), decision_log_for(settings))
+
+
+def decision_log_for(settings: Settings) -> DecisionLog:
+    """Where answers are kept: the log where hits go to the log (AWS), else `decisions.sqlite` in
+    the data directory."""
+    return LogDecisionLog() if settings.hit_sink == "log" else SQLiteDecisionLog(settings.data_dir / "decisions.sqlite")

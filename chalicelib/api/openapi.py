@@ -81,6 +81,48 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                    total=INT),
 }
 
+# The decision route (POST) and its recent answers (GET): not read-only, so described apart.
+_HIT_RECORD = _obj({"hit_id": STRING, "rule_id": STRING, "kind": STRING, "mode": STRING, "severity": STRING,
+                    "event_id": STRING, "ts": STRING, "account_id": STRING, "key": STRING, "key_value": STRING,
+                    "value": NUMBER, "threshold": NUMBER, "ruleset_version": STRING,
+                    "edge": {"type": "object"}, "evidence": {"type": "object"}})
+SCHEMAS.update({
+    "Decision": _obj({
+        "event_id": STRING, "decision": {"type": "string", "enum": ["approve", "review", "decline"]},
+        "ruleset_version": STRING, "hits": {"type": "array", "items": _HIT_RECORD},
+        "rules": {"type": "array", "items": _obj({
+            "rule_id": STRING, "mode": {"type": "string", "enum": ["enforce", "shadow"]},
+            "verdict": {"type": "string", "enum": ["hit", "no_hit", "not_judged"]},
+            "value": _nullable(NUMBER), "threshold": _nullable(NUMBER)})},
+        "took_ms": NUMBER}),
+    "Decisions": _obj({"decisions": {"type": "array", "items": _ref("Decision")}}),
+    "DecisionError": _obj({"error": STRING, "field": STRING}),
+})
+_TRANSACTION = _obj({"event_id": STRING, "account_id": STRING, "amount": {"type": ["number", "string"]},
+                     "ts": STRING}, open_=True)
+DECISION_ERRORS = {400: "not a valid transaction (the field is named)", 413: "body over the record limit",
+                   503: "a store cannot answer"}
+
+
+def decision_paths() -> dict[str, Any]:
+    def errors(statuses: tuple[int, ...]) -> dict[str, Any]:
+        return {str(s): {"description": DECISION_ERRORS[s], "content": {
+            "application/json": {"schema": _ref("DecisionError")}}} for s in statuses}
+
+    ok = {"description": "OK", "content": {"application/json": {"schema": _ref("Decision")}}}
+    listed = {"description": "OK", "content": {"application/json": {"schema": _ref("Decisions")}}}
+    return {"/api/decisions": {
+        "post": {"summary": "Approve, review or decline one transaction before it settles (stores it as the "
+                            "stream would; a repost of the same event_id returns the first answer)",
+                 "operationId": "api_decisions_post", "parameters": [],
+                 "requestBody": {"required": True, "content": {"application/json": {"schema": _TRANSACTION}}},
+                 "responses": {"200": ok, **errors((400, 413, 503))}},
+        "get": {"summary": "Recent decisions, newest first", "operationId": "api_decisions",
+                "parameters": [{"name": "limit", "in": "query", "required": False,
+                                "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}}],
+                "responses": {"200": listed, **errors((400, 503))}}}}
+
+
 ACCOUNT = {"name": "account", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 200}}
 #: path -> (summary, query model or None, path parameters, answer schema, error statuses)
 API_ROUTES: dict[str, tuple[str, type[Any] | None, list[dict[str, Any]], str, tuple[int, ...]]] = {
@@ -137,6 +179,7 @@ def openapi_document() -> dict[str, Any]:
                                       "content": {"application/json": {"schema": _ref("Error")}}}
         paths[path] = {"get": {"summary": summary, "operationId": path.strip("/").replace("/", "_"),
                                "parameters": path_params + query_parameters(model), "responses": responses}}
+    paths.update(decision_paths())
     for path, summary in PAGE_ROUTES.items():
         params = [{"name": "name", "in": "path", "required": True, "schema": STRING}] if "{name}" in path else []
         responses = {"200": {"description": "OK"}}
@@ -148,7 +191,8 @@ def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.0.3",
         "info": {"title": "fraud-rules investigator API", "version": "1",
-                 "description": "Read-only. In AWS every route needs IAM (SigV4) authorization."},
+                 "description": "Read-only, except POST /api/decisions. In AWS every route needs IAM "
+                                "(SigV4) authorization."},
         "security": [{"sigv4": []}],
         "components": {"schemas": SCHEMAS, "securitySchemes": {"sigv4": {
             "type": "apiKey", "name": "Authorization", "in": "header", "x-amazon-apigateway-authtype": "awsSigv4"}}},

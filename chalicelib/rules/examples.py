@@ -7,7 +7,9 @@
           - {account_id: a, amount: 500, ts: "2026-11-01T12:01:00Z"}
       - file: velocity-examples.yaml   # a YAML list of such examples, next to the rules file
 
-Events are written as in the native record format; `event_id` may be left out (one is made up)
+An example may also state `decision: approve | review | decline`: what the decision route answers
+for the event under the file's `decisions:` policy (over every rule's hits on it, not only this
+rule's). Events are written as in the native record format; `event_id` may be left out (one is made up)
 and so may `account_id` (`acct-1`). Examples are checked by `python -m chalicelib rules test`
 through the real pipeline; they never run in production and are not part of the ruleset version
 (adding an example does not change which rules run, so it must not look like a rule change).
@@ -19,6 +21,8 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from chalicelib.rules.policy import Outcome
 
 MAX_EXAMPLES_PER_RULE = 50
 MAX_HISTORY_EVENTS = 500
@@ -34,6 +38,7 @@ class RuleExample(BaseModel):
     event: dict[str, Any]
     history: tuple[dict[str, Any], ...] = Field(default=(), max_length=MAX_HISTORY_EVENTS)
     name: str | None = Field(default=None, max_length=200)
+    decision: Outcome | None = None
 
     @field_validator("event")
     @classmethod

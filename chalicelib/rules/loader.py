@@ -12,6 +12,7 @@ this module is the pass itself (schema, references, plugins, lists, the version)
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import logging
@@ -27,6 +28,7 @@ from chalicelib.rules import limits
 from chalicelib.rules.base import GraphRule, Rule, RuleConfig, RuleContext
 from chalicelib.rules.exceptions import RuleIssue, RuleKindError, RulesFileError
 from chalicelib.rules.messages import _field, _message
+from chalicelib.rules.policy import DEFAULT_POLICY, DecisionPolicy
 from chalicelib.rules.registry import import_plugin, rule_adapter, rule_class_for, view_of
 from chalicelib.rules.yaml_lines import _line_of, _parse_yaml
 from chalicelib.settings import rules_plugins_allowed
@@ -47,6 +49,8 @@ class RuleSet:
     #: ids of rules that raised while judging (see engine.quarantine); they stay off while this
     #: version is in force in this process
     quarantined: set[str] = dataclasses.field(default_factory=set, compare=False, repr=False)
+    #: `decisions:` of the file: how hits become approve / review / decline (the decision route)
+    policy: DecisionPolicy = DEFAULT_POLICY
 
     def rule(self, rule_id: str) -> Rule[Any]:
         return next(r for r in self.rules if r.id == rule_id)
@@ -125,6 +129,7 @@ class RulesDocument(BaseModel):
     plugins: tuple[PluginName, ...] = Field(default=(), max_length=limits.MAX_PLUGINS)
     lists: dict[str, ListSource] = Field(default_factory=dict, max_length=limits.MAX_LISTS)
     rules: list[Any] = Field(max_length=limits.MAX_RULES)
+    decisions: DecisionPolicy = DEFAULT_POLICY
 
 
 # --------------------------------------------------------------------------- loading
@@ -206,6 +211,7 @@ def _load(text: str, name: str, base_dir: Path | None, plugins_allowed: tuple[st
 
     lists = _read_lists(document.lists, base_dir, name, issue, problems)
     _check_references(raw_rules, None if "lists" in broken else document.lists, issue, problems)
+    _check_policy_rules(data.get("decisions"), raw_rules, issue, problems)
     context = RuleContext(lists=lists)
     rules: list[Rule[Any]] = []
     for index, config in configs:
@@ -218,7 +224,8 @@ def _load(text: str, name: str, base_dir: Path | None, plugins_allowed: tuple[st
     if problems:
         raise RulesFileError(sorted(problems, key=lambda i: i.line or 0))
     valid = [config for _, config in configs]
-    return RuleSet(ruleset_version(document, valid, lists), tuple(rules), tuple(valid), lists, name)
+    return RuleSet(ruleset_version(document, valid, lists), tuple(rules), tuple(valid), lists, name,
+                   policy=document.decisions)
 
 
 def _validate_document(data: Any, issue: Any, problems: list[RuleIssue]) -> tuple[RulesDocument | None, set[str]]:
@@ -281,6 +288,21 @@ def _check_references(raw_rules: list[Any], declared_lists: Mapping[str, ListSou
                                       f"composite rules cannot combine other composite rules ({rule_id!r})", "rules"))
 
 
+def _check_policy_rules(raw_policy: Any, raw_rules: list[Any], issue: Any, problems: list[RuleIssue]) -> None:
+    """Every rule the decision policy names is a rule of the file (read as written, so a policy
+    with an error of its own still has its names checked in the same run)."""
+    named = raw_policy.get("rules") if isinstance(raw_policy, dict) else None
+    if not isinstance(named, dict):
+        return
+    known = {raw.get("id") for raw in raw_rules if isinstance(raw, dict)}
+    for rule_id in list(named)[:limits.MAX_RULES]:
+        if isinstance(rule_id, str) and rule_id not in known:
+            close = difflib.get_close_matches(rule_id, [str(k) for k in known if k is not None], n=1)
+            hint = f": did you mean {close[0]!r}?" if close else ": name a rule of this file"
+            problems.append(issue(("decisions", "rules", rule_id), f"unknown rule {rule_id[:64]!r}{hint}",
+                                  "decisions.rules"))
+
+
 def _plugin_allowed(module: str, allowed: Collection[str]) -> bool:
     return any(module == name or module.startswith(name + ".") for name in allowed)
 
@@ -288,11 +310,13 @@ def _plugin_allowed(module: str, allowed: Collection[str]) -> bool:
 def ruleset_version(document: RulesDocument, configs: list[RuleConfig],
                     lists: Mapping[str, frozenset[str]]) -> str:
     """A short hash of the canonical content: what the rules mean, not how the YAML is laid out."""
-    canonical = {
+    canonical: dict[str, Any] = {
         "plugins": list(document.plugins),
         "rules": [c.model_dump(mode="json", by_alias=True) for c in configs],
         "lists": {k: sorted(v) for k, v in sorted(lists.items())},
     }
+    if not document.decisions.is_default():  # a file without `decisions:` keeps its old version
+        canonical["decisions"] = document.decisions.canonical()
     blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

@@ -133,8 +133,9 @@ function FraudGraphSvg(name, attrs, parent) {
 }
 
 async function renderOverview(mine) {
-  const [rules, rateData, top, rings, hits] = await Promise.all([
-    showRejected(), rates(), api("top-accounts?limit=15"), api("rings?limit=10"), api("hits?limit=25")]);
+  const [rules, rateData, top, rings, hits, decided] = await Promise.all([
+    showRejected(), rates(), api("top-accounts?limit=15"), api("rings?limit=10"), api("hits?limit=25"),
+    recentDecisions()]);
   const bucket = rateData ? rateData.bucket_seconds : null;
   if (mine !== generation) return;
   view.replaceChildren(
@@ -157,7 +158,8 @@ async function renderOverview(mine) {
       { title: "mode", cell: (r) => tag(r.mode) },
       { title: "severity", cell: (r) => tag(r.severity) },
       { title: "window", cell: (r) => r.window_seconds ? `${r.window_seconds / 60} min` : "" }], rules.rules)),
-    panel("w12 latest-hits", "Latest hits", null, hitsTable(hits.items)));
+    panel("w12 latest-hits", "Latest hits", null, hitsTable(hits.items)),
+    decisionsPanel(decided));
 }
 
 function hitsTable(items, withAccount = true) {

@@ -45,15 +45,19 @@ class ExampleOutcome:
     fired: bool | None = None  # None: the example could not run
     explanation: RuleExplanation | None = None
     error: str | None = None
+    expected_decision: str | None = None  # the example's `decision:`, if it states one
+    decision: str | None = None  # what the decision policy made of the event's hits
 
     @property
     def passed(self) -> bool:
-        return self.error is None and self.fired == self.expected
+        return self.error is None and self.fired == self.expected and self.decision == self.expected_decision
 
     def message(self) -> str:
         head = f"{self.rule_id}, {self.label}"
         if self.error is not None:
             return f"{head}: cannot run: {self.error}"
+        if self.fired == self.expected and self.decision != self.expected_decision:
+            return f"{head}: expected the decision {self.expected_decision}, but it was {self.decision}"
         want = "to fire" if self.expected else "not to fire"
         got = "it fired" if self.fired else "it did not fire"
         text = f"{head}: expected {want}, but {got}"
@@ -135,12 +139,15 @@ def run_example(ruleset: RuleSet, rule_id: str, label: str, example: RuleExample
         (delivered,) = run.deliver(records[-1:])
         seen = as_judged(earlier, delivered)  # an event id of the history: the first delivery wins
         hits = {h.rule_id: h for h in run.hits if h.event_id == seen.event.event_id}
+    decision = None if example.decision is None else ruleset.policy.decide(
+        (h.rule_id, h.mode, h.severity) for h in hits.values())
     explanation = next(x for x in explain_event(ruleset, seen.event, seen.earlier, hits) if x.rule_id == rule_id)
     if seen.redelivered:
         explanation = replace(explanation, reason=f"the event's id {seen.event.event_id} is already in the "
                               "history, which the engine judged; a redelivery is not judged again. "
                               + explanation.reason)
-    return ExampleOutcome(rule_id, label, example.fires, fired=rule_id in hits, explanation=explanation)
+    return ExampleOutcome(rule_id, label, example.fires, fired=rule_id in hits, explanation=explanation,
+                          expected_decision=example.decision, decision=decision)
 
 
 def run_all_examples(ruleset: RuleSet, base_dir: Path, *, require: bool = False) -> list[ExampleOutcome]:

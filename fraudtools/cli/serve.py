@@ -2,8 +2,10 @@
 
 Serves the same Chalice app (the REST API under /api and the page at /) with Chalice's local
 server, on 127.0.0.1 only, over the embedded stores a `demo`, `replay` or `kinesis poll` run
-keeps in DIR (default .data/demo). There is no authorization locally - the loopback address is
-the boundary - while in AWS every route requires IAM (SigV4). The page polls, so a replay or
+keeps in DIR (default .data/demo). It also answers `POST /api/decisions` with the rules of FILE,
+writing to those stores as the stream would; on a new or empty DIR it creates them, so the
+decision API can be tried before any replay. There is no authorization locally - the loopback
+address is the boundary - while in AWS every route requires IAM (SigV4). The page polls, so a replay or
 poll writing to DIR at the same time shows up as it happens.
 """
 
@@ -26,7 +28,8 @@ HOST = "127.0.0.1"
 #: every read from and write to a client's socket gives up after this long: a client that sends
 #: less body than its Content-Length says, or stops reading its answers, loses its connection
 SOCKET_TIMEOUT_SECONDS = 10.0
-#: the API is read-only (GET); a request body is read only to keep the connection in step
+#: bodies over this are refused before the app sees them; the app itself refuses a decision body
+#: over the record limit (413)
 MAX_BODY_BYTES = 64 * 1024
 
 
@@ -105,17 +108,17 @@ def load_app() -> Any:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-
     from chalicelib.rules import RulesError, load_rules_file
-    from chalicelib.wiring import build_investigator
+    from chalicelib.stores import StoreError
+    from chalicelib.wiring import build_decision_service, build_investigator, build_pipeline
 
     if not 0 <= args.port <= 65535:
         print(f"error: --port {args.port} is not a TCP port: give 1 to 65535, or 0 for any free port",
               file=sys.stderr)
         return 1
-    if not args.data_dir.is_dir():
-        print(f"error: {args.data_dir} is not a directory: run `make demo` (it writes .data/demo) or "
-              "`python -m chalicelib replay --data-dir DIR ...` first, or pass --data-dir", file=sys.stderr)
+    if args.data_dir.exists() and not args.data_dir.is_dir():
+        print(f"error: {args.data_dir} is not a directory: pass the directory of a demo/replay run, or a new "
+              "one for decisions only, with --data-dir", file=sys.stderr)
         return 1
     settings = settings_for(args.data_dir, args.rules)
     try:  # checked here so that a missing or invalid file is one line, not a traceback from the source
@@ -124,20 +127,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"error: {settings.rules_file} is not a valid rules file: " + "; ".join(str(exc).splitlines())
               + " (pass --rules FILE; `rules check FILE` shows every problem)", file=sys.stderr)
         return 1
-    investigator = build_investigator(settings)
     app_module = load_app()
+    try:
+        args.data_dir.mkdir(parents=True, exist_ok=True)
+        investigator = build_investigator(settings)
+        decisions = build_decision_service(settings, build_pipeline(settings))
+    except (OSError, StoreError) as exc:
+        print(f"error: cannot open the stores in {args.data_dir}: {exc}", file=sys.stderr)
+        return 1
     app_module.use_investigator(investigator)
+    app_module.use_decisions(decisions)
     # Chalice's local server cannot check IAM signatures; it allows every request and warns per route.
     warnings.filterwarnings("ignore", message="IAMAuthorizer is not a supported in local mode")
     try:
         server = make_server(app_module.app, args.port)
     except OSError as exc:
         investigator.close()
+        decisions.close()
         print(f"error: cannot listen on {HOST}:{args.port} ({exc.strerror}); pass another --port", file=sys.stderr)
         return 1
     host, port = server.server.server_address[:2]
     print(f"investigator's view on http://{host}:{port}/ over {args.data_dir} (no authorization: loopback only; "
-          "Ctrl-C stops)", flush=True)
+          f"decisions: POST http://{host}:{port}/api/decisions; Ctrl-C stops)", flush=True)
     try:
         server.server.serve_forever()
     except KeyboardInterrupt:
@@ -145,7 +156,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         server.server.server_close()
         app_module.use_investigator(None)
+        app_module.use_decisions(None)
         investigator.close()
+        decisions.close()
     return 0
 
 
@@ -153,9 +166,11 @@ def add_parser(commands: Any) -> None:
     serve = commands.add_parser(
         "serve", help="the investigator's web page and REST API on 127.0.0.1",
         description="Serve the investigator's view (page at /, REST API under /api, OpenAPI at "
-                    "/api/openapi.json) over the embedded stores in DIR, on 127.0.0.1 without authorization.")
+                    "/api/openapi.json) and the decision API (POST /api/decisions) over the embedded stores "
+                    "in DIR (created when new), on 127.0.0.1 without authorization.")
     serve.add_argument("--data-dir", type=Path, default=Path(".data/demo"),
-                       help="the stores a demo/replay/poll run keeps (default .data/demo)")
+                       help="the stores a demo/replay/poll run keeps, or a new directory (default .data/demo)")
     serve.add_argument("--port", type=int, default=8000, help="TCP port on 127.0.0.1 (default 8000; 0: any free)")
-    serve.add_argument("--rules", type=Path, default=None, help="rules file shown as in force (default rules.yaml)")
+    serve.add_argument("--rules", type=Path, default=None,
+                       help="rules file in force for the page and for decisions (default rules.yaml)")
     serve.set_defaults(func=cmd_serve)

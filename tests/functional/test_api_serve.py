@@ -58,9 +58,10 @@ def test_concurrent_requests_keep_their_own_parameters(server: str) -> None:
             assert body["account"] == "1234-5678-20"
 
 
-def test_serve_binds_loopback_and_refuses_a_missing_directory(server: str, tmp_path: Path) -> None:
+def test_serve_binds_loopback_and_refuses_a_data_dir_that_is_a_file(server: str, tmp_path: Path) -> None:
     assert server.startswith("http://127.0.0.1:")
-    result = subprocess.run([sys.executable, "-m", "chalicelib", "serve", "--data-dir", str(tmp_path / "none")],
+    (tmp_path / "a-file").write_text("")
+    result = subprocess.run([sys.executable, "-m", "chalicelib", "serve", "--data-dir", str(tmp_path / "a-file")],
                             cwd=PROJECT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "is not a directory" in result.stderr
 

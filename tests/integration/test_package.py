@@ -79,7 +79,8 @@ def test_the_zip_holds_the_engine_and_no_tool(package: dict[str, Any]) -> None:
 
 def test_the_policy_names_every_action_and_scopes_resources(package: dict[str, Any]) -> None:
     roles = {name for name, r in package["Resources"].items() if r["Type"] == "AWS::IAM::Role"}
-    assert roles == {"OnTransactionsRole", "ApiHandlerRole"}  # the investigator's API has its own, read-only
+    # the investigator's API has its own, read-only; the decision route its own (tested below)
+    assert roles == {"OnTransactionsRole", "ApiHandlerRole", "DecideRole"}
     role = package["Resources"]["OnTransactionsRole"]
     statements = [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
     actions = {a for s in statements for a in s["Action"]}
@@ -122,8 +123,7 @@ def test_the_investigator_api_needs_iam_on_every_route_and_is_throttled(package:
     assert {"/", "/api/hits", "/api/accounts/{account}/neighbourhood", "/api/rings"} <= {p for p, _, _ in operations}
     for path, method, op in operations:
         assert op.get("security") == [{"sigv4": []}], f"{method} {path} is not IAM-authorized"
-    (throttle,) = api["MethodSettings"]
-    assert (throttle["ResourcePath"], throttle["HttpMethod"]) == ("/*", "*")
+    (throttle,) = [s for s in api["MethodSettings"] if (s["ResourcePath"], s["HttpMethod"]) == ("/*", "*")]
     assert throttle["ThrottlingRateLimit"] == {"Ref": "ApiThrottleRate"}
     assert throttle["ThrottlingBurstLimit"] == {"Ref": "ApiThrottleBurst"}
     assert package["Parameters"]["ApiThrottleRate"]["Default"] > 0
@@ -141,6 +141,40 @@ def test_the_api_function_is_read_only_and_in_the_vpc(package: dict[str, Any]) -
     actions = {a for s in statements for a in s["Action"]}
     assert actions <= READ_ONLY_ACTIONS, actions - READ_ONLY_ACTIONS
     assert {"neptune-db:ReadDataViaQuery", "timestream:Select", "s3:GetObject"} <= actions
+    for statement in statements:
+        if statement["Resource"] == "*":
+            assert set(statement["Action"]) <= RESOURCE_STAR_ALLOWED, statement
+
+
+DECISION_ACTIONS = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "timestream:WriteRecords",
+                    "timestream:Select", "timestream:DescribeEndpoints", "secretsmanager:GetSecretValue",
+                    "neptune-db:connect", "s3:GetObject"} | RESOURCE_STAR_ALLOWED
+
+
+def test_decisions_have_their_own_function_role_throttle_and_reserved_concurrency(package: dict[str, Any]) -> None:
+    resources = package["Resources"]
+    function = resources["Decide"]["Properties"]
+    assert function["Handler"] == "app.decide" and function["Role"] == {"Fn::GetAtt": ["DecideRole", "Arn"]}
+    assert function["ReservedConcurrentExecutions"] == {"Ref": "DecisionsReservedConcurrency"}
+    assert package["Parameters"]["DecisionsReservedConcurrency"]["Default"] >= 1
+    assert set(function["VpcConfig"]) == {"SecurityGroupIds", "SubnetIds"}
+    env = function["Environment"]["Variables"]
+    assert {"NEPTUNE_ENDPOINT", "RULES_S3_URI", "INFLUXDB_URL", "INFLUXDB_SECRET_ARN", "TIMESERIES_BACKEND"} <= set(env)
+    # the route is IAM-authorized and integrated with the decision function, not the API handler
+    post = package["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]["/api/decisions"]["post"]
+    assert post["security"] == [{"sigv4": []}]
+    assert "${Decide.Arn}" in post["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+    permission = resources["DecideApiPermission"]["Properties"]
+    assert permission["FunctionName"] == {"Ref": "Decide"} and permission["Principal"] == "apigateway.amazonaws.com"
+    (throttle,) = [s for s in resources["RestAPI"]["Properties"]["MethodSettings"]
+                   if s["ResourcePath"] == "/~1api~1decisions"]
+    assert (throttle["HttpMethod"], throttle["ThrottlingRateLimit"]) == ("POST", {"Ref": "DecisionsThrottleRate"})
+    # writes the time series and the graph, reads the rules; no stream, no queue
+    policies = resources["DecideRole"]["Properties"]["Policies"]
+    statements = [s for p in policies for s in p["PolicyDocument"]["Statement"]]
+    actions = {a for s in statements for a in s["Action"]}
+    assert actions <= DECISION_ACTIONS, actions - DECISION_ACTIONS
+    assert {"timestream:WriteRecords", "neptune-db:connect", "s3:GetObject"} <= actions
     for statement in statements:
         if statement["Resource"] == "*":
             assert set(statement["Action"]) <= RESOURCE_STAR_ALLOWED, statement

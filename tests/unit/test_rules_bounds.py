@@ -111,7 +111,7 @@ def test_a_broken_file_shows_every_problem_in_one_run() -> None:
           - {id: m, kind: list_match, field: ip, list: nowhere, colour: red}
         """)
     assert found == [
-        "rules.yaml:2 field 'colour': unknown key (allowed keys: version, plugins, lists, rules)",
+        "rules.yaml:2 field 'colour': unknown key (allowed keys: version, plugins, lists, rules, decisions)",
         "rules.yaml:3: plugin 'os' is not allowed: add it to the RULES_PLUGINS_ALLOWED setting of the engine "
         "(now empty: no plugin may be imported)",
         "rules.yaml:5 field 'lists.bad.fil': unknown key (did you mean 'file'?)",

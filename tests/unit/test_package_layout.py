@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
      "chalicelib.entities", "chalicelib.linkage", "chalicelib.web"),
     ("chalicelib.rules", "chalicelib.stores", "chalicelib.settings"),
     ("chalicelib.explanation", "chalicelib.pipeline"),
-    ("chalicelib.api",),
+    ("chalicelib.api", "chalicelib.decisions"),
     ("chalicelib.wiring",),
 )
 

@@ -3,7 +3,8 @@ the demo and the tests all build theirs here.
 
 Each part is chosen by its own setting: the rules source by RULES_S3_URI (else the rules file),
 the time-series store by TIMESERIES_BACKEND, the graph by GRAPH_BACKEND, dead letters by
-DEAD_LETTER_QUEUE_URL (else a JSON-lines file), hits by HIT_SINK. A caller may hand in a part
+DEAD_LETTER_QUEUE_URL (else a JSON-lines file), hits by HIT_SINK, alerts by ALERTS_BACKEND (their
+notifications by ALERTS_SNS_TOPIC_ARN, else ALERTS_WEBHOOK_URL). A caller may hand in a part
 of its own (a fixed rule set, a hits file of its choosing); the rest still follows the settings.
 """
 
@@ -12,6 +13,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from chalicelib.alerts import AlertPolicy
+from chalicelib.inbox import AlertInbox
 from chalicelib.pipeline import Pipeline
 from chalicelib.rules import FileRulesSource, RulesSource
 from chalicelib.settings import GraphBackend, Settings
@@ -61,6 +64,35 @@ def hit_sink(settings: Settings) -> HitSink:
     return JsonLinesHitSink(settings.hits_path)
 
 
+def alert_inbox(settings: Settings) -> AlertInbox | None:
+    """The alert store ALERTS_BACKEND names (None for `none`) with its publisher: SNS when
+    ALERTS_SNS_TOPIC_ARN is set, else the webhook when ALERTS_WEBHOOK_URL is, else none."""
+    from datetime import timedelta
+
+    from chalicelib.stores.alerts import AlertStore, SQLiteAlertStore
+    from chalicelib.stores.notifications import Publisher, SnsPublisher, WebhookPublisher
+
+    if settings.alerts_backend == "none":
+        return None
+    store: AlertStore
+    if settings.alerts_backend == "dynamodb":
+        import boto3
+
+        from chalicelib.stores.alerts_dynamodb import DynamoDBAlertStore
+
+        store = DynamoDBAlertStore(boto3.client("dynamodb", region_name=settings.aws_region), settings.alerts_table)
+    else:
+        store = SQLiteAlertStore(settings.alerts_path)
+    publisher: Publisher | None = None
+    if settings.alerts_sns_topic_arn:
+        import boto3
+
+        publisher = SnsPublisher(boto3.client("sns", region_name=settings.aws_region), settings.alerts_sns_topic_arn)
+    elif settings.alerts_webhook_url:
+        publisher = WebhookPublisher(settings.alerts_webhook_url, settings.alerts_webhook_secret)
+    return AlertInbox(store, AlertPolicy(quiet_period=timedelta(seconds=settings.alerts_quiet_period_s)), publisher)
+
+
 def build_pipeline(settings: Settings, *, rules: RulesSource | None = None, hits: HitSink | None = None,
                    dead_letters: DeadLetterSink | None = None) -> Pipeline:
     """The pipeline the settings describe: embedded by default (rules file, SQLite time series,
@@ -69,7 +101,7 @@ def build_pipeline(settings: Settings, *, rules: RulesSource | None = None, hits
     return Pipeline(rules or rules_source(settings), build_timeseries_store(settings),
                     hits or hit_sink(settings), dead_letters or dead_letter_sink(settings),
                     graph=build_graph_store(settings), max_record_bytes=settings.max_record_bytes,
-                    window_cache_bytes=int(settings.window_cache_mb * 2**20))
+                    window_cache_bytes=int(settings.window_cache_mb * 2**20), alerts=alert_inbox(settings))
 
 
 def embedded_settings(settings: Settings, data_dir: Path, *, rules_file: Path | None = None,

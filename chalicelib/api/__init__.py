@@ -29,7 +29,10 @@ def build_investigator(settings: Settings) -> Investigator:
     else:
         rules = FileRulesSource(settings.rules_file, settings.rules_reload_seconds,
                                 plugins_allowed=settings.rules_plugins_allowed)
-    return Investigator(rules, build_timeseries_store(settings), build_graph_store(settings))
+    from chalicelib.wiring import alert_inbox
+
+    return Investigator(rules, build_timeseries_store(settings), build_graph_store(settings),
+                        alerts=alert_inbox(settings))
 
 
 __all__ = ["Investigator", "NotFound", "ParameterError", "Unavailable", "build_investigator"]

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from chalicelib.cli import backtest, explain, rules_test, serve
+from chalicelib.cli import backtest, explain, labels, rules_test, serve
 from chalicelib.cli.demo import cmd_demo
 from chalicelib.cli.graph import cmd_graph_account, cmd_graph_rings
 from chalicelib.cli.kinesis import cmd_kinesis_poll, cmd_kinesis_produce
@@ -168,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_parser(commands)
     explain.add_parser(commands)
     serve.add_parser(commands)
+    labels.add_parser(commands)
     return parser
 
 

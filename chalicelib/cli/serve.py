@@ -2,7 +2,8 @@
 
 Serves the same Chalice app (the REST API under /api and the page at /) with Chalice's local
 server, on 127.0.0.1 only, over the embedded stores a `demo`, `replay` or `kinesis poll` run
-keeps in DIR (default .data/demo). There is no authorization locally - the loopback address is
+keeps in DIR (default .data/demo); `--user NAME` is the actor of alert transitions (in AWS, the
+IAM caller). There is no authorization locally - the loopback address is
 the boundary - while in AWS every route requires IAM (SigV4). The page polls, so a replay or
 poll writing to DIR at the same time shows up as it happens.
 """
@@ -68,9 +69,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"error: {args.data_dir} is not a directory: run `make demo` (it writes .data/demo) or "
               "`python -m chalicelib replay --data-dir DIR ...` first, or pass --data-dir", file=sys.stderr)
         return 1
+    if args.user is not None:
+        from chalicelib.alerts import AlertValueError, check_actor
+
+        try:
+            check_actor(args.user, "--user")
+        except AlertValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     app_module = load_app()
     investigator = build_investigator(settings_for(args.data_dir, args.rules))
     app_module.use_investigator(investigator)
+    app_module.use_local_user(args.user)
     # Chalice's local server cannot check IAM signatures; it allows every request and warns per route.
     warnings.filterwarnings("ignore", message="IAMAuthorizer is not a supported in local mode")
     try:
@@ -90,6 +100,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         server.server.server_close()
         app_module.use_investigator(None)
+        app_module.use_local_user(None)
         investigator.close()
     return 0
 
@@ -103,4 +114,7 @@ def add_parser(commands: Any) -> None:
                        help="the stores a demo/replay/poll run keeps (default .data/demo)")
     serve.add_argument("--port", type=int, default=8000, help="TCP port on 127.0.0.1 (default 8000; 0: any free)")
     serve.add_argument("--rules", type=Path, default=None, help="rules file shown as in force (default rules.yaml)")
+    serve.add_argument("--user", default=None, metavar="NAME",
+                       help="who assigns and decides alerts through this server (recorded in their audit trail); "
+                            "without it the alert transitions answer 403")
     serve.set_defaults(func=cmd_serve)

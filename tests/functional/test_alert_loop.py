@@ -195,7 +195,7 @@ def test_a_redelivered_batch_counts_no_hit_twice_in_alerts(tmp_path: Path) -> No
         alerts = inbox.store.list_alerts(AlertFilter(), 500)
         hits = enforce_hits(tmp_path)
         assert sum(a.hit_count for a in alerts) == len(hits)
-        per_account = defaultdict(int)
+        per_account: dict[str, int] = defaultdict(int)
         for h in hits:
             per_account[h["account_id"]] += 1
         assert {a.account_id: a.hit_count for a in alerts} == per_account

@@ -1,0 +1,75 @@
+"""The AWS path of alerts against a moto server with real boto3 clients: the Kinesis handler,
+wired from the environment (ALERTS_BACKEND=dynamodb, ALERTS_SNS_TOPIC_ARN), writes alerts to the
+DynamoDB table and publishes new severe ones to the SNS topic (read back through an SQS
+subscription); a redelivered batch changes no alert."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+import app as chalice_app
+from chalicelib.alerts import AlertFilter
+from chalicelib.kinesis import StreamRecord, batched, kinesis_event, records_from_lines
+from chalicelib.settings import Settings
+from chalicelib.stores.alerts_dynamodb import DynamoDBAlertStore, create_alert_table
+from tests.conftest import PROJECT, SEED_SAMPLE
+
+pytestmark = pytest.mark.integration
+
+
+def client(service: str, endpoint: str) -> Any:
+    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                        aws_secret_access_key="testing")
+
+
+def test_the_handler_keeps_alerts_in_dynamodb_and_publishes_to_sns(moto_endpoint: str, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    table, topic_name = f"alerts-{uuid.uuid4().hex[:8]}", f"alerts-{uuid.uuid4().hex[:8]}"
+    create_alert_table(client("dynamodb", moto_endpoint), table)
+    sns, sqs = client("sns", moto_endpoint), client("sqs", moto_endpoint)
+    topic = sns.create_topic(Name=topic_name)["TopicArn"]
+    queue = sqs.create_queue(QueueName=topic_name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+    for name, value in {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+                        "DATA_DIR": str(tmp_path), "RULES_FILE": str(PROJECT / "rules.yaml"),
+                        "ALERTS_BACKEND": "dynamodb", "ALERTS_TABLE": table, "ALERTS_SNS_TOPIC_ARN": topic}.items():
+        monkeypatch.setenv(name, value)
+    assert Settings.from_env().alerts_backend == "dynamodb"
+    with SEED_SAMPLE.open("rb") as handle:
+        records = [r for r in records_from_lines(handle, "auto") if isinstance(r, StreamRecord)]
+    chalice_app.reset_pipeline()
+    try:
+        for batch in batched(records, 100):
+            assert chalice_app.on_transactions(kinesis_event(batch), None)["batchItemFailures"] == []
+        assert chalice_app.on_transactions(kinesis_event(records[:100]), None)["batchItemFailures"] == []  # again
+        inbox = chalice_app.get_pipeline().alerts
+        assert inbox is not None
+        for _ in range(10):  # one batch publishes at most ten; the rest go out after later batches
+            inbox.publish_due()
+    finally:
+        chalice_app.reset_pipeline()
+    store = DynamoDBAlertStore(client("dynamodb", moto_endpoint), table)
+    alerts = store.list_alerts(AlertFilter(), 500)
+    hits = [json.loads(line) for line in (tmp_path / "hits.jsonl").read_text().splitlines()]
+    per_account: dict[str, int] = {}
+    for h in hits:
+        if h["mode"] == "enforce":
+            per_account[h["account_id"]] = per_account.get(h["account_id"], 0) + 1
+    assert {a.account_id: a.hit_count for a in alerts} == per_account
+    published = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            break
+        published += [json.loads(m["Body"])["alert"]["alert_id"] for m in messages]
+        sqs.delete_message_batch(QueueUrl=queue, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                                                          for i, m in enumerate(messages)])
+    assert sorted(published) == sorted(a.alert_id for a in alerts if a.severity in ("high", "critical"))

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -54,6 +55,9 @@ class AlertInbox:
     clock: Callable[[], datetime] = _now
     backoff: Backoff = NOTIFY_BACKOFF
     rng: random.Random = field(default_factory=random.Random)
+    #: where the investigator's transitions are written, opened for the actor (in AWS: the table
+    #: through the alert-writer role, which the read-only API role assumes per change); None: `store`
+    writer: Callable[[str], AlertStore] | None = None
 
     def now(self) -> str:
         return iso_ms(self.clock())
@@ -105,10 +109,23 @@ class AlertInbox:
         self.store.save_notification(replace(notification, attempts=attempt + 1, status="sent", last_error=None))
 
     def assign(self, alert_id: str, assignee: str, actor: str) -> Alert:
-        return self.store.assign(alert_id, assignee, actor, self.now())
+        with self._writing(actor) as store:
+            return store.assign(alert_id, assignee, actor, self.now())
 
     def decide(self, alert_id: str, verdict: str, note: str | None, actor: str) -> Alert:
-        return self.store.decide(alert_id, verdict, note, actor, self.policy, self.now())
+        with self._writing(actor) as store:
+            return store.decide(alert_id, verdict, note, actor, self.policy, self.now())
+
+    @contextmanager
+    def _writing(self, actor: str) -> Iterator[AlertStore]:
+        if self.writer is None:
+            yield self.store
+            return
+        store = self.writer(actor)
+        try:
+            yield store
+        finally:
+            store.close()
 
     def close(self) -> None:
         self.store.close()

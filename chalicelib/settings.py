@@ -39,6 +39,8 @@
 | ALERTS_WEBHOOK_URL    |                                  | POST new high/critical alerts here        |
 | ALERTS_WEBHOOK_SECRET |                                  | HMAC-SHA256 key of the webhook signature  |
 | ALERTS_SNS_TOPIC_ARN  |                                  | publish new high/critical alerts to SNS   |
+| ALERTS_WRITER_ROLE_ARN |                                 | the API writes alert changes as this role |
+|                       |                                  | (assumed per change; dynamodb backend)    |
 
 RULES_PLUGINS_ALLOWED is a comma-separated list of module names; each also allows its submodules
 (`acme_rules` allows `acme_rules.velocity2`). Empty: a rules file may import no plugin module.
@@ -118,6 +120,7 @@ class Settings:
     alerts_webhook_url: str = ""
     alerts_webhook_secret: str = field(default="", repr=False)  # never printed with the settings
     alerts_sns_topic_arn: str = ""
+    alerts_writer_role_arn: str = ""
 
     @property
     def alerts_path(self) -> Path:
@@ -183,6 +186,7 @@ class Settings:
             alerts_webhook_url=webhook,
             alerts_webhook_secret=env.get("ALERTS_WEBHOOK_SECRET", ""),
             alerts_sns_topic_arn=env.get("ALERTS_SNS_TOPIC_ARN", ""),
+            alerts_writer_role_arn=env.get("ALERTS_WRITER_ROLE_ARN", ""),
             graph_backend=graph,  # type: ignore[arg-type]
             neptune_endpoint=env.get("NEPTUNE_ENDPOINT", ""),
             neptune_write_form=write_form,  # type: ignore[arg-type]

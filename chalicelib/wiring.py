@@ -10,6 +10,7 @@ of its own (a fixed rule set, a hits file of its choosing); the rest still follo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -75,12 +76,19 @@ def alert_inbox(settings: Settings) -> AlertInbox | None:
     if settings.alerts_backend == "none":
         return None
     store: AlertStore
+    writer: Callable[[str], AlertStore] | None = None
     if settings.alerts_backend == "dynamodb":
         import boto3
 
-        from chalicelib.stores.alerts_dynamodb import DynamoDBAlertStore
+        from chalicelib.stores.alerts_dynamodb import DynamoDBAlertStore, assumed_role_client
 
-        store = DynamoDBAlertStore(boto3.client("dynamodb", region_name=settings.aws_region), settings.alerts_table)
+        region, table = settings.aws_region, settings.alerts_table
+        store = DynamoDBAlertStore(boto3.client("dynamodb", region_name=region), table)
+        if settings.alerts_writer_role_arn:
+            role, sts = settings.alerts_writer_role_arn, boto3.client("sts", region_name=region)
+
+            def writer(actor: str) -> AlertStore:
+                return DynamoDBAlertStore(assumed_role_client(sts, role, actor, region), table)
     else:
         store = SQLiteAlertStore(settings.alerts_path)
     publisher: Publisher | None = None
@@ -90,7 +98,8 @@ def alert_inbox(settings: Settings) -> AlertInbox | None:
         publisher = SnsPublisher(boto3.client("sns", region_name=settings.aws_region), settings.alerts_sns_topic_arn)
     elif settings.alerts_webhook_url:
         publisher = WebhookPublisher(settings.alerts_webhook_url, settings.alerts_webhook_secret)
-    return AlertInbox(store, AlertPolicy(quiet_period=timedelta(seconds=settings.alerts_quiet_period_s)), publisher)
+    return AlertInbox(store, AlertPolicy(quiet_period=timedelta(seconds=settings.alerts_quiet_period_s)), publisher,
+                      writer=writer)
 
 
 def build_pipeline(settings: Settings, *, rules: RulesSource | None = None, hits: HitSink | None = None,

@@ -211,6 +211,30 @@ def _error_code(exc: Exception) -> str:
     return ""
 
 
+def session_name(actor: str) -> str:
+    """An STS role session name for the actor (CloudTrail shows it): [\\w+=,.@-], 2 to 64 characters."""
+    cleaned = "".join(c if c.isalnum() or c in "+=,.@-_" else "-" for c in actor.rsplit("/", 1)[-1])
+    return (cleaned or "investigator")[:64].ljust(2, "-")
+
+
+def assumed_role_client(sts_client: Any, role_arn: str, actor: str, region: str) -> Any:
+    """A DynamoDB client acting as `role_arn`, its session named after the actor (15 minutes: one
+    change). The read-only API role holds no write permission of its own."""
+    import boto3
+
+    try:
+        credentials = sts_client.assume_role(RoleArn=role_arn, RoleSessionName=session_name(actor),
+                                             DurationSeconds=900)["Credentials"]
+    except Exception as exc:
+        code = _error_code(exc)
+        if code in TRANSIENT_CODES or code == "Throttling":
+            raise TransientStoreError(f"cannot assume the alert-writer role now: {code}") from exc
+        raise StoreError(f"cannot assume the alert-writer role {role_arn}: {code or type(exc).__name__}") from exc
+    return boto3.client("dynamodb", region_name=region, aws_access_key_id=credentials["AccessKeyId"],
+                        aws_secret_access_key=credentials["SecretAccessKey"],
+                        aws_session_token=credentials["SessionToken"])
+
+
 def create_alert_table(client: Any, table: str) -> None:
     """The table as infra/fraud-infra.yaml declares it (for tests and local moto runs)."""
     client.create_table(

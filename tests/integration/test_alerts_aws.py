@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +74,55 @@ def test_the_handler_keeps_alerts_in_dynamodb_and_publishes_to_sns(moto_endpoint
         sqs.delete_message_batch(QueueUrl=queue, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
                                                           for i, m in enumerate(messages)])
     assert sorted(published) == sorted(a.alert_id for a in alerts if a.severity in ("high", "critical"))
+
+
+def test_the_api_writes_alert_changes_as_the_writer_role_named_for_the_caller(
+        moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalice.test import Client
+
+    from chalicelib.alerts import AlertHit, AlertPolicy
+    from chalicelib.api import build_investigator
+    from chalicelib.stores.alerts_dynamodb import assumed_role_client
+
+    table = f"alerts-{uuid.uuid4().hex[:8]}"
+    create_alert_table(client("dynamodb", moto_endpoint), table)
+    role = client("iam", moto_endpoint).create_role(
+        RoleName=f"alert-writer-{uuid.uuid4().hex[:6]}", Path="/fraud-alert-writer/",
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+             "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+    for name, value in {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+                        "DATA_DIR": str(tmp_path), "ALERTS_BACKEND": "dynamodb", "ALERTS_TABLE": table,
+                        "ALERTS_WRITER_ROLE_ARN": role}.items():
+        monkeypatch.setenv(name, value)
+
+    writer_client = assumed_role_client(client("sts", moto_endpoint), role, "arn:aws:iam::123456789012:user/ana",
+                                        "us-east-1")
+    credentials = writer_client._get_credentials()
+    identity = boto3.client("sts", endpoint_url=moto_endpoint, region_name="us-east-1",
+                            aws_access_key_id=credentials.access_key, aws_secret_access_key=credentials.secret_key,
+                            aws_session_token=credentials.token).get_caller_identity()
+    assert identity["Arn"].endswith(f"assumed-role/{role.rsplit('/', 1)[1]}/ana")
+
+    seed = DynamoDBAlertStore(client("dynamodb", moto_endpoint), table)
+    (change,) = seed.record_hits([AlertHit("h1", "acct-1", "velocity-1m", "high", "2026-12-01T10:00:00.000Z", "e1")],
+                                 AlertPolicy(), "2026-12-01T10:00:01.000Z")
+    investigator = build_investigator(Settings.from_env())
+    assert investigator.alerts is not None and investigator.alerts.writer is not None
+    chalice_app.use_investigator(investigator)
+    chalice_app.use_local_user("ana")
+    warnings.filterwarnings("ignore", message="IAMAuthorizer is not a supported in local mode")
+    try:
+        with Client(chalice_app.app) as test_client:
+            answer = test_client.http.post(f"/api/alerts/{change.after.alert_id}/verdict",
+                                           headers={"Content-Type": "application/json"},
+                                           body=json.dumps({"verdict": "fraud"}))
+        assert answer.status_code == 200, answer.body
+    finally:
+        chalice_app.use_investigator(None)
+        chalice_app.use_local_user(None)
+        investigator.close()
+    closed = seed.alert(change.after.alert_id)
+    assert closed is not None and (closed.status, closed.verdict) == ("closed", "fraud")
+    assert seed.audit_of(closed.alert_id)[-1].actor == "ana"

@@ -202,3 +202,13 @@ def test_a_redelivered_batch_counts_no_hit_twice_in_alerts(tmp_path: Path) -> No
         assert len(alerts) == len(per_account)  # one alert per account
     finally:
         pipeline.close()
+
+
+def test_the_commands_refuse_bad_input_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["labels", "export", "--data-dir", str(tmp_path), "--out", str(tmp_path / "l.json")]) == 1
+    error = capsys.readouterr().err
+    assert "alerts.sqlite does not exist" in error and len(error.strip().splitlines()) == 1
+    assert not (tmp_path / "l.json").exists()
+    assert cli_main(["serve", "--data-dir", str(tmp_path), "--port", "0", "--user", "two words"]) == 1
+    error = capsys.readouterr().err
+    assert "--user" in error and len(error.strip().splitlines()) == 1

@@ -212,3 +212,41 @@ def test_the_commands_refuse_bad_input_in_one_line(tmp_path: Path, capsys: pytes
     assert cli_main(["serve", "--data-dir", str(tmp_path), "--port", "0", "--user", "two words"]) == 1
     error = capsys.readouterr().err
     assert "--user" in error and len(error.strip().splitlines()) == 1
+
+
+def test_alert_answers_match_the_documented_shapes(client: Client) -> None:
+    import jsonschema
+
+    from chalicelib.api.openapi import ALERT_ROUTES, openapi_document
+    from tests.functional.test_api_openapi import json_schema
+
+    document = openapi_document()
+    alert_id = call(client, "GET", f"/api/alerts?account={RING[1]}")["items"][0]["alert_id"]
+    app_module.use_local_user("ana")
+    examples = {
+        ("get", "/api/alerts"): [("?limit=2", None), ("?status=x", None)],
+        ("get", "/api/alerts/{alert_id}"): [("", None), ("?x=1", None)],
+        ("post", "/api/alerts/{alert_id}/assign"): [("", {"assignee": "ana"}), ("", {"assignee": ""})],
+        ("post", "/api/alerts/{alert_id}/verdict"): [("", {"verdict": "fraud", "note": "n"}),
+                                                     ("", {"verdict": "legit"})],
+        ("get", "/api/alert-precision"): [("", None), ("?limit=1", None)],
+    }
+    assert set(examples) == set(ALERT_ROUTES)
+    for (method, path), cases in examples.items():
+        operation = document["paths"][path][method]
+        statuses = set()
+        for query, body in cases:
+            url = path.replace("{alert_id}", alert_id) + query
+            if method == "get":
+                response = client.http.get(url)
+            else:
+                response = client.http.post(url, headers={"Content-Type": "application/json"}, body=json.dumps(body))
+            status = str(response.status_code)
+            assert status in operation["responses"], (path, query, status, response.body)
+            schema = operation["responses"][status]["content"]["application/json"]["schema"]
+            jsonschema.validate(json.loads(response.body), json_schema(schema))
+            if body is not None and status == "200":
+                request_schema = operation["requestBody"]["content"]["application/json"]["schema"]
+                jsonschema.validate(body, json_schema(request_schema))
+            statuses.add(status)
+        assert "200" in statuses and len(statuses) == 2, (path, statuses)  # one happy answer, one refusal

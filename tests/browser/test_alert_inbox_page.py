@@ -56,8 +56,12 @@ def test_an_investigator_decides_an_alert_from_the_page(server: str, browser: An
     assert alert["status"] == "open"
     browser.get(server)
     selector = f"#inbox a.alert-link[data-alert='{alert['alert_id']}']"
-    link = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, selector), "the ring account's alert in the inbox")
-    link.click()
+
+    def open_alert() -> bool:  # found and clicked in one go: the page re-renders every few seconds
+        browser.find_element(By.CSS_SELECTOR, selector).click()
+        return True
+
+    wait_for(open_alert, "the ring account's alert in the inbox")
     wait_for(lambda: "Alert on " + ACCOUNT in browser.find_element(By.ID, "alert").text, "the alert's panel")
     assert browser.find_element(By.ID, "account-title").text == f"Account {ACCOUNT}"
     assignee = browser.find_element(By.ID, "alert-assignee")

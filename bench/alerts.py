@@ -25,7 +25,7 @@ from chalicelib.pipeline import Pipeline
 from chalicelib.rules import StaticRulesSource, load_rules_file
 from chalicelib.simulate import simulate
 from chalicelib.stores import SQLiteGraphStore, SQLiteTimeSeriesStore
-from chalicelib.stores.alerts import SQLiteAlertStore
+from chalicelib.stores.alerts_sqlite import SQLiteAlertStore
 from chalicelib.testing.harness import MemoryDeadLetterSink, MemoryHitSink
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -70,7 +70,8 @@ def alert_inbox(settings: Settings) -> AlertInbox | None:
     ALERTS_SNS_TOPIC_ARN is set, else the webhook when ALERTS_WEBHOOK_URL is, else none."""
     from datetime import timedelta
 
-    from chalicelib.stores.alerts import AlertStore, SQLiteAlertStore
+    from chalicelib.stores.alerts import AlertStore
+    from chalicelib.stores.alerts_sqlite import SQLiteAlertStore
     from chalicelib.stores.notifications import Publisher, SnsPublisher, WebhookPublisher
 
     if settings.alerts_backend == "none":

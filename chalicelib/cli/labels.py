@@ -43,7 +43,7 @@ def verdict_labels(closed: Iterable[Alert], events_of: Callable[[list[str]], dic
 
 
 def cmd_labels_export(args: argparse.Namespace) -> int:
-    from chalicelib.stores.alerts import SQLiteAlertStore
+    from chalicelib.stores.alerts_sqlite import SQLiteAlertStore
     from chalicelib.stores.sqlite import SQLiteTimeSeriesStore
 
     settings = Settings(data_dir=args.data_dir)

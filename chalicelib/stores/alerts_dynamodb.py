@@ -135,8 +135,7 @@ class DynamoDBAlertStore(AlertStore):
             if change.hit is not None and (reasons[:1] == ["ConditionalCheckFailed"]
                                            or (not reasons and self._recorded_hits([change.hit.hit_id]))):
                 raise HitRecordedError(change.hit.hit_id) from exc
-            if any(r in ("ThrottlingError", "TransactionConflict") for r in reasons):
-                raise StaleAlertError(after.alert_id) from exc  # computed again after a wait
+            # a failed version or pointer check, or a conflicting transaction: computed again after a wait
             raise StaleAlertError(after.alert_id) from exc
 
     def alert(self, alert_id: str) -> Alert | None:

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from chalicelib.alerts import AlertConflict, AlertFilter, AlertHit, AlertNotFound, AlertPolicy, AlertValueError
-from chalicelib.stores.alerts import AlertStore, SQLiteAlertStore
+from chalicelib.stores.alerts import AlertStore
+from chalicelib.stores.alerts_sqlite import SQLiteAlertStore
 from scripts.moto_server import running_moto
 
 POLICY = AlertPolicy(quiet_period=timedelta(hours=1))

@@ -27,7 +27,7 @@ from chalicelib.pipeline import Pipeline
 from chalicelib.rules import StaticRulesSource, load_rules_file
 from chalicelib.settings import Settings
 from chalicelib.stores import JsonLinesDeadLetterSink, JsonLinesHitSink, SQLiteGraphStore, SQLiteTimeSeriesStore
-from chalicelib.stores.alerts import SQLiteAlertStore
+from chalicelib.stores.alerts_sqlite import SQLiteAlertStore
 from tests.conftest import PROJECT, SEED_SAMPLE
 
 RING = [f"1234-5678-{n}" for n in range(20, 31)]

@@ -25,7 +25,7 @@ from chalicelib.pipeline import Pipeline
 from chalicelib.retry import Backoff
 from chalicelib.rules import StaticRulesSource, load_rules_file
 from chalicelib.stores import JsonLinesDeadLetterSink, JsonLinesHitSink, SQLiteGraphStore, SQLiteTimeSeriesStore
-from chalicelib.stores.alerts import SQLiteAlertStore
+from chalicelib.stores.alerts_sqlite import SQLiteAlertStore
 from chalicelib.stores.notifications import SIGNATURE_HEADER, WebhookPublisher, sign, verify_signature
 from tests.conftest import PROJECT, SEED_SAMPLE
 

@@ -1,5 +1,5 @@
 """The alert loop end to end (issue 23's "done when"): replay the reference sample into a data
-directory; each ring account (1234-5678-20..30) has one alert; deciding them through the API
+directory and `serve` it; each ring account (1234-5678-20..30) has one alert; deciding them through the API
 (fraud for the ring, legit for one other account) and exporting labels gives a labels.json with
 which `backtest --labels` reports precision. Plus the API's refusals and the idempotency of
 alerts under redelivery."""
@@ -7,6 +7,10 @@ alerts under redelivery."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import urllib.error
+import urllib.request
 import warnings
 from collections import defaultdict
 from collections.abc import Iterator
@@ -54,15 +58,40 @@ def client(tmp_path: Path) -> Iterator[Client]:
         investigator.close()
 
 
-def call(client: Client, method: str, url: str, body: Any = None, status: int = 200) -> Any:
-    if method == "GET":
-        response = client.http.get(url)
+def call(target: Client | str, method: str, url: str, body: Any = None, status: int = 200) -> Any:
+    """One API call through the Chalice test client, or over HTTP to a `serve` at base URL `target`."""
+    data = None if body is None else body if isinstance(body, str | bytes) else json.dumps(body)
+    if isinstance(target, str):
+        request = urllib.request.Request(target + url, method=method, headers={"Content-Type": "application/json"},
+                                         data=data.encode() if isinstance(data, str) else data)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                code, answer = response.status, json.load(response)
+        except urllib.error.HTTPError as exc:
+            code, answer = exc.code, json.load(exc)
     else:
-        response = client.http.post(url, headers={"Content-Type": "application/json"},
-                                    body=body if isinstance(body, str | bytes) else json.dumps(body))
-    answer = json.loads(response.body)
-    assert response.status_code == status, (url, answer)
+        response = (target.http.get(url) if method == "GET" else
+                    target.http.post(url, headers={"Content-Type": "application/json"}, body=data))
+        code, answer = response.status_code, json.loads(response.body)
+    assert code == status, (url, answer)
     return answer
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[str]:
+    """`serve --user ana` (the real local server) over a replay of the sample in tmp_path."""
+    replay(tmp_path)
+    process = subprocess.Popen([sys.executable, "-m", "chalicelib", "serve", "--data-dir", str(tmp_path),
+                                "--port", "0", "--user", "ana"],
+                               cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("investigator's view on http://127.0.0.1:"), line
+        yield "http://" + line.split("http://", 1)[1].split("/", 1)[0]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def enforce_hits(data_dir: Path) -> list[dict[str, Any]]:
@@ -70,7 +99,7 @@ def enforce_hits(data_dir: Path) -> list[dict[str, Any]]:
     return [h for h in hits if h["mode"] == "enforce"]
 
 
-def test_decide_the_ring_through_the_api_export_labels_and_backtest(client: Client, tmp_path: Path,
+def test_decide_the_ring_through_the_api_export_labels_and_backtest(served: str, tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     hits = enforce_hits(tmp_path)
     rules_of: dict[str, set[str]] = defaultdict(set)
@@ -78,27 +107,26 @@ def test_decide_the_ring_through_the_api_export_labels_and_backtest(client: Clie
         rules_of[h["account_id"]].add(h["rule_id"])
     alerts = {}
     for account in [*RING, OTHER]:
-        found = call(client, "GET", f"/api/alerts?account={account}")["items"]
+        found = call(served, "GET", f"/api/alerts?account={account}")["items"]
         assert len(found) == 1, account
         alerts[account] = found[0]
         assert found[0]["hit_count"] == sum(1 for h in hits if h["account_id"] == account)
         assert set(found[0]["rules"]) == rules_of[account]
-    app_module.use_local_user("ana")
     for account in RING:
         alert_id = alerts[account]["alert_id"]
-        assigned = call(client, "POST", f"/api/alerts/{alert_id}/assign", {"assignee": "ana"})
+        assigned = call(served, "POST", f"/api/alerts/{alert_id}/assign", {"assignee": "ana"})
         assert (assigned["status"], assigned["assignee"]) == ("assigned", "ana")
-        closed = call(client, "POST", f"/api/alerts/{alert_id}/verdict", {"verdict": "fraud", "note": "ring"})
+        closed = call(served, "POST", f"/api/alerts/{alert_id}/verdict", {"verdict": "fraud", "note": "ring"})
         assert (closed["status"], closed["verdict"]) == ("closed", "fraud")
-    call(client, "POST", f"/api/alerts/{alerts[OTHER]['alert_id']}/verdict", {"verdict": "legit"})
-    detail = call(client, "GET", f"/api/alerts/{alerts[RING[0]]['alert_id']}")
+    call(served, "POST", f"/api/alerts/{alerts[OTHER]['alert_id']}/verdict", {"verdict": "legit"})
+    detail = call(served, "GET", f"/api/alerts/{alerts[RING[0]]['alert_id']}")
     assert [(e["action"], e["actor"]) for e in detail["audit"]][-2:] == [("assigned", "ana"), ("verdict", "ana")]
     assert {h["hit_id"] for h in detail["hits"]} == {h["hit_id"] for h in hits if h["account_id"] == RING[0]}
-    assert call(client, "GET", "/api/alerts?status=open&limit=500")["items"] != []
-    assert all(a["account_id"] not in RING for a in call(client, "GET", "/api/alerts?status=open&limit=500")["items"])
+    assert call(served, "GET", "/api/alerts?status=open&limit=500")["items"] != []
+    assert all(a["account_id"] not in RING for a in call(served, "GET", "/api/alerts?status=open&limit=500")["items"])
 
     # per-rule precision on decided alerts, against the rules each account's hits name
-    precision = {p["rule_id"]: p for p in call(client, "GET", "/api/alert-precision")["items"]}
+    precision = {p["rule_id"]: p for p in call(served, "GET", "/api/alert-precision")["items"]}
     for rule in set().union(*(rules_of[a] for a in [*RING, OTHER])):
         fraud = sum(rule in rules_of[a] for a in RING)
         legit = int(rule in rules_of[OTHER])
@@ -223,7 +251,7 @@ def test_alert_answers_match_the_documented_shapes(client: Client) -> None:
     document = openapi_document()
     alert_id = call(client, "GET", f"/api/alerts?account={RING[1]}")["items"][0]["alert_id"]
     app_module.use_local_user("ana")
-    examples = {
+    examples: dict[tuple[str, str], list[tuple[str, dict[str, str] | None]]] = {
         ("get", "/api/alerts"): [("?limit=2", None), ("?status=x", None)],
         ("get", "/api/alerts/{alert_id}"): [("", None), ("?x=1", None)],
         ("post", "/api/alerts/{alert_id}/assign"): [("", {"assignee": "ana"}), ("", {"assignee": ""})],

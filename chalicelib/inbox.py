@@ -4,8 +4,9 @@ the publisher do that.
 
 Publishing never holds up a shard. A new alert of severity `high` or above gets an outbox entry
 in the same write as the alert itself; after a batch has committed, the pipeline calls
-`publish_due`, which makes at most one attempt per due entry (no sleeping inside a batch) and
-swallows every failure. A failed attempt n schedules the next one `retry.Backoff.delay(n)`
+`publish_due`, which makes at most one attempt per due entry (no sleeping inside a batch), stops
+at the first failure (a receiver that is down costs a batch at most one timeout) and swallows
+every failure. A failed attempt n schedules the next one `retry.Backoff.delay(n)`
 later (the project's one retry policy, here with minutes rather than milliseconds); after the
 policy's last attempt the entry is kept as `failed`, with its last error, for an operator
 (`GET /api/alerts/{id}` shows it). A crash between publishing and marking the entry sent may
@@ -83,6 +84,8 @@ class AlertInbox:
             except Exception as exc:
                 log.warning("alert %s: notification state not saved (it is tried again): %s",
                             notification.alert_id, exc)
+            if report.failed:
+                break  # the receiver is down or slow: the others wait for a later batch, not this one
         return report
 
     def _attempt(self, notification: Notification, report: PublishReport) -> None:

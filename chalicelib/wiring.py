@@ -95,8 +95,12 @@ def alert_inbox(settings: Settings) -> AlertInbox | None:
     publisher: Publisher | None = None
     if settings.alerts_sns_topic_arn:
         import boto3
+        from botocore.config import Config
 
-        publisher = SnsPublisher(boto3.client("sns", region_name=settings.aws_region), settings.alerts_sns_topic_arn)
+        # short timeouts and one retry: a slow SNS must not hold up the batch (the outbox retries)
+        quick = Config(connect_timeout=2, read_timeout=3, retries={"max_attempts": 2, "mode": "standard"})
+        publisher = SnsPublisher(boto3.client("sns", region_name=settings.aws_region, config=quick),
+                                 settings.alerts_sns_topic_arn)
     elif settings.alerts_webhook_url:
         publisher = WebhookPublisher(settings.alerts_webhook_url, settings.alerts_webhook_secret)
     return AlertInbox(store, AlertPolicy(quiet_period=timedelta(seconds=settings.alerts_quiet_period_s)), publisher,

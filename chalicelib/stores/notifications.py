@@ -58,7 +58,7 @@ class Publisher(ABC):
 class WebhookPublisher(Publisher):
     """POST the payload as JSON, signed; any 2xx answer is a delivery."""
 
-    def __init__(self, url: str, secret: str, *, timeout_s: float = 5.0,
+    def __init__(self, url: str, secret: str, *, timeout_s: float = 3.0,
                  clock: Callable[[], float] | None = None) -> None:
         import time
 

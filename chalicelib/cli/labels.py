@@ -46,6 +46,9 @@ def cmd_labels_export(args: argparse.Namespace) -> int:
     from chalicelib.stores.alerts_sqlite import SQLiteAlertStore
     from chalicelib.stores.sqlite import SQLiteTimeSeriesStore
 
+    if args.out.is_dir():
+        print(f"error: --out {args.out} is a directory; name a file, e.g. {args.out / 'labels.json'}", file=sys.stderr)
+        return 1
     settings = Settings(data_dir=args.data_dir)
     if not settings.alerts_path.exists():
         print(f"error: {settings.alerts_path} does not exist: replay or poll into --data-dir first, then decide "
@@ -66,10 +69,14 @@ def cmd_labels_export(args: argparse.Namespace) -> int:
         alerts.close()
         if timeseries is not None:
             timeseries.close()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = args.out.with_name(f".{args.out.name}.tmp")
-    temporary.write_text(json.dumps(labels, indent=1, sort_keys=True) + "\n")
-    os.replace(temporary, args.out)
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        temporary = args.out.with_name(f".{args.out.name}.tmp")
+        temporary.write_text(json.dumps(labels, indent=1, sort_keys=True) + "\n")
+        os.replace(temporary, args.out)
+    except OSError as exc:
+        print(f"error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     counts = labels["verdicts"]
     print(f"labels: {args.out}: {len(labels['accounts'])} fraud accounts ({len(labels['events'])} events), "
           f"{len(labels['known_legit']['accounts'])} legit accounts, from {counts['fraud']} fraud, "

@@ -237,6 +237,10 @@ def test_the_commands_refuse_bad_input_in_one_line(tmp_path: Path, capsys: pytes
     error = capsys.readouterr().err
     assert "alerts.sqlite does not exist" in error and len(error.strip().splitlines()) == 1
     assert not (tmp_path / "l.json").exists()
+    SQLiteAlertStore(tmp_path / "alerts.sqlite").close()
+    assert cli_main(["labels", "export", "--data-dir", str(tmp_path), "--out", str(tmp_path)]) == 1
+    error = capsys.readouterr().err
+    assert "name a file" in error and len(error.strip().splitlines()) == 1
     assert cli_main(["serve", "--data-dir", str(tmp_path), "--port", "0", "--user", "two words"]) == 1
     error = capsys.readouterr().err
     assert "--user" in error and len(error.strip().splitlines()) == 1

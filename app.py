@@ -19,7 +19,9 @@ from urllib.parse import unquote
 
 from chalice.app import Chalice, IAMAuthorizer, KinesisEvent, Response
 
+from chalicelib.alerts import AlertConflict, AlertNotFound, AlertValueError
 from chalicelib.api import Investigator, NotFound, ParameterError, Unavailable
+from chalicelib.api import alerts as alert_api
 from chalicelib.api import params as p
 from chalicelib.api.openapi import openapi_document
 from chalicelib.api.service import check_account
@@ -29,6 +31,7 @@ from chalicelib.decisions import (
     StoreUnavailable,
     recent_decisions,
 )
+from chalicelib.inbox import AlertInbox
 from chalicelib.lambda_response import BatchResponse
 from chalicelib.pipeline import Pipeline
 from chalicelib.settings import Settings
@@ -186,6 +189,102 @@ def api_account_neighbourhood(account: str) -> Response:
 @app.route("/api/rings", methods=["GET"], authorizer=iam)
 def api_rings() -> Response:
     return _answer(lambda inv: inv.rings(p.parse(p.RingsQuery, _query())))
+
+
+# --------------------------------------------------------------------------- alerts (chalicelib/api/alerts.py)
+
+_local_user: str | None = None
+
+
+def use_local_user(name: str | None) -> None:
+    """The actor of alert changes when the request carries no IAM caller (`serve --user NAME`)."""
+    global _local_user
+    _local_user = name
+
+
+def _actor() -> str:
+    """Who changes an alert: the IAM caller's ARN in AWS (API Gateway verified the signature),
+    else the local user `serve --user` names."""
+    request = app.current_request
+    identity = (request.context or {}).get("identity") or {} if request is not None else {}
+    caller = identity.get("userArn") or identity.get("caller")
+    if caller:
+        return str(caller)
+    if _local_user:
+        return _local_user
+    raise PermissionError("no caller identity: in AWS call with IAM (SigV4); locally start `serve --user NAME`")
+
+
+def _alerts(work: Callable[[AlertInbox], Any]) -> Response:
+    """Like `_answer`, for the alert routes: 409 for a transition the alert's status refuses, 403
+    without an actor, 404 for an unknown alert."""
+    def run(inv: Investigator) -> Any:
+        if inv.alerts is None:
+            raise Unavailable("no alert store is configured (ALERTS_BACKEND=none)")
+        return work(inv.alerts)
+
+    try:
+        return _answer(run)
+    except AlertConflict as exc:
+        return _json(409, {"error": str(exc)})
+    except AlertNotFound as exc:
+        return _json(404, {"error": str(exc)})
+    except AlertValueError as exc:
+        return _json(400, {"error": str(exc)})
+    except PermissionError as exc:
+        return _json(403, {"error": str(exc)})
+
+
+def _found(detail: Any, alert_id: str) -> Any:
+    if detail is None:
+        raise NotFound(f"no alert {alert_id!r}")
+    return detail
+
+
+def _body() -> bytes | str | None:
+    request = app.current_request
+    return request.raw_body if request is not None else None
+
+
+@app.route("/api/alerts", methods=["GET"], authorizer=iam)
+def api_alerts() -> Response:
+    return _alerts(lambda inbox: alert_api.list_alerts(inbox, p.parse(alert_api.AlertsQuery, _query())))
+
+
+@app.route("/api/alerts/{alert_id}", methods=["GET"], authorizer=iam)
+def api_alert(alert_id: str) -> Response:
+    def work(inbox: AlertInbox) -> Any:
+        p.parse(p.NoQuery, _query())
+        return _found(alert_api.alert_detail(inbox, alert_api.check_alert_id(alert_id)), alert_id)
+
+    return _alerts(work)
+
+
+@app.route("/api/alerts/{alert_id}/assign", methods=["POST"], authorizer=iam, content_types=["application/json"])
+def api_alert_assign(alert_id: str) -> Response:
+    def work(inbox: AlertInbox) -> Any:
+        body = alert_api.parse_body(alert_api.AssignBody, _body())
+        return inbox.assign(alert_api.check_alert_id(alert_id), body.assignee, _actor()).to_dict()
+
+    return _alerts(work)
+
+
+@app.route("/api/alerts/{alert_id}/verdict", methods=["POST"], authorizer=iam, content_types=["application/json"])
+def api_alert_verdict(alert_id: str) -> Response:
+    def work(inbox: AlertInbox) -> Any:
+        body = alert_api.parse_body(alert_api.VerdictBody, _body())
+        return inbox.decide(alert_api.check_alert_id(alert_id), body.verdict, body.note, _actor()).to_dict()
+
+    return _alerts(work)
+
+
+@app.route("/api/alert-precision", methods=["GET"], authorizer=iam)
+def api_alert_precision() -> Response:
+    def work(inbox: AlertInbox) -> Any:
+        p.parse(p.NoQuery, _query())
+        return alert_api.rule_precision(inbox)
+
+    return _alerts(work)
 
 
 @app.route("/api/openapi.json", methods=["GET"], authorizer=iam)

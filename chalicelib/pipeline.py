@@ -30,6 +30,7 @@ from chalicelib.events import (
     records_from_kinesis_event,
 )
 from chalicelib.hits import Hit
+from chalicelib.inbox import AlertInbox
 from chalicelib.lambda_response import BatchResponse
 from chalicelib.rules import RuleSet, RulesSource
 from chalicelib.rules.engine import evaluate_graph, graph_request
@@ -60,6 +61,7 @@ class BatchReport:
     new_hits: list[Hit] = field(default_factory=list)  # hits written for the first time
     rule_errors: Counter[str] = field(default_factory=Counter)  # rules that raised (and were quarantined)
     judged_hits: list[Hit] = field(default_factory=list)  # every hit of the events judged now, new or not
+    alerts_opened: int = 0
 
     def to_dict(self) -> BatchResponse:
         return {
@@ -80,7 +82,8 @@ class BatchReport:
 class Pipeline:
     def __init__(self, rules: RulesSource, timeseries: TimeSeriesStore, hits: HitSink,
                  dead_letters: DeadLetterSink, *, graph: GraphStore | None = None,
-                 max_record_bytes: int = MAX_RECORD_BYTES, window_cache_bytes: int = 256 * 2**20) -> None:
+                 max_record_bytes: int = MAX_RECORD_BYTES, window_cache_bytes: int = 256 * 2**20,
+                 alerts: AlertInbox | None = None) -> None:
         self.rules = rules
         self.timeseries = timeseries
         self.windows = window_cache_for(timeseries, window_cache_bytes)
@@ -88,6 +91,7 @@ class Pipeline:
         self.hits = hits
         self.dead_letters = dead_letters
         self.max_record_bytes = max_record_bytes
+        self.alerts = alerts
         self._prepared_version: str | None = None
         self._warned_version: str | None = None
 
@@ -113,11 +117,15 @@ class Pipeline:
             report.judged_hits = hits
             # counted as soon as written: if marking fails, a redelivery finds these hits old
             self._count_new_hits(report, hits, set(self.hits.write(hits)))
+            if self.alerts is not None:  # idempotent by hit_id, so before "judged" like the hits
+                report.alerts_opened = sum(c.before is None for c in self.alerts.record(hits))
             self.timeseries.mark_judged([p.event.event_id for p in pending])
         except TransientStoreError as exc:
             if self.graph is not None:
                 self.graph.rollback()
             return self._failed(report, decoded[0][0], exc)
+        if self.alerts is not None:
+            self.alerts.publish_due()  # never raises: a notification never fails or holds up a batch
         return report
 
     # The stages of `process`, in order.
@@ -233,6 +241,8 @@ class Pipeline:
         self.timeseries.close()
         if self.graph is not None:
             self.graph.close()
+        if self.alerts is not None:
+            self.alerts.close()
 
 
 def window_cache_for(timeseries: TimeSeriesStore, max_bytes: int) -> WindowCache:

@@ -33,6 +33,16 @@
 |                       |                                  | writer's lock, then redeliver the batch   |
 | LOG_LEVEL             | INFO                             | logging level                             |
 | RULES_PLUGINS_ALLOWED |                                  | modules rules.yaml `plugins:` may import  |
+| ALERTS_BACKEND        | sqlite                           | sqlite (alerts.sqlite in DATA_DIR),       |
+|                       |                                  | dynamodb or none                          |
+| ALERTS_TABLE          | fraud-alerts                     | DynamoDB table (backend dynamodb)         |
+| ALERTS_QUIET_PERIOD_SECONDS | 86400                      | after a verdict, hits this long after the |
+|                       |                                  | alert's last hit still join it            |
+| ALERTS_WEBHOOK_URL    |                                  | POST new high/critical alerts here        |
+| ALERTS_WEBHOOK_SECRET |                                  | HMAC-SHA256 key of the webhook signature  |
+| ALERTS_SNS_TOPIC_ARN  |                                  | publish new high/critical alerts to SNS   |
+| ALERTS_WRITER_ROLE_ARN |                                 | the API writes alert changes as this role |
+|                       |                                  | (assumed per change; dynamodb backend)    |
 
 RULES_PLUGINS_ALLOWED is a comma-separated list of module names; each also allows its submodules
 (`acme_rules` allows `acme_rules.velocity2`). Empty: a rules file may import no plugin module.
@@ -44,7 +54,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -61,6 +71,8 @@ NeptuneWriteForm = Literal["merge", "coalesce"]
 NEPTUNE_WRITE_FORMS: tuple[NeptuneWriteForm, ...] = ("merge", "coalesce")
 HitSinkKind = Literal["jsonl", "log"]
 HIT_SINKS: tuple[HitSinkKind, ...] = ("jsonl", "log")
+AlertsBackend = Literal["sqlite", "dynamodb", "none"]
+ALERTS_BACKENDS: tuple[AlertsBackend, ...] = ("sqlite", "dynamodb", "none")
 
 
 class SettingsError(ValueError):
@@ -105,6 +117,18 @@ class Settings:
     rules_plugins_allowed: tuple[str, ...] = ()
     window_cache_mb: float = 256.0
     sqlite_busy_timeout_seconds: float = 10.0
+    alerts_backend: AlertsBackend = "sqlite"
+    alerts_table: str = "fraud-alerts"
+    alerts_quiet_period_s: float = 86400.0
+    alerts_webhook_url: str = ""
+    alerts_webhook_secret: str = field(default="", repr=False)  # never printed with the settings
+    alerts_sns_topic_arn: str = ""
+    alerts_writer_role_arn: str = ""
+
+    @property
+    def alerts_path(self) -> Path:
+        """The embedded alert store (ALERTS_BACKEND=sqlite)."""
+        return self.data_dir / "alerts.sqlite"
 
     @property
     def graph_path(self) -> Path:
@@ -146,7 +170,23 @@ class Settings:
         hit_sink = env.get("HIT_SINK", "jsonl")
         if hit_sink not in HIT_SINKS:
             raise SettingsError(f"HIT_SINK={hit_sink!r} is not known: use one of {', '.join(HIT_SINKS)}")
+        alerts = env.get("ALERTS_BACKEND", "sqlite")
+        if alerts not in ALERTS_BACKENDS:
+            raise SettingsError(f"ALERTS_BACKEND={alerts!r} is not known: use one of {', '.join(ALERTS_BACKENDS)}")
+        webhook = env.get("ALERTS_WEBHOOK_URL", "")
+        if webhook and not webhook.startswith(("http://", "https://")):
+            raise SettingsError(f"ALERTS_WEBHOOK_URL={webhook[:80]!r} is not an HTTP URL: use e.g. https://HOST/hook")
+        if webhook and not env.get("ALERTS_WEBHOOK_SECRET"):
+            raise SettingsError("ALERTS_WEBHOOK_URL needs ALERTS_WEBHOOK_SECRET (the key receivers check the "
+                                "signature with)")
         return cls(
+            alerts_backend=alerts,  # type: ignore[arg-type]
+            alerts_table=env.get("ALERTS_TABLE", "fraud-alerts"),
+            alerts_quiet_period_s=_number(env, "ALERTS_QUIET_PERIOD_SECONDS", 86400.0),
+            alerts_webhook_url=webhook,
+            alerts_webhook_secret=env.get("ALERTS_WEBHOOK_SECRET", ""),
+            alerts_sns_topic_arn=env.get("ALERTS_SNS_TOPIC_ARN", ""),
+            alerts_writer_role_arn=env.get("ALERTS_WRITER_ROLE_ARN", ""),
             graph_backend=graph,  # type: ignore[arg-type]
             neptune_endpoint=env.get("NEPTUNE_ENDPOINT", ""),
             neptune_write_form=write_form,  # type: ignore[arg-type]

@@ -3,7 +3,8 @@ app.py, the CLI, the demo, the tests), the investigator's API and every store ar
 
 Each part is chosen by its own setting: the rules source by RULES_S3_URI (else the rules file),
 the time-series store by TIMESERIES_BACKEND, the graph by GRAPH_BACKEND, dead letters by
-DEAD_LETTER_QUEUE_URL (else a JSON-lines file), hits by HIT_SINK. Backends register by name, as
+DEAD_LETTER_QUEUE_URL (else a JSON-lines file), hits by HIT_SINK, alerts by ALERTS_BACKEND (their
+notifications by ALERTS_SNS_TOPIC_ARN, else ALERTS_WEBHOOK_URL). Backends register by name, as
 rule kinds do (`@timeseries_backend("sqlite")`, `@graph_backend("neptune")`); the names are the
 ones `Settings` accepts. A caller may hand in a part of its own (a fixed rule set, a hits file of
 its choosing); the rest still follows the settings. Nothing below this module reads the
@@ -18,8 +19,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from chalicelib.alerts import AlertPolicy
 from chalicelib.api.service import Investigator
 from chalicelib.decisions import DecisionService
+from chalicelib.inbox import AlertInbox
 from chalicelib.pipeline import Pipeline
 from chalicelib.rules import FileRulesSource, RuleSet, RulesSource, StaticRulesSource
 from chalicelib.settings import GraphBackend, Settings
@@ -223,6 +226,48 @@ def hit_sink(settings: Settings) -> HitSink:
     return JsonLinesHitSink(settings.hits_path)
 
 
+def alert_inbox(settings: Settings) -> AlertInbox | None:
+    """The alert store ALERTS_BACKEND names (None for `none`) with its publisher: SNS when
+    ALERTS_SNS_TOPIC_ARN is set, else the webhook when ALERTS_WEBHOOK_URL is, else none."""
+    from datetime import timedelta
+
+    from chalicelib.stores.alerts import AlertStore
+    from chalicelib.stores.alerts_sqlite import SQLiteAlertStore
+    from chalicelib.stores.notifications import Publisher, SnsPublisher, WebhookPublisher
+
+    if settings.alerts_backend == "none":
+        return None
+    store: AlertStore
+    writer: Callable[[str], AlertStore] | None = None
+    if settings.alerts_backend == "dynamodb":
+        import boto3
+
+        from chalicelib.stores.alerts_dynamodb import DynamoDBAlertStore, assumed_role_client
+
+        region, table = settings.aws_region, settings.alerts_table
+        store = DynamoDBAlertStore(boto3.client("dynamodb", region_name=region), table)
+        if settings.alerts_writer_role_arn:
+            role, sts = settings.alerts_writer_role_arn, boto3.client("sts", region_name=region)
+
+            def writer(actor: str) -> AlertStore:
+                return DynamoDBAlertStore(assumed_role_client(sts, role, actor, region), table)
+    else:
+        store = SQLiteAlertStore(settings.alerts_path)
+    publisher: Publisher | None = None
+    if settings.alerts_sns_topic_arn:
+        import boto3
+        from botocore.config import Config
+
+        # short timeouts and one retry: a slow SNS must not hold up the batch (the outbox retries)
+        quick = Config(connect_timeout=2, read_timeout=3, retries={"max_attempts": 2, "mode": "standard"})
+        publisher = SnsPublisher(boto3.client("sns", region_name=settings.aws_region, config=quick),
+                                 settings.alerts_sns_topic_arn)
+    elif settings.alerts_webhook_url:
+        publisher = WebhookPublisher(settings.alerts_webhook_url, settings.alerts_webhook_secret)
+    return AlertInbox(store, AlertPolicy(quiet_period=timedelta(seconds=settings.alerts_quiet_period_s)), publisher,
+                      writer=writer)
+
+
 def build_pipeline(settings: Settings, *, rules: RulesSource | None = None, hits: HitSink | None = None,
                    dead_letters: DeadLetterSink | None = None) -> Pipeline:
     """The pipeline the settings describe: embedded by default (rules file, SQLite time series,
@@ -231,13 +276,14 @@ def build_pipeline(settings: Settings, *, rules: RulesSource | None = None, hits
     return Pipeline(rules or rules_source(settings), build_timeseries_store(settings),
                     hits or hit_sink(settings), dead_letters or dead_letter_sink(settings),
                     graph=build_graph_store(settings), max_record_bytes=settings.max_record_bytes,
-                    window_cache_bytes=int(settings.window_cache_mb * 2**20))
+                    window_cache_bytes=int(settings.window_cache_mb * 2**20), alerts=alert_inbox(settings))
 
 
 def build_investigator(settings: Settings) -> Investigator:
     """The investigator's read-only view over the stores the settings name: the rules source
-    (file or S3, as the pipeline's), the time-series store and the graph."""
-    return Investigator(rules_source(settings), build_timeseries_store(settings), build_graph_store(settings))
+    (file or S3, as the pipeline's), the time-series store, the graph and the alert inbox."""
+    return Investigator(rules_source(settings), build_timeseries_store(settings), build_graph_store(settings),
+                        alerts=alert_inbox(settings))
 
 
 def embedded_settings(settings: Settings, data_dir: Path, *, rules_file: Path | None = None,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.api import alerts as alert_api
 from chalicelib.api import params as p
 
 
@@ -81,6 +82,33 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                    total=INT),
 }
 
+ALERT = _obj({"alert_id": STRING, "account_id": STRING,
+              "status": {"type": "string", "enum": ["open", "assigned", "closed"]},
+              "first_hit_ts": STRING, "last_hit_ts": STRING, "hit_count": INT,
+              "severity": {"type": "string", "enum": ["low", "medium", "high", "critical"]},
+              "rules": {"type": "array", "items": STRING}, "opened_at": STRING, "updated_at": STRING,
+              "assignee": _nullable(STRING),
+              "verdict": _nullable({"type": "string", "enum": ["fraud", "legit", "unsure"]}),
+              "note": _nullable(STRING), "closed_at": _nullable(STRING), "quiet_until": _nullable(STRING),
+              "version": INT})
+SCHEMAS.update({
+    "Alert": ALERT,
+    "AlertPage": _page(_ref("Alert")),
+    "AlertDetail": _obj({
+        "alert": _ref("Alert"),
+        "hits": {"type": "array", "items": _obj({"hit_id": STRING, "account_id": STRING, "rule_id": STRING,
+                                                 "severity": STRING, "ts": STRING, "event_id": STRING})},
+        "audit": {"type": "array", "items": _obj({"alert_id": STRING, "at": STRING, "actor": STRING,
+                                                  "action": {"type": "string",
+                                                             "enum": ["opened", "hit", "assigned", "verdict"]},
+                                                  "changes": {"type": "object"}, "version": INT})},
+        "notification": _nullable(_obj({"status": {"type": "string", "enum": ["pending", "sent", "failed"]},
+                                        "attempts": INT, "next_attempt_at": STRING,
+                                        "last_error": _nullable(STRING)}))}),
+    "AlertPrecision": _obj({"items": {"type": "array", "items": _obj(
+        {"rule_id": STRING, "fraud": INT, "legit": INT, "unsure": INT, "precision": _nullable(NUMBER)})}}),
+})
+
 # The decision route (POST) and its recent answers (GET): not read-only, so described apart.
 _HIT_RECORD = _obj({"hit_id": STRING, "rule_id": STRING, "kind": STRING, "mode": STRING, "severity": STRING,
                     "event_id": STRING, "ts": STRING, "account_id": STRING, "key": STRING, "key_value": STRING,
@@ -145,6 +173,25 @@ API_ROUTES: dict[str, tuple[str, type[Any] | None, list[dict[str, Any]], str, tu
     "/api/rings": ("Groups of accounts linked by shared identifiers, most cohesive first", p.RingsQuery, [], "Rings",
                    (400, 503)),
 }
+ALERT_ID = {"name": "alert_id", "in": "path", "required": True,
+            "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
+#: (method, path) -> (summary, query or body model, path parameters, answer schema, error statuses)
+ALERT_ROUTES: dict[tuple[str, str], tuple[str, type[Any] | None, list[dict[str, Any]], str, tuple[int, ...]]] = {
+    ("get", "/api/alerts"): ("The alert inbox: most severe first, then newest", alert_api.AlertsQuery, [],
+                             "AlertPage", (400, 503)),
+    ("get", "/api/alerts/{alert_id}"): ("One alert with its hits, audit trail and notification", p.NoQuery,
+                                        [ALERT_ID], "AlertDetail", (400, 404, 503)),
+    ("post", "/api/alerts/{alert_id}/assign"): ("Assign an open alert (the caller is recorded as the actor)",
+                                                alert_api.AssignBody, [ALERT_ID], "Alert",
+                                                (400, 403, 404, 409, 503)),
+    ("post", "/api/alerts/{alert_id}/verdict"): ("Give the verdict (fraud, legit, unsure) and close the alert",
+                                                 alert_api.VerdictBody, [ALERT_ID], "Alert",
+                                                 (400, 403, 404, 409, 503)),
+    ("get", "/api/alert-precision"): ("Per rule: how its decided alerts were judged, and precision", p.NoQuery,
+                                      [], "AlertPrecision", (400, 503)),
+}
+ERROR_DESCRIPTIONS = {400: "bad parameter", 403: "no caller identity", 404: "not found",
+                      409: "the alert's status refuses the change", 503: "store unavailable"}
 PAGE_ROUTES = {"/": "The investigator's web page", "/static/{name}": "The page's script and style sheet",
                "/api/openapi.json": "This document"}
 
@@ -179,6 +226,22 @@ def openapi_document() -> dict[str, Any]:
                                       "content": {"application/json": {"schema": _ref("Error")}}}
         paths[path] = {"get": {"summary": summary, "operationId": path.strip("/").replace("/", "_"),
                                "parameters": path_params + query_parameters(model), "responses": responses}}
+    for (method, path), (summary, model, path_params, answer, errors) in ALERT_ROUTES.items():
+        responses = {"200": {"description": "OK", "content": {"application/json": {"schema": _ref(answer)}}}}
+        for status in errors:
+            responses[str(status)] = {"description": ERROR_DESCRIPTIONS[status],
+                                      "content": {"application/json": {"schema": _ref("Error")}}}
+        operation: dict[str, Any] = {"summary": summary, "parameters": list(path_params), "responses": responses,
+                                     "operationId": f"{method}_" + path.strip("/").replace("/", "_")
+                                     .replace("{", "").replace("}", "")}
+        if method == "post":
+            assert model is not None
+            body = {k: v for k, v in model.model_json_schema().items() if k != "title"}
+            operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+        else:
+            operation["parameters"] += query_parameters(model)
+        paths.setdefault(path, {})[method] = operation
+
     paths.update(decision_paths())
     for path, summary in PAGE_ROUTES.items():
         params = [{"name": "name", "in": "path", "required": True, "schema": STRING}] if "{name}" in path else []
@@ -191,8 +254,9 @@ def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.0.3",
         "info": {"title": "fraud-rules investigator API", "version": "1",
-                 "description": "Read-only, except POST /api/decisions. In AWS every route needs IAM "
-                                "(SigV4) authorization."},
+                 "description": "Read-only but for the alert transitions and POST /api/decisions. In AWS "
+                                "every route needs IAM (SigV4) authorization; the read-only role may not "
+                                "call the alert transitions."},
         "security": [{"sigv4": []}],
         "components": {"schemas": SCHEMAS, "securitySchemes": {"sigv4": {
             "type": "apiKey", "name": "Authorization", "in": "header", "x-amazon-apigateway-authtype": "awsSigv4"}}},

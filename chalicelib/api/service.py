@@ -33,6 +33,7 @@ from chalicelib.entities import FIELD_OF_LABEL, RELATIONSHIPS, VERTEX_LABELS, is
 from chalicelib.events import StoredEvent
 from chalicelib.explanation import explain_event
 from chalicelib.hits import EdgeEnd, Hit, HitEdge
+from chalicelib.inbox import AlertInbox
 from chalicelib.linkage import link_shares
 from chalicelib.rules import GraphRule, RuleSet, RulesSource
 from chalicelib.stores import GraphStore, TimeSeriesStore
@@ -62,6 +63,7 @@ class Investigator:
     timeseries: TimeSeriesStore | None
     graph: GraphStore | None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    alerts: AlertInbox | None = None  # the alert inbox (None: ALERTS_BACKEND=none)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _seen_version: str = ""
     _loaded_at: datetime | None = None
@@ -77,6 +79,8 @@ class Investigator:
                 self.timeseries.close()
             if self.graph is not None:
                 self.graph.close()
+            if self.alerts is not None:
+                self.alerts.close()
 
     # ----------------------------------------------------------------------- rules and health
 

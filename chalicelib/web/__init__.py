@@ -8,7 +8,7 @@ from pathlib import Path
 WEB_DIR = Path(__file__).parent
 CONTENT_TYPES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
                  "graph.js": "text/javascript; charset=utf-8", "decisions.js": "text/javascript; charset=utf-8",
-                 "style.css": "text/css; charset=utf-8"}
+                 "alerts.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
 
 
 def asset(name: str) -> tuple[str, str] | None:

@@ -133,12 +133,13 @@ function FraudGraphSvg(name, attrs, parent) {
 }
 
 async function renderOverview(mine) {
-  const [rules, rateData, top, rings, hits, decided] = await Promise.all([
+  const [rules, rateData, top, rings, hits, decided, alertPanels] = await Promise.all([
     showRejected(), rates(), api("top-accounts?limit=15"), api("rings?limit=10"), api("hits?limit=25"),
-    recentDecisions()]);
+    recentDecisions(), FraudAlerts.overviewPanels()]);
   const bucket = rateData ? rateData.bucket_seconds : null;
   if (mine !== generation) return;
   view.replaceChildren(
+    ...alertPanels,
     panel("w8 rates", "Hits over time per rule", bucket ? `per ${bucket >= 3600 ? bucket / 3600 + " h" : bucket >= 60 ?
       bucket / 60 + " min" : bucket + " s"}, newest right` : null, ratesChart(rateData)),
     panel("w4 top-accounts", "Top flagged accounts", "by number of hits", table([
@@ -183,10 +184,11 @@ function hopsPicker() {
   [1, 2, 3].map((n) => h("option", { value: n, selected: n === hops ? "selected" : null }, n))));
 }
 
-async function renderAccount(account, mine) {
+async function renderAccount(account, mine, alertId) {
   const enc = encodeURIComponent(account);
   await showRejected();
-  const [graph, activity, hits, aggregates] = await Promise.all([
+  const [alertPanel, graph, activity, hits, aggregates] = await Promise.all([
+    alertId ? FraudAlerts.alertPanel(alertId) : null,
     api(`accounts/${enc}/neighbourhood?hops=${hops}`).catch((e) => ({ error: e.message })),
     api(`accounts/${enc}/activity?limit=50`),
     api(`accounts/${enc}/hits?limit=50`),
@@ -207,6 +209,7 @@ async function renderAccount(account, mine) {
   view.replaceChildren(
     h("section", { class: "panel w12" }, h("h2", { id: "account-title" }, "Account ", account),
       h("a", { href: "#/" }, "← overview")),
+    alertPanel,
     graphPanel,
     panel("w5 aggregates", "Window aggregates per rule", aggregates.error ? null :
       `as of its latest event ${shortTs(aggregates.as_of)}`,
@@ -234,10 +237,10 @@ async function renderAccount(account, mine) {
 // --------------------------------------------------------------------------- routing and polling
 
 async function render() {
-  const match = location.hash.match(/^#\/account\/(.+)$/);
+  const match = location.hash.match(/^#\/account\/(.+?)(?:\/alert\/([0-9a-f]{32}))?$/);
   try {
     const mine = ++generation;
-    if (match) await renderAccount(decodeURIComponent(match[1]), mine);
+    if (match) await renderAccount(decodeURIComponent(match[1]), mine, match[2] || null);
     else { graphAccount = null; await renderOverview(mine); }
     if (mine !== generation) return;
     setStatus(true, "live, updated " + new Date().toLocaleTimeString());

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from chalicelib.entities import DEFAULT_VIA
 from chalicelib.linkage import DEFAULT_LINK_SHARES, DEFAULT_MIN_LINK_USES
-from fraudtools.cli import backtest, explain, rules_test, serve
+from fraudtools.cli import backtest, explain, labels, rules_test, serve
 from fraudtools.cli.demo import cmd_demo
 from fraudtools.cli.graph import cmd_graph_account, cmd_graph_rings
 from fraudtools.cli.kinesis import cmd_kinesis_poll, cmd_kinesis_produce
@@ -178,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_parser(commands)
     explain.add_parser(commands)
     serve.add_parser(commands)
+    labels.add_parser(commands)
     return parser
 
 

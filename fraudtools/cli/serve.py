@@ -4,7 +4,8 @@ Serves the same Chalice app (the REST API under /api and the page at /) with Cha
 server, on 127.0.0.1 only, over the embedded stores a `demo`, `replay` or `kinesis poll` run
 keeps in DIR (default .data/demo). It also answers `POST /api/decisions` with the rules of FILE,
 writing to those stores as the stream would; on a new or empty DIR it creates them, so the
-decision API can be tried before any replay. There is no authorization locally - the loopback
+decision API can be tried before any replay. `--user NAME` is the actor of alert transitions (in
+AWS, the IAM caller). There is no authorization locally - the loopback
 address is the boundary - while in AWS every route requires IAM (SigV4). The page polls, so a replay or
 poll writing to DIR at the same time shows up as it happens.
 """
@@ -120,6 +121,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"error: {args.data_dir} is not a directory: pass the directory of a demo/replay run, or a new "
               "one for decisions only, with --data-dir", file=sys.stderr)
         return 1
+    if args.user is not None:
+        from chalicelib.alerts import AlertValueError, check_actor
+
+        try:
+            check_actor(args.user, "--user")
+        except AlertValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     settings = settings_for(args.data_dir, args.rules)
     try:  # checked here so that a missing or invalid file is one line, not a traceback from the source
         load_rules_file(settings.rules_file, plugins_allowed=settings.rules_plugins_allowed)
@@ -137,6 +146,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
     app_module.use_investigator(investigator)
     app_module.use_decisions(decisions)
+    app_module.use_local_user(args.user)
     # Chalice's local server cannot check IAM signatures; it allows every request and warns per route.
     warnings.filterwarnings("ignore", message="IAMAuthorizer is not a supported in local mode")
     try:
@@ -157,6 +167,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server.server.server_close()
         app_module.use_investigator(None)
         app_module.use_decisions(None)
+        app_module.use_local_user(None)
         investigator.close()
         decisions.close()
     return 0
@@ -173,4 +184,7 @@ def add_parser(commands: Any) -> None:
     serve.add_argument("--port", type=int, default=8000, help="TCP port on 127.0.0.1 (default 8000; 0: any free)")
     serve.add_argument("--rules", type=Path, default=None,
                        help="rules file in force for the page and for decisions (default rules.yaml)")
+    serve.add_argument("--user", default=None, metavar="NAME",
+                       help="who assigns and decides alerts through this server (recorded in their audit trail); "
+                            "without it the alert transitions answer 403")
     serve.set_defaults(func=cmd_serve)

@@ -142,9 +142,13 @@ def test_overview_refreshes_while_a_replay_runs_then_the_ring_is_drawn(browser: 
     screenshot(browser, "investigator-overview.png")
 
     # an investigator opens the reference ring's account from the rings table
-    link = wait_for(lambda: [a for a in browser.find_elements(By.CSS_SELECTOR, "a.account-link")
-                             if a.get_attribute("data-account") == "1234-5678-20"], "a link to 1234-5678-20")
-    link[0].click()
+    def open_ring_account() -> bool:  # found and clicked in one go: the page re-renders every few seconds
+        link = [a for a in browser.find_elements(By.CSS_SELECTOR, "a.account-link")
+                if a.get_attribute("data-account") == "1234-5678-20"]
+        link[0].click()
+        return True
+
+    wait_for(open_ring_account, "a link to 1234-5678-20")
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, '#graph g.node[data-key="1234-5678-20"]'),
              "the account's neighbourhood graph")
     drawn_accounts = {g.get_attribute("data-key") for g in

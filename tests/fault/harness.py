@@ -35,7 +35,7 @@ PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else
 #: The embedded graph the replays write (GRAPH_BACKEND, read by the CLI as here) and its file.
 GRAPH_BACKEND = os.environ.get("GRAPH_BACKEND", "sqlite") if os.environ.get("GRAPH_BACKEND") == "gremlite" else "sqlite"
 GRAPH_FILE = {"sqlite": "entity-graph.sqlite", "gremlite": "graph.sqlite"}[GRAPH_BACKEND]
-STORE_FILES = ("timeseries.sqlite", GRAPH_FILE)
+STORE_FILES = ("timeseries.sqlite", GRAPH_FILE, "alerts.sqlite")
 
 
 # --------------------------------------------------------------------------- streams
@@ -177,6 +177,22 @@ def stored_and_unjudged(data_dir: Path) -> tuple[int, int]:
         db.close()
 
 
+def read_alerts(data_dir: Path) -> dict[str, tuple[Any, ...]]:
+    db = _read_only(data_dir / "alerts.sqlite")
+    try:
+        hits: dict[str, list[str]] = {}
+        for alert_id, hit_id in db.execute("SELECT alert_id, hit_id FROM alert_hits ORDER BY hit_id"):
+            hits.setdefault(alert_id, []).append(hit_id)
+        out = {}
+        for alert_id, body in db.execute("SELECT alert_id, body FROM alerts"):
+            alert = json.loads(body)
+            out[alert_id] = (alert["account_id"], alert["hit_count"], alert["severity"], tuple(alert["rules"]),
+                             tuple(hits.get(alert_id, [])))
+        return out
+    finally:
+        db.close()
+
+
 def integrity(path: Path) -> str:
     db = _read_only(path)
     try:
@@ -300,6 +316,9 @@ class DataDir:
     dead_letter_times: Counter[str]
     graph: GraphContents
     integrity: dict[str, str]
+    #: alert id -> (account, hit count, severity, rules, its hits' ids): what the alerts say,
+    #: without the wall-clock times they were written at
+    alerts: dict[str, tuple[Any, ...]]
 
     @staticmethod
     def read_events(data_dir: Path) -> dict[str, dict[str, Any]]:
@@ -326,6 +345,7 @@ class DataDir:
             dead_letter_times=dead_times,
             graph=read_graph(data_dir),
             integrity={name: integrity(data_dir / name) for name in STORE_FILES},
+            alerts=read_alerts(data_dir),
         )
 
     def unjudged(self) -> list[str]:
@@ -345,6 +365,7 @@ def assert_same_stores(after: DataDir, hits: dict[str, dict[str, Any]], clean: D
     assert max(after.event_times.values()) == 1
     assert max(after.dead_letter_times.values(), default=1) == 1
     assert after.graph.doubled() == {}
+    assert after.alerts == clean.alerts  # no hit counted twice or lost, the same alerts opened
     assert after.unjudged() == []
     assert after.events == clean.events
     assert after.dead_letters == clean.dead_letters

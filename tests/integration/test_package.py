@@ -79,8 +79,9 @@ def test_the_zip_holds_the_engine_and_no_tool(package: dict[str, Any]) -> None:
 
 def test_the_policy_names_every_action_and_scopes_resources(package: dict[str, Any]) -> None:
     roles = {name for name, r in package["Resources"].items() if r["Type"] == "AWS::IAM::Role"}
-    # the investigator's API has its own, read-only; the decision route its own (tested below)
-    assert roles == {"OnTransactionsRole", "ApiHandlerRole", "DecideRole"}
+    # the investigator's API has its own, read-only; alert changes are written as the alert-writer role;
+    # the decision route has its own (tested below)
+    assert roles == {"OnTransactionsRole", "ApiHandlerRole", "DecideRole", "AlertWriterRole"}
     role = package["Resources"]["OnTransactionsRole"]
     statements = [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
     actions = {a for s in statements for a in s["Action"]}
@@ -92,6 +93,9 @@ def test_the_policy_names_every_action_and_scopes_resources(package: dict[str, A
             "neptune-db:connect", "s3:GetObject", "sqs:SendMessage", "secretsmanager:GetSecretValue"} <= actions
     secrets = [s for s in statements if "secretsmanager:GetSecretValue" in s["Action"]]
     assert [s["Resource"] for s in secrets] == [{"Fn::ImportValue": {"Fn::Sub": "${InfraStack}-InfluxTokenSecretArn"}}]
+    assert {"dynamodb:PutItem", "dynamodb:Query", "sns:Publish"} <= actions
+    (publish,) = [s for s in statements if "sns:Publish" in s["Action"]]
+    assert publish["Resource"] == {"Fn::ImportValue": {"Fn::Sub": "${InfraStack}-AlertTopicArn"}}
 
 
 def test_packaged_code_runs_on_the_runtime_python(package: dict[str, Any], tmp_path: Path) -> None:
@@ -112,7 +116,9 @@ def test_packaged_code_runs_on_the_runtime_python(package: dict[str, Any], tmp_p
 
 READ_ONLY_ACTIONS = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "timestream:Select",
                      "timestream:DescribeEndpoints", "secretsmanager:GetSecretValue", "neptune-db:ReadDataViaQuery",
-                     "s3:GetObject"} | RESOURCE_STAR_ALLOWED
+                     "s3:GetObject", "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query",
+                     "sts:AssumeRole"} | RESOURCE_STAR_ALLOWED
+ALERT_WRITES = {"dynamodb:PutItem", "dynamodb:ConditionCheckItem"}
 
 
 def test_the_investigator_api_needs_iam_on_every_route_and_is_throttled(package: dict[str, Any]) -> None:
@@ -148,7 +154,8 @@ def test_the_api_function_is_read_only_and_in_the_vpc(package: dict[str, Any]) -
 
 DECISION_ACTIONS = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "timestream:WriteRecords",
                     "timestream:Select", "timestream:DescribeEndpoints", "secretsmanager:GetSecretValue",
-                    "neptune-db:connect", "s3:GetObject"} | RESOURCE_STAR_ALLOWED
+                    "neptune-db:connect", "s3:GetObject", "sns:Publish", "dynamodb:GetItem", "dynamodb:BatchGetItem",
+                    "dynamodb:Query"} | ALERT_WRITES | RESOURCE_STAR_ALLOWED
 
 
 def test_decisions_have_their_own_function_role_throttle_and_reserved_concurrency(package: dict[str, Any]) -> None:
@@ -175,6 +182,32 @@ def test_decisions_have_their_own_function_role_throttle_and_reserved_concurrenc
     actions = {a for s in statements for a in s["Action"]}
     assert actions <= DECISION_ACTIONS, actions - DECISION_ACTIONS
     assert {"timestream:WriteRecords", "neptune-db:connect", "s3:GetObject"} <= actions
+    # its hits open alerts as the stream's do
+    assert actions >= ALERT_WRITES and {"ALERTS_TABLE", "ALERTS_SNS_TOPIC_ARN"} <= set(env)
     for statement in statements:
         if statement["Resource"] == "*":
             assert set(statement["Action"]) <= RESOURCE_STAR_ALLOWED, statement
+
+
+def test_alert_changes_are_written_only_as_the_writer_role_the_api_assumes(package: dict[str, Any]) -> None:
+    resources = package["Resources"]
+    api_statements = [s for p in resources["ApiHandlerRole"]["Properties"]["Policies"]
+                      for s in p["PolicyDocument"]["Statement"]]
+    assert not ALERT_WRITES & {a for s in api_statements for a in s["Action"]}  # the API role itself cannot write
+    (assume,) = [s for s in api_statements if "sts:AssumeRole" in s["Action"]]
+    assert assume["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/fraud-alert-writer/*"}
+    writer = resources["AlertWriterRole"]["Properties"]
+    assert writer["Path"] == "/fraud-alert-writer/"
+    (trust,) = writer["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"AWS": {"Fn::GetAtt": ["ApiHandlerRole", "Arn"]}}
+    (statement,) = [s for p in writer["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    assert set(statement["Action"]) >= ALERT_WRITES and not [a for a in statement["Action"] if "*" in a]
+    table = {"Fn::ImportValue": {"Fn::Sub": "${InfraStack}-AlertTableArn"}}
+    assert statement["Resource"][0] == table
+    env = resources["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert env["ALERTS_WRITER_ROLE_ARN"] == {"Fn::GetAtt": ["AlertWriterRole", "Arn"]}
+    assert "ALERTS_SNS_TOPIC_ARN" not in env  # the API publishes nothing
+    decide = resources["AlertDeciderPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]["Resource"]
+    read = resources["InvestigatorReadOnlyPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]["Resource"]
+    assert all("/POST/api/alerts/*/" in r["Fn::Sub"] for r in decide)
+    assert all("/GET/" in r["Fn::Sub"] for r in read)

@@ -22,8 +22,9 @@ ENTRY_POINT = "chalicelib.__main__"
 #: Layers of the engine, lowest first: a module may import from its own layer and those below.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("chalicelib.events", "chalicelib.hits", "chalicelib.retry", "chalicelib.lambda_response",
-     "chalicelib.entities", "chalicelib.linkage", "chalicelib.web"),
+     "chalicelib.entities", "chalicelib.linkage", "chalicelib.web", "chalicelib.alerts"),
     ("chalicelib.rules", "chalicelib.stores", "chalicelib.settings"),
+    ("chalicelib.inbox",),
     ("chalicelib.explanation", "chalicelib.pipeline"),
     ("chalicelib.api", "chalicelib.decisions"),
     ("chalicelib.wiring",),

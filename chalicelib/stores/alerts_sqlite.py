@@ -1,0 +1,186 @@
+"""The embedded alert store: `alerts.sqlite` in the data directory (WAL), the `AlertStore`
+primitives in SQL with bound parameters only."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any, ClassVar
+
+from chalicelib.alerts import Alert, AlertChange, AlertFilter, AlertHit, AuditEntry, Notification
+from chalicelib.stores.alerts import AlertStore, HitRecordedError, OrderKey, StaleAlertError, notification_for
+from chalicelib.stores.exceptions import StoreError
+from chalicelib.stores.sqlite import open_sqlite, sqlite_errors, translate_sqlite_error
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+    alert_id TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    assignee TEXT,
+    severity_rank INTEGER NOT NULL,
+    last_hit_ts TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_alerts_order ON alerts (severity_rank, last_hit_ts, alert_id);
+CREATE TABLE IF NOT EXISTS alert_accounts (account_id TEXT PRIMARY KEY, alert_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS alert_hits (
+    hit_id TEXT PRIMARY KEY,
+    alert_id TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_alert_hits_alert ON alert_hits (alert_id, ts);
+CREATE TABLE IF NOT EXISTS alert_audit (
+    alert_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (alert_id, version)
+);
+CREATE TABLE IF NOT EXISTS alert_outbox (
+    alert_id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    next_attempt_at TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_alert_outbox_due ON alert_outbox (status, next_attempt_at);
+"""
+
+
+def _translate(exc: sqlite3.Error, doing: str) -> StoreError:
+    return translate_sqlite_error(exc, doing, "alert store")
+
+
+class SQLiteAlertStore(AlertStore):
+    """One SQLite file (WAL); each workflow call is one `BEGIN IMMEDIATE` transaction, so writers
+    from several processes (the pipeline, `serve`) queue instead of interleaving."""
+
+    backend: ClassVar[str] = "sqlite"
+
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = 10.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.path = Path(path)
+        self._db = open_sqlite(path, SCHEMA, busy_timeout_s, translate=_translate)
+
+    @contextmanager
+    def _batch(self) -> Iterator[None]:
+        with sqlite_errors(_translate, "writing alerts"):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _recorded_hits(self, hit_ids: Sequence[str]) -> set[str]:
+        rows = self._db.execute("SELECT hit_id FROM alert_hits WHERE hit_id IN (SELECT value FROM json_each(?))",
+                                (json.dumps(list(hit_ids)),))
+        return {row[0] for row in rows}
+
+    def _latest_alert(self, account_id: str) -> Alert | None:
+        row = self._db.execute("SELECT a.body FROM alert_accounts p JOIN alerts a ON a.alert_id = p.alert_id "
+                               "WHERE p.account_id = ?", (account_id,)).fetchone()
+        return None if row is None else Alert.from_dict(json.loads(row[0]))
+
+    def _commit(self, change: AlertChange) -> None:
+        after, db = change.after, self._db
+        if change.hit is not None and self._recorded_hits([change.hit.hit_id]):
+            raise HitRecordedError(change.hit.hit_id)
+        row = (after.account_id, after.status, after.assignee, after.severity_rank, after.last_hit_ts,
+               after.version, json.dumps(after.to_dict()), after.alert_id)
+        if change.before is None:
+            pointer = db.execute("SELECT alert_id FROM alert_accounts WHERE account_id = ?",
+                                 (after.account_id,)).fetchone()
+            if (pointer[0] if pointer else None) != change.supersedes:
+                raise StaleAlertError(after.account_id)
+            db.execute("INSERT INTO alerts (account_id, status, assignee, severity_rank, last_hit_ts, version, "
+                       "body, alert_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+            db.execute("INSERT OR REPLACE INTO alert_accounts (account_id, alert_id) VALUES (?, ?)",
+                       (after.account_id, after.alert_id))
+        else:
+            updated = db.execute("UPDATE alerts SET account_id = ?, status = ?, assignee = ?, severity_rank = ?, "
+                                 "last_hit_ts = ?, version = ?, body = ? WHERE alert_id = ? AND version = ?",
+                                 (*row, change.before.version))
+            if updated.rowcount != 1:
+                raise StaleAlertError(after.alert_id)
+        db.execute("INSERT INTO alert_audit (alert_id, version, body) VALUES (?, ?, ?)",
+                   (after.alert_id, change.audit.version, json.dumps(change.audit.to_dict())))
+        if change.hit is not None:
+            db.execute("INSERT INTO alert_hits (hit_id, alert_id, ts, body) VALUES (?, ?, ?, ?)",
+                       (change.hit.hit_id, after.alert_id, change.hit.ts, json.dumps(change.hit.to_dict())))
+        if change.notify:
+            self._save(notification_for(change), insert=True)
+
+    def alert(self, alert_id: str) -> Alert | None:
+        with self._errors("reading an alert"):
+            row = self._db.execute("SELECT body FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone()
+        return None if row is None else Alert.from_dict(json.loads(row[0]))
+
+    def list_alerts(self, where: AlertFilter, limit: int, after: OrderKey | None = None) -> list[Alert]:
+        clauses: list[str] = ["1 = 1"]  # only fixed text below; values are bound parameters
+        params: list[str | int] = []
+        if where.status is not None:
+            clauses.append("status = ?")
+            params.append(where.status)
+        if where.assignee is not None:
+            clauses.append("assignee = ?")
+            params.append(where.assignee)
+        if where.account is not None:
+            clauses.append("account_id = ?")
+            params.append(where.account)
+        if where.rule is not None:
+            clauses.append("EXISTS (SELECT 1 FROM json_each(json_extract(body, '$.rules')) WHERE value = ?)")
+            params.append(where.rule)
+        if after is not None:
+            clauses.append("(severity_rank, last_hit_ts, alert_id) < (?, ?, ?)")
+            params.extend(after)
+        with self._errors("listing alerts"):
+            rows = self._db.execute(f"SELECT body FROM alerts WHERE {' AND '.join(clauses)} "
+                                    "ORDER BY severity_rank DESC, last_hit_ts DESC, alert_id DESC LIMIT ?",
+                                    (*params, limit)).fetchall()
+        return [Alert.from_dict(json.loads(row[0])) for row in rows]
+
+    def hits_of(self, alert_id: str) -> list[AlertHit]:
+        with self._errors("reading an alert's hits"):
+            rows = self._db.execute("SELECT body FROM alert_hits WHERE alert_id = ? ORDER BY ts, hit_id",
+                                    (alert_id,)).fetchall()
+        return [AlertHit(**json.loads(row[0])) for row in rows]
+
+    def audit_of(self, alert_id: str) -> list[AuditEntry]:
+        with self._errors("reading an alert's audit trail"):
+            rows = self._db.execute("SELECT body FROM alert_audit WHERE alert_id = ? ORDER BY version",
+                                    (alert_id,)).fetchall()
+        return [AuditEntry(**json.loads(row[0])) for row in rows]
+
+    def due_notifications(self, now: str, limit: int) -> list[Notification]:
+        with self._errors("reading the outbox"):
+            rows = self._db.execute("SELECT body FROM alert_outbox WHERE status = 'pending' AND next_attempt_at <= ? "
+                                    "ORDER BY next_attempt_at, alert_id LIMIT ?", (now, limit)).fetchall()
+        return [Notification(**json.loads(row[0])) for row in rows]
+
+    def save_notification(self, notification: Notification) -> None:
+        with self._errors("writing the outbox"):
+            self._save(notification, insert=False)
+
+    def notification(self, alert_id: str) -> Notification | None:
+        with self._errors("reading the outbox"):
+            row = self._db.execute("SELECT body FROM alert_outbox WHERE alert_id = ?", (alert_id,)).fetchone()
+        return None if row is None else Notification(**json.loads(row[0]))
+
+    def _save(self, n: Notification, *, insert: bool) -> None:
+        body = json.dumps({"alert_id": n.alert_id, "payload": n.payload, "attempts": n.attempts,
+                           "next_attempt_at": n.next_attempt_at, "status": n.status, "last_error": n.last_error})
+        verb = "INSERT" if insert else "INSERT OR REPLACE"
+        self._db.execute(f"{verb} INTO alert_outbox (alert_id, status, next_attempt_at, body) VALUES (?, ?, ?, ?)",
+                         (n.alert_id, n.status, n.next_attempt_at, body))
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _errors(self, doing: str) -> AbstractContextManager[None]:
+        return sqlite_errors(_translate, doing)

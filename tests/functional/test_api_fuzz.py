@@ -22,9 +22,13 @@ from chalicelib.api.openapi import openapi_document
 from tests.functional.test_api import data_dir, investigator  # noqa: F401 - fixtures
 
 DOCUMENT = openapi_document()
-ROUTES = sorted(DOCUMENT["paths"])
-#: (route, parameter) pairs: each documented parameter of each route gets its own run, always sent
+ROUTES = sorted(route for route, operations in DOCUMENT["paths"].items() if "get" in operations)
+#: (route, parameter) pairs: each documented parameter of each GET route gets its own run, always sent
 FOCUS = [(route, parameter["name"]) for route in ROUTES for parameter in DOCUMENT["paths"][route]["get"]["parameters"]]
+#: the routes that change something, but the decision route (its bodies: tests/functional/test_decisions.py,
+#: every record of the hostile corpus)
+POST_ROUTES = sorted(route for route, operations in DOCUMENT["paths"].items()
+                     if "post" in operations and route != "/api/decisions")
 EDGE_INTS = st.sampled_from([-1, 0, 2**31, 2**53, 2**62, 2**63, 2**64, 10**21, 10**30, 253_402_300_800_000])
 INTS = st.one_of(EDGE_INTS, st.integers())
 #: times a datetime parser accepts that are outside years 1-9999 once in UTC, and other edges
@@ -130,3 +134,49 @@ def test_a_crafted_cursor_or_time_is_a_400_with_a_reason(investigator: Investiga
     assert response.status_code == 400, (url, response.body)
     reason = json.loads(response.body)["error"]
     assert reason.startswith(("cursor:", "since:", "until:")), reason
+
+
+JSON_VALUES = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+                                     st.text(max_size=300)),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner,
+                                                                                      max_size=3), max_leaves=8)
+
+
+@st.composite
+def post_requests(draw: st.DrawFn, route: str) -> tuple[str, bytes]:
+    """A path of `route` with fuzzed path values, and a body: the documented fields with any JSON
+    values (sometimes an extra field), any JSON, or bytes that are not JSON."""
+    path = route
+    for parameter in DOCUMENT["paths"][route]["post"]["parameters"]:
+        path = path.replace("{" + parameter["name"] + "}", quote(draw(value_for(parameter)), safe=""))
+    fields = list(DOCUMENT["paths"][route]["post"]["requestBody"]["content"]["application/json"]["schema"]
+                  .get("properties", {}))
+    documented = st.fixed_dictionaries({}, optional={name: JSON_VALUES for name in [*fields, "extra"]})
+    body = draw(st.one_of(documented.map(lambda d: json.dumps(d).encode()), JSON_VALUES.map(lambda v: json.dumps(v)
+                          .encode()), st.binary(max_size=100)))
+    return path, body
+
+
+@pytest.mark.parametrize("route", POST_ROUTES)
+def test_no_body_or_path_value_of_a_changing_route_gives_a_server_error(investigator: Investigator,  # noqa: F811
+                                                                         route: str) -> None:
+    app_module.use_investigator(investigator)
+    app_module.use_local_user("fuzzer")
+    warnings.filterwarnings("ignore", message="IAMAuthorizer is not a supported in local mode")
+    operation = DOCUMENT["paths"][route]["post"]
+
+    @given(request=post_requests(route))
+    def check(request: tuple[str, bytes]) -> None:
+        url, body = request
+        response = client.http.post(url, body=body, headers={"Content-Type": "application/json"})
+        assert response.status_code < 500, (url, body, response.status_code, response.body[:300])
+        if response.status_code >= 400:
+            assert str(response.status_code) in operation["responses"], (url, response.body)
+            assert json.loads(response.body)["error"], url
+
+    try:
+        with Client(app_module.app) as client:
+            check()
+    finally:
+        app_module.use_investigator(None)
+        app_module.use_local_user(None)

@@ -29,11 +29,35 @@ def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
+class OneRequestAtATime:
+    """A boto3 client whose requests reach moto one at a time. DynamoDB applies each request
+    atomically; moto applies a transaction without a lock (it copies the table and, on a failed
+    condition, puts that copy back, undoing what another thread committed meanwhile). Writers
+    still interleave between requests (read, compute, conditional write): the race the store's
+    version checks must win."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def one_at_a_time(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attribute(*args, **kwargs)
+
+        return one_at_a_time
+
+
 def dynamodb_client(url: str) -> Any:
     import boto3
 
-    return boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1", aws_access_key_id="testing",
-                        aws_secret_access_key="testing")
+    return OneRequestAtATime(boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1",
+                                          aws_access_key_id="testing", aws_secret_access_key="testing"))
 
 
 def open_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest, table: str) -> AlertStore:

@@ -10,15 +10,24 @@ Comparisons are exact in Decimal by cross-multiplying.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from decimal import Decimal, localcontext
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from chalicelib.events import Transaction
+from chalicelib.events import ROW_TS, Transaction, WindowRow
 from chalicelib.rules import limits
-from chalicelib.rules.base import Duration, Finding, Rule, WindowedConfig, check_field_name, window_evidence
+from chalicelib.rules.base import (
+    Duration,
+    Finding,
+    Rule,
+    WindowedConfig,
+    check_field_name,
+    rows_evidence,
+    window_evidence,
+)
 from chalicelib.rules.numbers import as_decimal
 from chalicelib.rules.registry import register_rule_kind
 
@@ -46,12 +55,28 @@ class HabitBurstRule(Rule[HabitBurstConfig]):
     default_edge_to = "merchant_id"
 
     def judge(self, event: Transaction, window: Sequence[Transaction]) -> Finding | None:
+        split = event.ts - self.config.burst
+        return self._burst(event, window, [x.ts <= split for x in window],
+                           [x.get(self.config.field) for x in window], window_evidence)
+
+    def judge_rows(self, event: Transaction, window: Sequence[WindowRow],
+                   positions: Mapping[str, int]) -> Finding | None:
+        position, split_ms = positions[self.config.field], event.ts_ms - self.config.burst.ms
+        return self._burst(event, window, [row[ROW_TS] <= split_ms for row in window],
+                           [row[position] for row in window], rows_evidence)
+
+    def fields_read(self) -> frozenset[str]:
+        return frozenset({self.config.field})
+
+    def _burst(self, event: Transaction, window: Sequence[Any], in_habit: list[bool], values: list[object],
+               evidence_of: Callable[[Transaction, Sequence[Any], timedelta], dict[str, Any]]) -> Finding | None:
+        """The test on the window's items, given which lie in the habit and each one's value."""
         cfg = self.config
         value = as_decimal(event.get(cfg.field))
         if value is None:
             return None
-        split = event.ts - cfg.burst
-        habit = [v for x in window if x.ts <= split if (v := as_decimal(x.get(cfg.field))) is not None]
+        habit = [v for is_habit, x in zip(in_habit, values, strict=True) if is_habit
+                 if (v := as_decimal(x)) is not None]
         n = len(habit)
         if n < cfg.min_history:
             return None
@@ -60,10 +85,10 @@ class HabitBurstRule(Rule[HabitBurstConfig]):
             total = sum(habit, Decimal(0))
             if value * n <= cfg.factor * total:
                 return None
-            burst = [x for x in window if x.ts > split
-                     if (v := as_decimal(x.get(cfg.field))) is not None and v * n > cfg.factor * total]
+            burst = [item for item, is_habit, x in zip(window, in_habit, values, strict=True) if not is_habit
+                     if (v := as_decimal(x)) is not None and v * n > cfg.factor * total]
             if len(burst) <= cfg.threshold:
                 return None
-            evidence = window_evidence(event, burst, cfg.burst)
+            evidence = evidence_of(event, burst, cfg.burst)
             evidence.update(habit_count=n, habit_mean=float(total / n))
             return Finding(len(burst), cfg.threshold, evidence)

@@ -25,6 +25,9 @@ TS, SEQ, EVENT_ID, KEY = ROW_TS, ROW_SEQ, ROW_EVENT_ID, ROW_VALUES  # positions 
 WHOLE_EVENT = ("account_id", "amount", "currency", "merchant_id", "ip", "device_id", "email", "phone",
                "card_id", "lat", "lon", "attributes")
 _ANSWERS_KEPT = 4096  # remembered `where` answers per condition
+_SHARED_TEXT_KEPT = 1 << 17  # distinct strings shared between held rows, per key field
+#: Values that are never text or are unique per row: not worth sharing.
+_NOT_SHARED = frozenset({"amount", "lat", "lon", "attributes"})
 
 
 def row_bytes(width: int) -> int:
@@ -62,6 +65,23 @@ class RowLayout:
     always: int  # mask bits of the rules without `where`
     #: per rule with `where`: its bit and (position, remembered answers, condition) per condition
     filtered: list[tuple[int, list[tuple[int, dict[Any, bool], Condition]]]] = field(default_factory=list)
+    #: positions of values that may be text: held rows share one string per distinct value
+    text_positions: tuple[int, ...] = ()
+    shared_text: dict[str, str] = field(default_factory=dict)
+
+    def held_row(self, row: Row) -> Row:
+        """The row as the cache holds it: repeated text shared with earlier rows (an account's id,
+        its usual IP and device appear in every row of its window), the where-mask appended."""
+        values = list(row)
+        shared = self.shared_text
+        if len(shared) > _SHARED_TEXT_KEPT:
+            shared.clear()  # only sharing is lost: the rows already held keep their strings
+        for position in self.text_positions:
+            value = values[position]
+            if value.__class__ is str:
+                values[position] = shared.setdefault(value, value)
+        values.append(self.mask(row))
+        return tuple(values)
 
     def mask(self, row: Row) -> int:
         """Bits of the rules whose `where` the row passes (each condition's answer per value is
@@ -110,8 +130,9 @@ def layouts_of(ruleset: RuleSet) -> dict[str, RowLayout]:
         always = sum(s.bit for s in slots if not s.rule.config.where)
         filtered: list[tuple[int, list[tuple[int, dict[Any, bool], Condition]]]] = [
             (s.bit, [(positions[c.field], {}, c) for c in s.rule.config.where]) for s in slots if s.rule.config.where]
+        text = tuple(position for name, position in positions.items() if name not in _NOT_SHARED)
         layouts[key_field] = RowLayout(key_field, fields, positions, slots, max(s.window_ms for s in slots), always,
-                                       filtered)
+                                       filtered, text)
     return layouts
 
 

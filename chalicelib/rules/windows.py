@@ -253,7 +253,7 @@ class WindowCache:
                     if row[EVENT_ID] in ids:
                         continue
                     ids.add(row[EVENT_ID])
-            into[key].append((*row, layout.mask(row)))
+            into[key].append(layout.held_row(row))
 
     @staticmethod
     def _start(rows: list[Row], targets: list[StoredEvent], floor: int) -> tuple[KeyWindow, list[Row]]:

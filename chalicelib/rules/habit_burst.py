@@ -10,9 +10,10 @@ Comparisons are exact in Decimal by cross-multiplying.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from decimal import Decimal, localcontext
+from decimal import Decimal, Inexact, localcontext
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -23,12 +24,13 @@ from chalicelib.rules.base import (
     Duration,
     Finding,
     Rule,
+    WindowAggregate,
     WindowedConfig,
     check_field_name,
     rows_evidence,
     window_evidence,
 )
-from chalicelib.rules.numbers import as_decimal
+from chalicelib.rules.numbers import EXACT, RunningSum, as_decimal
 from chalicelib.rules.registry import register_rule_kind
 
 
@@ -68,6 +70,9 @@ class HabitBurstRule(Rule[HabitBurstConfig]):
     def fields_read(self) -> frozenset[str]:
         return frozenset({self.config.field})
 
+    def window_aggregate(self, positions: Mapping[str, int]) -> WindowAggregate:
+        return _Habit(positions[self.config.field], self.config)
+
     def _burst(self, event: Transaction, window: Sequence[Any], in_habit: list[bool], values: list[object],
                evidence_of: Callable[[Transaction, Sequence[Any], timedelta], dict[str, Any]]) -> Finding | None:
         """The test on the window's items, given which lie in the habit and each one's value."""
@@ -92,3 +97,55 @@ class HabitBurstRule(Rule[HabitBurstConfig]):
             evidence = evidence_of(event, burst, cfg.burst)
             evidence.update(habit_count=n, habit_mean=float(total / n))
             return Finding(len(burst), cfg.threshold, evidence)
+
+
+#: `judge` works at 80 digits: its habit sum is exact below this total
+_JUDGE_EXACT_BELOW = Decimal("1e20")
+
+
+class _Habit(WindowAggregate):
+    """The habit's count and sum, kept as rows age out of the burst into the habit: rows are
+    added newest last and leave oldest first, so the habit holds the oldest rows of the window and
+    `recent` (rows not yet one burst older than the last judged event) the newest. `may_fire` is
+    the test on the event's own value; `judge` then counts the burst."""
+
+    __slots__ = ("burst_ms", "config", "habit_rows", "position", "recent", "sums")
+
+    def __init__(self, position: int, config: HabitBurstConfig) -> None:
+        self.position = position
+        self.config = config
+        self.burst_ms = config.burst.ms
+        self.recent: deque[tuple[Any, ...]] = deque()
+        self.habit_rows = 0  # rows in the habit, numeric or not
+        self.sums = RunningSum()  # of the habit's numeric values
+
+    def add(self, row: tuple[Any, ...]) -> None:
+        self.recent.append(row)
+
+    def remove(self, row: tuple[Any, ...]) -> None:
+        if self.habit_rows:  # the oldest row is in the habit
+            self.habit_rows -= 1
+            value = as_decimal(row[self.position])
+            if value is not None:
+                self.sums.remove(value)
+        else:
+            self.recent.popleft()
+
+    def may_fire(self, row: tuple[Any, ...], window_start_ms: int) -> bool:
+        split = row[ROW_TS] - self.burst_ms
+        recent, sums = self.recent, self.sums
+        while recent and recent[0][ROW_TS] <= split:
+            self.habit_rows += 1
+            value = as_decimal(recent.popleft()[self.position])
+            if value is not None:
+                sums.add(value)
+        cfg = self.config
+        value = as_decimal(row[self.position])
+        if value is None or sums.count < cfg.min_history:
+            return False
+        if not sums.exact_below(_JUDGE_EXACT_BELOW):
+            return True
+        try:
+            return EXACT.multiply(value, sums.count) > EXACT.multiply(cfg.factor, sums.total)
+        except Inexact:
+            return True  # judge rounds here: let it decide

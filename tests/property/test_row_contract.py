@@ -70,6 +70,38 @@ def test_every_kind_finds_from_rows_what_judge_finds_from_events(stream: list[Tr
             assert found == expected, (rule.id, event.event_id)
 
 
+BURST_RULES = load_rules_text("""
+version: 1
+rules:
+  - {id: burst, kind: habit_burst, key: account_id, window: 10m, burst: 2m, factor: 2, threshold: 1,
+     min_history: 2}
+  - {id: burst-ip, kind: habit_burst, key: ip, window: 15m, burst: 5m, factor: 1.5, min_history: 1,
+     where: [{field: amount, op: lt, value: 9999}]}
+""", name="habit-burst.yaml")
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_habit_burst_through_the_pipeline_is_judge_on_the_exact_window(data: st.DataObject) -> None:
+    """habit_burst's running aggregate (the habit's sums as rows age out of the burst) only skips
+    events `judge` would not fire on: the pipeline's hits are `judge` on each event's window."""
+    stream = data.draw(streams(max_size=40, max_offset_s=1800))
+    cuts = data.draw(st.lists(st.integers(1, 39), max_size=3).map(sorted))
+    firsts: dict[str, Transaction] = {}
+    for event in stream:
+        firsts.setdefault(event.event_id, event)
+    unique = list(firsts.values())
+    expected = {}
+    for rule in BURST_RULES.rules:
+        for index, event in enumerate(unique):
+            if event.get(rule.key_field) is not None and rule.applies_to(event):
+                finding = rule.judge(event, window_of(rule, unique, index))
+                if finding is not None:
+                    expected[rule.id, event.event_id] = (finding.value, dict(finding.evidence))
+    hits = run_stream(BURST_RULES, stream, cuts=cuts).hits.values()
+    assert {(h.rule_id, h.event_id): (h.value, h.evidence) for h in hits} == expected
+
+
 def test_the_built_in_kinds_have_their_own_row_judge() -> None:
     for rule in WINDOWED:
         judge = rule.rows_judge()

@@ -119,10 +119,11 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, required=True, help="checkout of the old code (with its .venv)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--accounts", type=int, default=1000)
+    parser.add_argument("--peer", type=Path, default=PEER, help="folder of the peer stream and rules")
     parser.add_argument("--write", type=Path, help="replace the 'Before and after' section of this markdown file")
     args = parser.parse_args()
-    if not (PEER / "stream_20k.jsonl").exists():
-        sys.exit(f"the peer stream is not at {PEER}: this benchmark needs ../shared/bench/")
+    if not (args.peer / "stream_20k.jsonl").exists():
+        sys.exit(f"the peer stream is not in {args.peer}: this benchmark needs ../shared/bench/ (or --peer)")
     checkouts = {"old": args.baseline.resolve(), "new": ROOT}
     python = {v: str(c / ".venv" / "bin" / "python") for v, c in checkouts.items()}
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -132,7 +133,7 @@ def main() -> None:
                         "--accounts", str(args.accounts), "--days", "10"], cwd=ROOT, check=True, capture_output=True)
         (tmp / "sim" / "events.jsonl").rename(graph_events)
         graph_n = len(graph_events.read_text().splitlines())
-        peer_events, peer_rules = PEER / "stream_20k.jsonl", PEER / "peer_rules.yaml"
+        peer_events, peer_rules = args.peer / "stream_20k.jsonl", args.peer / "peer_rules.yaml"
 
         def replay(rules: Path, events: Path, batch: int, fmt: str = "auto") -> list[str]:
             return ["{python}", "-m", "chalicelib", "replay", "--rules", str(rules), "--events", str(events),

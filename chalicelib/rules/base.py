@@ -354,9 +354,10 @@ class Rule(ABC, Generic[C]):
         return self.judge(event, [transaction_of_row(row, positions) for row in window])
 
     def rows_judge(self) -> Callable[[Transaction, Sequence[WindowRow], Mapping[str, int]], Finding | None]:
-        """`judge_rows` where it was written for the `judge` this rule runs, else the default
-        (rebuild events, call `judge`): a subclass that overrides `judge` keeps its meaning."""
-        if self._hook_speaks_for_judge("judge_rows"):
+        """`judge_rows` where it was written for the `judge` this rule runs and the rule says
+        which fields it reads (`compact_fields`: the rows then hold exactly those), else the
+        default (rebuild events, call `judge`): a subclass that overrides `judge` keeps its meaning."""
+        if self._hook_speaks_for_judge("judge_rows") and self.compact_fields() is not None:
             return self.judge_rows
         return functools.partial(Rule.judge_rows, self)
 

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -155,11 +155,37 @@ def _loose_reference(config: Any, event: Transaction, window: Sequence[Transacti
     return len(window) if len(window) >= config.threshold else None
 
 
+class UndeclaredConfig(WindowedConfig):
+    kind: Literal["undeclared_rows"] = "undeclared_rows"
+
+
+@register_rule_kind
+class UndeclaredRowsRule(Rule[UndeclaredConfig]):
+    """Has a row judge but does not say which fields it reads: the rows hold the whole event's
+    fields, not `attributes.channel`, so the engine must not hand it rows."""
+
+    config_model = UndeclaredConfig
+
+    def judge(self, event: Transaction, window: Sequence[Transaction]) -> Finding | None:
+        return Finding(len(window), 0, {"channels": [x.get("attributes.channel") for x in window]})
+
+    def judge_rows(self, event: Transaction, window: Sequence[WindowRow],
+                   positions: Mapping[str, int]) -> Finding | None:
+        position = positions["attributes.channel"]
+        return Finding(len(window), 0, {"channels": [row[position] for row in window]})
+
+
+@register_reference("undeclared_rows")
+def _undeclared_reference(config: Any, event: Transaction, window: Sequence[Transaction], context: Any) -> Any:
+    return len(window)
+
+
 SLOW_RULES = load_rules_text("""
 version: 1
 rules:
   - {id: echo, kind: echo_count, key: ip, window: 3m, where: [{field: amount, op: ge, value: 4.99}]}
   - {id: loose, kind: loose_velocity, key: account_id, window: 2m, threshold: 2}
+  - {id: undeclared, kind: undeclared_rows, key: account_id, window: 1m}
 """, name="slow-path.yaml")
 
 

@@ -18,8 +18,9 @@ Rows are then applied per key in arrival order; each of the batch's events is ju
 own row arrives, so it sees exactly the rows that arrived no later than it. An event that lands
 at the end of its key's rows (the in-order case) slides each rule's aggregate forward; an event
 that lands before held rows clears the key's aggregates, which rebuild from its window. An
-aggregate only says whether a rule may fire; the hit itself always comes from the kind's `judge`
-on the exact window, so values and evidence are those of the whole-window design.
+aggregate only says whether a rule may fire; the hit itself always comes from the kind on the
+exact window (its `judge_rows` on the rows, or `judge` on events rebuilt from them), so values and
+evidence are those of the whole-window design.
 
 The state holds only rows read from the store, so a batch that fails after its write leaves it as
 the store is; `Pipeline` drops the whole state if evaluation itself raises.

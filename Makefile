@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-history results kinesis-demo package venv clean
+.PHONY: demo test lint bench bench-history bench-versions results kinesis-demo package venv clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ clean:
 bench: $(STAMP)
 	$(BIN)/python bench/hot_path.py --write docs/BENCHMARKS.md
 	$(BIN)/python bench/graph_write.py
+
+# Old code against this checkout, side by side (hits compared first): make bench-versions BASELINE=../main
+bench-versions: $(STAMP)
+	@test -n "$(BASELINE)" || { echo "give BASELINE=<checkout of the old code, with its .venv>"; exit 2; }
+	$(BIN)/python bench/versions.py --baseline $(BASELINE) --write docs/BENCHMARKS.md
 
 # About 1M events over 30 simulated days: several minutes.
 bench-history: $(STAMP)

@@ -16,7 +16,7 @@ import base64
 import hashlib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -344,3 +344,41 @@ class StoredEvent:
     seq: int
     event: Transaction
     ts_ms: int
+
+
+# --------------------------------------------------------------------------- the compact row
+
+#: A compact window row: what `TimeSeriesStore.window_rows` returns and what rule kinds judge on
+#: the hot path (`Rule.judge_rows`): `(ts_ms, seq, event_id, value of each requested field...)`,
+#: each value what `Transaction.get` returns for its field (`attributes` is the whole mapping).
+WindowRow = tuple[Any, ...]
+
+ROW_TS, ROW_SEQ, ROW_EVENT_ID = 0, 1, 2  # the fixed head of every row
+ROW_VALUES = 3  # where the requested fields' values start
+
+#: The field name that stands for the whole `attributes` mapping in a compact row.
+ALL_ATTRIBUTES = "attributes"
+
+
+def row_positions(fields: Iterable[str]) -> dict[str, int]:
+    """Field name -> position in rows read with these `fields`, in order."""
+    return {name: ROW_VALUES + i for i, name in enumerate(fields)}
+
+
+def transaction_of_row(row: WindowRow, positions: Mapping[str, int]) -> Transaction:
+    """The event a row stands for, with the fields it holds (others are their defaults). Built
+    without validation: the row came from a stored, validated event."""
+    values: dict[str, Any] = {"event_id": row[ROW_EVENT_ID], "ts": from_epoch_ms(row[ROW_TS])}
+    attributes: dict[str, Any] = {}
+    for name, position in positions.items():
+        value = row[position]
+        attribute = attribute_name(name)
+        if attribute:
+            if value is not None:
+                attributes.setdefault(attribute, value)
+        elif name == ALL_ATTRIBUTES:
+            attributes = {**(value or {}), **attributes}
+        else:
+            values[name] = value
+    values["attributes"] = attributes
+    return Transaction.model_construct(**values)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 HIT_ID_LENGTH = 32
@@ -27,7 +27,8 @@ class HitEdge:
     to: EdgeEnd
 
     def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "from": asdict(self.from_), "to": asdict(self.to)}
+        return {"label": self.label, "from": {"field": self.from_.field, "value": self.from_.value},
+                "to": {"field": self.to.field, "value": self.to.value}}
 
 
 @dataclass(frozen=True, slots=True)

@@ -218,10 +218,12 @@ class Pipeline:
                 view = view.with_hits(HitRef.of(h) for h in micro_hits)
                 phase_one = evaluate_graph(ruleset, pending, view, 1, errors=rule_errors)
                 view = view.with_hits(HitRef.of(h) for h in phase_one)
-                hits += phase_one + evaluate_graph(ruleset, pending, view, 2, errors=rule_errors)
-                seq = {p.event.event_id: p.seq for p in pending}
-                order = {r.id: i for i, r in enumerate(ruleset.rules)}
-                hits.sort(key=lambda h: (seq[h.event_id], order[h.rule_id]))
+                graph_hits = phase_one + evaluate_graph(ruleset, pending, view, 2, errors=rule_errors)
+                if graph_hits:  # the micro hits come in this order already
+                    hits += graph_hits
+                    seq = {p.event.event_id: p.seq for p in pending}
+                    order = {r.id: i for i, r in enumerate(ruleset.rules)}
+                    hits.sort(key=lambda h: (seq[h.event_id], order[h.rule_id]))
             self.graph.write_hits(hits)
             self.graph.commit()
         except BaseException:

@@ -12,15 +12,23 @@ Comparisons are done exactly in Decimal by cross-multiplying, never through a ro
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, Inexact, localcontext
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from chalicelib.events import Transaction
+from chalicelib.events import ROW_EVENT_ID, Transaction, WindowRow
 from chalicelib.rules import limits
-from chalicelib.rules.base import Finding, Rule, WindowAggregate, WindowedConfig, check_field_name, window_evidence
+from chalicelib.rules.base import (
+    Finding,
+    Rule,
+    WindowAggregate,
+    WindowedConfig,
+    check_field_name,
+    rows_evidence,
+    window_evidence,
+)
 from chalicelib.rules.describe import Aggregate, others, register_aggregate
 from chalicelib.rules.numbers import EXACT, SummedField, as_decimal, plain
 from chalicelib.rules.registry import register_rule_kind
@@ -49,14 +57,25 @@ class AmountSpikeRule(Rule[AmountSpikeConfig]):
     default_edge_to = "merchant_id"
 
     def judge(self, event: Transaction, window: Sequence[Transaction]) -> Finding | None:
+        earlier = [x for x in window if x.event_id != event.event_id]
+        return self._spike(event, [x.get(self.config.field) for x in earlier],
+                           lambda: window_evidence(event, earlier, self.config.window))
+
+    def judge_rows(self, event: Transaction, window: Sequence[WindowRow],
+                   positions: Mapping[str, int]) -> Finding | None:
+        position, event_id = positions[self.config.field], event.event_id
+        earlier = [row for row in window if row[ROW_EVENT_ID] != event_id]
+        return self._spike(event, [row[position] for row in earlier],
+                           lambda: rows_evidence(event, earlier, self.config.window))
+
+    def _spike(self, event: Transaction, earlier_values: list[object],
+               window_evidence: Callable[[], dict[str, Any]]) -> Finding | None:
+        """The test on the event's value against the values of the earlier events of its window."""
         cfg = self.config
         value = as_decimal(event.get(cfg.field))
         if value is None:
             return None
-        baseline = [
-            v for x in window if x.event_id != event.event_id
-            if (v := as_decimal(x.get(cfg.field))) is not None
-        ]
+        baseline = [v for x in earlier_values if (v := as_decimal(x)) is not None]
         n = len(baseline)
         if n < cfg.min_history:
             return None
@@ -64,8 +83,7 @@ class AmountSpikeRule(Rule[AmountSpikeConfig]):
             ctx.prec = 80  # products of sums of amounts stay exact
             total = sum(baseline, Decimal(0))
             mean = total / n
-            evidence = window_evidence(event, [x for x in window if x.event_id != event.event_id],
-                                       cfg.window)
+            evidence = window_evidence()
             evidence.update(baseline_count=n, baseline_mean=float(mean))
             if cfg.factor is not None:
                 if value * n <= cfg.factor * total:

@@ -11,10 +11,11 @@ Size: this is the whole contract a kind author reads (configs, `where`, duration
 
 from __future__ import annotations
 
+import functools
 import re
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -25,7 +26,15 @@ from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, field_v
 from pydantic_core import core_schema
 
 from chalicelib.entities import VERTEX_LABELS, GraphView, ReachQuery, entity_field_or_account, iso_ms
-from chalicelib.events import KEY_FIELDS, Transaction, attribute_name, is_key_field
+from chalicelib.events import (
+    KEY_FIELDS,
+    ROW_EVENT_ID,
+    Transaction,
+    WindowRow,
+    attribute_name,
+    is_key_field,
+    transaction_of_row,
+)
 from chalicelib.rules import limits
 from chalicelib.rules.examples import MAX_EXAMPLES_PER_RULE, Examples
 
@@ -351,6 +360,26 @@ class Rule(ABC, Generic[C]):
         the event itself is in it. For rules without a window it is `(event,)`.
         """
 
+    def judge_rows(self, event: Transaction, window: Sequence[WindowRow],
+                   positions: Mapping[str, int]) -> Finding | None:
+        """`judge` on compact rows: what the engine calls on the hot path. `window` is the same
+        window as `judge` gets, as rows `(ts_ms, seq, event_id, *values)` (`events.WindowRow`;
+        rows may carry more values after those of `positions`); `positions` maps each field of
+        `fields_read()` (and of `where`) to its place in a row. A kind overrides it together with
+        `judge` and `fields_read` and must find exactly what `judge` finds (value and evidence).
+
+        The default rebuilds the window's events and calls `judge`: plugin kinds written against
+        `judge` alone work unchanged, at the cost of one object per row."""
+        return self.judge(event, [transaction_of_row(row, positions) for row in window])
+
+    def rows_judge(self) -> Callable[[Transaction, Sequence[WindowRow], Mapping[str, int]], Finding | None]:
+        """`judge_rows` where it was written for the `judge` this rule runs and the rule says
+        which fields it reads (`compact_fields`: the rows then hold exactly those), else the
+        default (rebuild events, call `judge`): a subclass that overrides `judge` keeps its meaning."""
+        if self._hook_speaks_for_judge("judge_rows") and self.compact_fields() is not None:
+            return self.judge_rows
+        return functools.partial(Rule.judge_rows, self)
+
     def edge_ends(self) -> tuple[str, str]:
         """(from field, to field) of the hit edge: config first, then the kind's defaults. Both
         are entity fields: a default that is none (a key such as `currency`) is the account."""
@@ -467,6 +496,16 @@ def window_evidence(event: Transaction, window: Sequence[Transaction], length: t
     }
 
 
+def rows_evidence(event: Transaction, window: Sequence[WindowRow], length: timedelta) -> dict[str, Any]:
+    """`window_evidence` from compact rows (the same mapping for the same window)."""
+    return {
+        "window_start": iso_ms(event.ts - length),
+        "window_end": iso_ms(event.ts),
+        "count": len(window),
+        "event_ids": [row[ROW_EVENT_ID] for row in window[-EVIDENCE_IDS_CAP:]],
+    }
+
+
 __all__ = [
     "Condition",
     "Duration",
@@ -480,5 +519,6 @@ __all__ = [
     "WindowedConfig",
     "check_field_name",
     "check_key_name",
+    "rows_evidence",
     "window_evidence",
 ]

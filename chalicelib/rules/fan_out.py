@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from chalicelib.events import Transaction
+from chalicelib.events import Transaction, WindowRow
 from chalicelib.rules import limits
 from chalicelib.rules.base import (
     EVIDENCE_IDS_CAP,
@@ -17,6 +17,7 @@ from chalicelib.rules.base import (
     WindowAggregate,
     WindowedConfig,
     check_field_name,
+    rows_evidence,
     window_evidence,
 )
 from chalicelib.rules.describe import Aggregate, register_aggregate
@@ -44,6 +45,17 @@ class FanOutRule(Rule[FanOutConfig]):
         if len(values) <= self.config.threshold:
             return None
         evidence = window_evidence(event, window, self.config.window)
+        evidence["distinct_values"] = [str(v) for v in list(values)[:EVIDENCE_IDS_CAP]]
+        return Finding(len(values), self.config.threshold, evidence)
+
+    def judge_rows(self, event: Transaction, window: Sequence[WindowRow],
+                   positions: Mapping[str, int]) -> Finding | None:
+        position = positions[self.config.distinct]
+        values = dict.fromkeys(row[position] for row in window)
+        values.pop(None, None)
+        if len(values) <= self.config.threshold:
+            return None
+        evidence = rows_evidence(event, window, self.config.window)
         evidence["distinct_values"] = [str(v) for v in list(values)[:EVIDENCE_IDS_CAP]]
         return Finding(len(values), self.config.threshold, evidence)
 

@@ -6,13 +6,13 @@ events in the window, so a brand-new account is not flagged for everything it do
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from chalicelib.entities import entity_field_or_account
-from chalicelib.events import Transaction
+from chalicelib.events import ROW_EVENT_ID, Transaction, WindowRow
 from chalicelib.rules import limits
 from chalicelib.rules.base import (
     EVIDENCE_IDS_CAP,
@@ -22,6 +22,7 @@ from chalicelib.rules.base import (
     WindowAggregate,
     WindowedConfig,
     check_field_name,
+    rows_evidence,
     window_evidence,
 )
 from chalicelib.rules.describe import Aggregate, others, register_aggregate
@@ -41,20 +42,32 @@ class FirstSeenRule(Rule[FirstSeenConfig]):
     config_model = FirstSeenConfig
 
     def judge(self, event: Transaction, window: Sequence[Transaction]) -> Finding | None:
+        earlier = [x for x in window if x.event_id != event.event_id]
+        return self._first(event, [x.get(self.config.field) for x in earlier],
+                           lambda: window_evidence(event, earlier, self.config.window))
+
+    def judge_rows(self, event: Transaction, window: Sequence[WindowRow],
+                   positions: Mapping[str, int]) -> Finding | None:
+        position, event_id = positions[self.config.field], event.event_id
+        earlier = [row for row in window if row[ROW_EVENT_ID] != event_id]
+        return self._first(event, [row[position] for row in earlier],
+                           lambda: rows_evidence(event, earlier, self.config.window))
+
+    def _first(self, event: Transaction, earlier_values: list[object],
+               window_evidence: Callable[[], dict[str, Any]]) -> Finding | None:
+        """The event's value against the values of the earlier events of its window."""
         value = event.get(self.config.field)
         if value is None:
             return None
-        earlier = [x for x in window if x.event_id != event.event_id]
-        if len(earlier) < self.config.min_history:
+        if len(earlier_values) < self.config.min_history:
             return None
         known: dict[object, None] = {}
-        for x in earlier:
-            seen = x.get(self.config.field)
+        for seen in earlier_values:
             if seen == value:
                 return None
             if seen is not None:
                 known[seen] = None
-        evidence = window_evidence(event, earlier, self.config.window)
+        evidence = window_evidence()
         evidence.update(new_value=str(value), known_values=[str(v) for v in list(known)[:EVIDENCE_IDS_CAP]])
         return Finding(1, 0, evidence)
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from chalicelib.events import Transaction
+from chalicelib.events import ROW_EVENT_ID, ROW_TS, Transaction, WindowRow, from_epoch_ms
 from chalicelib.rules import limits
 from chalicelib.rules.base import Finding, Rule, WindowAggregate, WindowedConfig
 from chalicelib.rules.describe import Aggregate, others, register_aggregate
@@ -64,6 +64,30 @@ class GeoVelocityRule(Rule[GeoVelocityConfig]):
             "previous_ts": previous.ts.isoformat(),
             "distance_km": round(distance, 3),
             "elapsed_s": (event.ts - previous.ts).total_seconds(),
+        })
+
+    def judge_rows(self, event: Transaction, window: Sequence[WindowRow],
+                   positions: Mapping[str, int]) -> Finding | None:
+        if event.lat is None or event.lon is None:
+            return None
+        lat, lon, event_id = positions["lat"], positions["lon"], event.event_id
+        previous = next((row for row in reversed(window)
+                         if row[ROW_EVENT_ID] != event_id and row[lat] is not None and row[lon] is not None), None)
+        if previous is None:
+            return None
+        distance = haversine_km(previous[lat], previous[lon], event.lat, event.lon)
+        if distance <= self.config.min_distance_km:
+            return None
+        previous_ts = from_epoch_ms(previous[ROW_TS])
+        hours = max((event.ts - previous_ts).total_seconds(), 1.0) / 3600
+        speed = distance / hours
+        if speed <= self.config.threshold:
+            return None
+        return Finding(round(speed, 3), self.config.threshold, {
+            "previous_event_id": previous[ROW_EVENT_ID],
+            "previous_ts": previous_ts.isoformat(),
+            "distance_km": round(distance, 3),
+            "elapsed_s": (event.ts - previous_ts).total_seconds(),
         })
 
     def fields_read(self) -> frozenset[str]:

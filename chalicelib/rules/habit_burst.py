@@ -10,17 +10,28 @@ Comparisons are exact in Decimal by cross-multiplying.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from decimal import Decimal, localcontext
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+from decimal import Decimal, Inexact, localcontext
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from chalicelib.events import Transaction
+from chalicelib.events import ROW_TS, Transaction, WindowRow
 from chalicelib.rules import limits
-from chalicelib.rules.base import Duration, Finding, Rule, WindowedConfig, check_field_name, window_evidence
+from chalicelib.rules.base import (
+    Duration,
+    Finding,
+    Rule,
+    WindowAggregate,
+    WindowedConfig,
+    check_field_name,
+    rows_evidence,
+    window_evidence,
+)
 from chalicelib.rules.describe import Aggregate, register_aggregate
-from chalicelib.rules.numbers import as_decimal
+from chalicelib.rules.numbers import EXACT, RunningSum, as_decimal
 from chalicelib.rules.registry import register_rule_kind
 
 
@@ -47,12 +58,31 @@ class HabitBurstRule(Rule[HabitBurstConfig]):
     default_edge_to = "merchant_id"
 
     def judge(self, event: Transaction, window: Sequence[Transaction]) -> Finding | None:
+        split = event.ts - self.config.burst
+        return self._burst(event, window, [x.ts <= split for x in window],
+                           [x.get(self.config.field) for x in window], window_evidence)
+
+    def judge_rows(self, event: Transaction, window: Sequence[WindowRow],
+                   positions: Mapping[str, int]) -> Finding | None:
+        position, split_ms = positions[self.config.field], event.ts_ms - self.config.burst.ms
+        return self._burst(event, window, [row[ROW_TS] <= split_ms for row in window],
+                           [row[position] for row in window], rows_evidence)
+
+    def fields_read(self) -> frozenset[str]:
+        return frozenset({self.config.field})
+
+    def window_aggregate(self, positions: Mapping[str, int]) -> WindowAggregate:
+        return _Habit(positions[self.config.field], self.config)
+
+    def _burst(self, event: Transaction, window: Sequence[Any], in_habit: list[bool], values: list[object],
+               evidence_of: Callable[[Transaction, Sequence[Any], timedelta], dict[str, Any]]) -> Finding | None:
+        """The test on the window's items, given which lie in the habit and each one's value."""
         cfg = self.config
         value = as_decimal(event.get(cfg.field))
         if value is None:
             return None
-        split = event.ts - cfg.burst
-        habit = [v for x in window if x.ts <= split if (v := as_decimal(x.get(cfg.field))) is not None]
+        habit = [v for is_habit, x in zip(in_habit, values, strict=True) if is_habit
+                 if (v := as_decimal(x)) is not None]
         n = len(habit)
         if n < cfg.min_history:
             return None
@@ -61,11 +91,11 @@ class HabitBurstRule(Rule[HabitBurstConfig]):
             total = sum(habit, Decimal(0))
             if value * n <= cfg.factor * total:
                 return None
-            burst = [x for x in window if x.ts > split
-                     if (v := as_decimal(x.get(cfg.field))) is not None and v * n > cfg.factor * total]
+            burst = [item for item, is_habit, x in zip(window, in_habit, values, strict=True) if not is_habit
+                     if (v := as_decimal(x)) is not None and v * n > cfg.factor * total]
             if len(burst) <= cfg.threshold:
                 return None
-            evidence = window_evidence(event, burst, cfg.burst)
+            evidence = evidence_of(event, burst, cfg.burst)
             evidence.update(habit_count=n, habit_mean=float(total / n))
             return Finding(len(burst), cfg.threshold, evidence)
 
@@ -88,3 +118,55 @@ def describe_habit_burst(rule: Rule[Any], event: Transaction, window: Sequence[T
         if value is None or value * n <= cfg.factor * total:
             note += "; the event itself is not above it"
     return Aggregate(len(above), cfg.threshold, note)
+
+
+#: `judge` works at 80 digits: its habit sum is exact below this total
+_JUDGE_EXACT_BELOW = Decimal("1e20")
+
+
+class _Habit(WindowAggregate):
+    """The habit's count and sum, kept as rows age out of the burst into the habit: rows are
+    added newest last and leave oldest first, so the habit holds the oldest rows of the window and
+    `recent` (rows not yet one burst older than the last judged event) the newest. `may_fire` is
+    the test on the event's own value; `judge` then counts the burst."""
+
+    __slots__ = ("burst_ms", "config", "habit_rows", "position", "recent", "sums")
+
+    def __init__(self, position: int, config: HabitBurstConfig) -> None:
+        self.position = position
+        self.config = config
+        self.burst_ms = config.burst.ms
+        self.recent: deque[tuple[Any, ...]] = deque()
+        self.habit_rows = 0  # rows in the habit, numeric or not
+        self.sums = RunningSum()  # of the habit's numeric values
+
+    def add(self, row: tuple[Any, ...]) -> None:
+        self.recent.append(row)
+
+    def remove(self, row: tuple[Any, ...]) -> None:
+        if self.habit_rows:  # the oldest row is in the habit
+            self.habit_rows -= 1
+            value = as_decimal(row[self.position])
+            if value is not None:
+                self.sums.remove(value)
+        else:
+            self.recent.popleft()
+
+    def may_fire(self, row: tuple[Any, ...], window_start_ms: int) -> bool:
+        split = row[ROW_TS] - self.burst_ms
+        recent, sums = self.recent, self.sums
+        while recent and recent[0][ROW_TS] <= split:
+            self.habit_rows += 1
+            value = as_decimal(recent.popleft()[self.position])
+            if value is not None:
+                sums.add(value)
+        cfg = self.config
+        value = as_decimal(row[self.position])
+        if value is None or sums.count < cfg.min_history:
+            return False
+        if not sums.exact_below(_JUDGE_EXACT_BELOW):
+            return True
+        try:
+            return EXACT.multiply(value, sums.count) > EXACT.multiply(cfg.factor, sums.total)
+        except Inexact:
+            return True  # judge rounds here: let it decide

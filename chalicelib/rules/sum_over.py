@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from chalicelib.events import Transaction
+from chalicelib.events import Transaction, WindowRow
 from chalicelib.rules import limits
-from chalicelib.rules.base import Finding, Rule, WindowAggregate, WindowedConfig, check_field_name, window_evidence
+from chalicelib.rules.base import (
+    Finding,
+    Rule,
+    WindowAggregate,
+    WindowedConfig,
+    check_field_name,
+    rows_evidence,
+    window_evidence,
+)
 from chalicelib.rules.describe import Aggregate, register_aggregate
 from chalicelib.rules.numbers import SummedField, as_decimal, plain
 from chalicelib.rules.registry import register_rule_kind
@@ -33,21 +41,36 @@ class SumOverRule(Rule[SumOverConfig]):
     default_edge_to = "merchant_id"
 
     def judge(self, event: Transaction, window: Sequence[Transaction]) -> Finding | None:
-        total = Decimal(0)
-        for x in window:
-            value = as_decimal(x.get(self.config.field))
-            if value is not None:
-                total += value
+        total = _sum(x.get(self.config.field) for x in window)
         if total <= self.config.threshold:
             return None
         return Finding(plain(total), plain(self.config.threshold),
                        window_evidence(event, window, self.config.window))
+
+    def judge_rows(self, event: Transaction, window: Sequence[WindowRow],
+                   positions: Mapping[str, int]) -> Finding | None:
+        position = positions[self.config.field]
+        total = _sum(row[position] for row in window)
+        if total <= self.config.threshold:
+            return None
+        return Finding(plain(total), plain(self.config.threshold),
+                       rows_evidence(event, window, self.config.window))
 
     def fields_read(self) -> frozenset[str]:
         return frozenset({self.config.field})
 
     def window_aggregate(self, positions: Mapping[str, int]) -> WindowAggregate:
         return _Sum(positions[self.config.field], self.config.threshold)
+
+
+def _sum(values: Iterable[object]) -> Decimal:
+    """The numeric values summed in order at the default context (others add nothing)."""
+    total = Decimal(0)
+    for item in values:
+        value = as_decimal(item)
+        if value is not None:
+            total += value
+    return total
 
 
 #: `judge` sums at the default 28 digits: exact while plain values stay below this in total

@@ -7,9 +7,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from chalicelib.events import Transaction
+from chalicelib.events import Transaction, WindowRow
 from chalicelib.rules import limits
-from chalicelib.rules.base import Finding, Rule, WindowAggregate, WindowedConfig, window_evidence
+from chalicelib.rules.base import Finding, Rule, WindowAggregate, WindowedConfig, rows_evidence, window_evidence
 from chalicelib.rules.describe import Aggregate, register_aggregate
 from chalicelib.rules.registry import register_rule_kind
 
@@ -29,6 +29,13 @@ class VelocityRule(Rule[VelocityConfig]):
         if count <= self.config.threshold:
             return None
         return Finding(count, self.config.threshold, window_evidence(event, window, self.config.window))
+
+    def judge_rows(self, event: Transaction, window: Sequence[WindowRow],
+                   positions: Mapping[str, int]) -> Finding | None:
+        count = len(window)
+        if count <= self.config.threshold:
+            return None
+        return Finding(count, self.config.threshold, rows_evidence(event, window, self.config.window))
 
     def fields_read(self) -> frozenset[str]:
         return frozenset()

@@ -5,16 +5,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from chalicelib.events import PoisonRecord, StoredEvent, Transaction
+from chalicelib.events import ALL_ATTRIBUTES, PoisonRecord, StoredEvent, Transaction, WindowRow
 from chalicelib.hits import Hit
 
-#: A compact history row: (ts_ms, seq, event_id, value of each requested field...).
-WindowRow = tuple[Any, ...]
-
-#: The field name that stands for the whole `attributes` mapping in a compact row.
-ALL_ATTRIBUTES = "attributes"
+__all__ = ["ALL_ATTRIBUTES", "DeadLetterSink", "HitSink", "TimeSeriesStore", "WindowRow", "WriteResult"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -219,7 +219,7 @@ class Settings:
 
 def rules_plugins_allowed(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
     """The modules (and their submodules) a rules file's `plugins:` may import (also what the
-    rules loader obeys when no allow-list is passed to it, e.g. in `rules check`)."""
+    tools pass the rules loader, e.g. in `rules check`; the engine takes it from `Settings`)."""
     env = os.environ if env is None else env
     return tuple(name.strip() for name in env.get("RULES_PLUGINS_ALLOWED", "").split(",") if name.strip())
 

@@ -31,7 +31,6 @@ from chalicelib.rules.messages import _field, _message
 from chalicelib.rules.policy import DEFAULT_POLICY, DecisionPolicy
 from chalicelib.rules.registry import import_plugin, rule_adapter, rule_class_for, view_of
 from chalicelib.rules.yaml_lines import _line_of, _parse_yaml
-from chalicelib.settings import rules_plugins_allowed
 
 log = logging.getLogger(__name__)
 MAX_LIST_ENTRIES = limits.MAX_LIST_ENTRIES
@@ -135,7 +134,7 @@ class RulesDocument(BaseModel):
 # --------------------------------------------------------------------------- loading
 
 
-def load_rules_file(path: str | Path, *, plugins_allowed: Collection[str] | None = None) -> RuleSet:
+def load_rules_file(path: str | Path, *, plugins_allowed: Collection[str] = ()) -> RuleSet:
     path = Path(path)
     try:
         with path.open("rb") as handle:
@@ -152,12 +151,13 @@ def load_rules_file(path: str | Path, *, plugins_allowed: Collection[str] | None
 
 
 def load_rules_text(text: str, *, name: str = "<rules>", base_dir: Path | None = None,
-                    plugins_allowed: Collection[str] | None = None) -> RuleSet:
-    """Validate rules.yaml text. `plugins_allowed` defaults to the RULES_PLUGINS_ALLOWED setting.
+                    plugins_allowed: Collection[str] = ()) -> RuleSet:
+    """Validate rules.yaml text. `plugins_allowed`: the modules `plugins:` may import (none by
+    default; the wiring passes the RULES_PLUGINS_ALLOWED setting, the tools too).
 
     Raises RulesFileError with every problem found; nothing else escapes, so a caller can treat
     any failure as a rejected file."""
-    allowed = rules_plugins_allowed() if plugins_allowed is None else tuple(plugins_allowed)
+    allowed = tuple(plugins_allowed)
     try:
         return _load(text, name, base_dir, allowed)
     except RulesFileError:

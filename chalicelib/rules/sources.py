@@ -54,9 +54,9 @@ class PollingRulesSource(RulesSource):
     how to load it. The first load must succeed (there is no last good ruleset to fall back on)."""
 
     def __init__(self, reload_seconds: float, clock: Callable[[], float] = time.monotonic,
-                 fallback: RuleSet | None = None, plugins_allowed: Collection[str] | None = None) -> None:
+                 fallback: RuleSet | None = None, plugins_allowed: Collection[str] = ()) -> None:
         self._reload_seconds = reload_seconds
-        self._plugins_allowed = plugins_allowed  # None: the RULES_PLUGINS_ALLOWED setting
+        self._plugins_allowed = tuple(plugins_allowed)  # the wiring passes the RULES_PLUGINS_ALLOWED setting
         self._clock = clock
         self.rejected: Exception | None = None  # why the current content is not in force, if it is not
         self.last_rejected: RejectedEdit | None = None  # the latest rejected edit, kept after a fix
@@ -129,7 +129,7 @@ class FileRulesSource(PollingRulesSource):
 
     def __init__(self, path: str | Path, reload_seconds: float = 30.0,
                  clock: Callable[[], float] = time.monotonic, *,
-                 plugins_allowed: Collection[str] | None = None) -> None:
+                 plugins_allowed: Collection[str] = ()) -> None:
         self.path = Path(path)
         super().__init__(reload_seconds, clock, plugins_allowed=plugins_allowed)
 
@@ -150,7 +150,7 @@ class S3RulesSource(PollingRulesSource):
 
     def __init__(self, bucket: str, key: str, s3_client: object, reload_seconds: float = 30.0,
                  clock: Callable[[], float] = time.monotonic, fallback: RuleSet | None = None, *,
-                 plugins_allowed: Collection[str] | None = None) -> None:
+                 plugins_allowed: Collection[str] = ()) -> None:
         self.bucket, self.key, self.s3 = bucket, key, s3_client
         super().__init__(reload_seconds, clock, fallback, plugins_allowed)
 

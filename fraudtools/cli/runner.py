@@ -21,7 +21,7 @@ from chalicelib.lambda_response import MAX_REDELIVERIES, redelivery_point
 from chalicelib.pipeline import Pipeline
 from chalicelib.retry import Backoff
 from chalicelib.rules import RulesError, RuleSet, load_rules_file
-from chalicelib.settings import GraphBackend, Settings
+from chalicelib.settings import GraphBackend, Settings, rules_plugins_allowed
 from chalicelib.stores import (
     DeadLetterSink,
     JsonLinesDeadLetterSink,
@@ -131,7 +131,7 @@ def _stderr_console() -> Any:
 
 def load_rules_or_exit(path: Path) -> RuleSet:
     try:
-        return load_rules_file(path)
+        return load_rules_file(path, plugins_allowed=rules_plugins_allowed())  # the tools read the setting
     except RulesError as exc:
         print(f"error: {path} is not a valid rules file:\n{exc}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 from chalicelib.events import Transaction
 from chalicelib.rules import Duration, RuleSet, load_rules_text
+from chalicelib.settings import rules_plugins_allowed
 from fraudtools.testing.harness import run_stream, split_at
 from fraudtools.testing.reference import assert_hits_agree, number, reference_hits, reference_of
 from fraudtools.testing.strategies import batch_cuts, conditions, pools_for, streams
@@ -41,7 +42,8 @@ _PIPELINE_SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.to
 
 
 def rules_from(rules: RuleSet | str) -> RuleSet:
-    return rules if isinstance(rules, RuleSet) else load_rules_text(rules, name="<property rules>")
+    return rules if isinstance(rules, RuleSet) else load_rules_text(rules, name="<property rules>",
+                                                                    plugins_allowed=rules_plugins_allowed())
 
 
 def ruleset_of(ruleset: RuleSet, configs: Sequence[Mapping[str, Any]]) -> RuleSet:

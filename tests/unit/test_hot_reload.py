@@ -87,6 +87,8 @@ def test_a_broken_file_at_start_is_an_error(tmp_path: Path) -> None:
 BOMB = (PROJECT / "tests" / "fixtures" / "hostile-rules" / "alias-bomb-in-where.yaml").read_bytes()
 
 #: name -> (content of the edit, fragment of the logged reason)
+#: the allow-list the sources under test are given: the one module the import-failure edit names
+ALLOWED_PLUGINS = ("no_such_plugin_mod",)
 REJECTED_EDITS: dict[str, tuple[bytes, str]] = {
     "schema": (BROKEN.encode(), "rule 'v' field 'window': invalid duration"),
     "window overflow": (V1.replace("1m", "99999999999d").encode(), "longer than the maximum of 400d"),
@@ -117,7 +119,8 @@ class S3Stage:
         self.s3.put_object(Bucket="rules", Key="rules.yaml", Body=body)
 
     def source(self, clock: Clock) -> S3RulesSource:
-        return S3RulesSource("rules", "rules.yaml", self.s3, reload_seconds=10, clock=clock)
+        return S3RulesSource("rules", "rules.yaml", self.s3, reload_seconds=10, clock=clock,
+                             plugins_allowed=ALLOWED_PLUGINS)
 
 
 class FileStage:
@@ -131,7 +134,7 @@ class FileStage:
         os.utime(self.path, ns=(stat.st_atime_ns, stat.st_mtime_ns + self.bump * 1_000_000_000))
 
     def source(self, clock: Clock) -> FileRulesSource:
-        return FileRulesSource(self.path, reload_seconds=10, clock=clock)
+        return FileRulesSource(self.path, reload_seconds=10, clock=clock, plugins_allowed=ALLOWED_PLUGINS)
 
 
 @pytest.fixture(params=["file", "s3"])
@@ -147,7 +150,6 @@ def stage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FileStage 
 def test_each_kind_of_rejected_edit_keeps_the_last_good_version_and_logs_why(
         stage: FileStage | S3Stage, edit: str, caplog: pytest.LogCaptureFixture,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RULES_PLUGINS_ALLOWED", "no_such_plugin_mod")
     body, reason = REJECTED_EDITS[edit]
     clock = Clock()
     stage.write(V1.encode())

@@ -197,3 +197,27 @@ def test_a_module_over_450_lines_states_why_in_its_docstring() -> None:
         if relative not in SPLIT_ELSEWHERE and text.count("\n") > MAX_LINES:
             big[relative] = "Size:" in (ast.get_docstring(ast.parse(text)) or "")
     assert [name for name, explained in big.items() if not explained] == []
+
+
+def environment_reads(path: Path) -> list[str]:
+    """What a module reads of the environment: os.environ / os.getenv, and calls that read it
+    for the caller (Settings.from_env, rules_plugins_allowed without an explicit mapping)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os" \
+                and node.attr in ("environ", "getenv", "environb"):
+            found.append(f"os.{node.attr}")
+        if isinstance(node, ast.Call):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name == "from_env" or (name == "rules_plugins_allowed" and not node.args):
+                found.append(f"{name}()")
+    return found
+
+
+def test_nothing_below_the_handler_reads_the_environment() -> None:
+    """Configuration is read once, into Settings, by the handler (app.py) or a tool; the engine
+    is handed it."""
+    reads = {name: found for name, path in engine_modules().items()
+             if name not in ("chalicelib.settings", ENTRY_POINT) and (found := environment_reads(path))}
+    assert reads == {}
+    assert environment_reads(PROJECT / "app.py")  # the check sees a read where there is one

@@ -66,7 +66,6 @@ PLUGIN = textwrap.dedent("""\
 def exploding_kinds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     (tmp_path / "exploding_kinds.py").write_text(PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("RULES_PLUGINS_ALLOWED", "exploding_kinds")
     yield
     sys.modules.pop("exploding_kinds", None)
     for kind in ("exploding", "exploding_graph", "exploding_reach"):
@@ -75,7 +74,8 @@ def exploding_kinds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
 
 def ruleset(*rules: str) -> RuleSet:
     body = "".join(f"  - {r}\n" for r in rules)
-    return load_rules_text(f"version: 1\nplugins: [exploding_kinds]\nrules:\n{body}")
+    return load_rules_text(f"version: 1\nplugins: [exploding_kinds]\nrules:\n{body}",
+                           plugins_allowed=("exploding_kinds",))
 
 
 def events(*accounts: str, first: int = 0) -> list[Transaction]:

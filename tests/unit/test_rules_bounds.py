@@ -15,7 +15,7 @@ import pytest
 from chalicelib.events import Transaction
 from chalicelib.rules import Duration, RulesFileError, limits, load_rules_file, load_rules_text
 from chalicelib.rules import loader as rules_loader
-from chalicelib.settings import Settings
+from chalicelib.settings import Settings, rules_plugins_allowed
 from fraudtools.cli import main
 from tests.conftest import PROJECT
 from tests.fakes import memory_pipeline, raw_records
@@ -29,7 +29,7 @@ def expected_fragment(path: Path) -> str:
     return first.removeprefix("# expect: ")
 
 
-def issues_of(text: str, plugins_allowed: list[str] | None = None) -> list[str]:
+def issues_of(text: str, plugins_allowed: tuple[str, ...] = ()) -> list[str]:
     with pytest.raises(RulesFileError) as caught:
         load_rules_text(textwrap.dedent(text), name="rules.yaml", plugins_allowed=plugins_allowed)
     return [str(i) for i in caught.value.issues]
@@ -155,15 +155,14 @@ def test_plugins_load_only_from_the_allow_list(tmp_path: Path, monkeypatch: pyte
                                                 ok: bool) -> None:
     (tmp_path / "allowlist_probe_mod.py").write_text("IMPORTED = True\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("RULES_PLUGINS_ALLOWED", allowed)
     monkeypatch.delitem(sys.modules, "allowlist_probe_mod", raising=False)
     text = "version: 1\nplugins: [allowlist_probe_mod]\nrules: []\n"
     try:
         if ok:
-            load_rules_text(text)
+            load_rules_text(text, plugins_allowed=rules_plugins_allowed({"RULES_PLUGINS_ALLOWED": allowed}))
         else:
             with pytest.raises(RulesFileError, match="plugin 'allowlist_probe_mod' is not allowed"):
-                load_rules_text(text)
+                load_rules_text(text, plugins_allowed=rules_plugins_allowed({"RULES_PLUGINS_ALLOWED": allowed}))
         assert ("allowlist_probe_mod" in sys.modules) is ok  # refused before any import
     finally:
         sys.modules.pop("allowlist_probe_mod", None)
@@ -204,14 +203,13 @@ def test_a_plugin_that_exits_or_whose_rule_cannot_be_built_is_a_located_error(
                 return None
         """))
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("RULES_PLUGINS_ALLOWED", "exits_on_import,fragile_kind")
     try:
         found = issues_of("""\
             version: 1
             plugins: [exits_on_import, fragile_kind]
             rules:
               - {id: f, kind: fragile}
-            """)
+            """, plugins_allowed=("exits_on_import", "fragile_kind"))
     finally:
         sys.modules.pop("exits_on_import", None)
         sys.modules.pop("fragile_kind", None)

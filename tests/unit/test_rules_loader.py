@@ -218,13 +218,12 @@ def test_disabled_rules_are_validated_but_not_run() -> None:
 
 def test_third_party_kind_from_plugins_list(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(PROJECT / "examples"))
-    monkeypatch.setenv("RULES_PLUGINS_ALLOWED", "some_other_module, average_over_kind")
     ruleset = load_rules_text(textwrap.dedent("""\
         version: 1
         plugins: [average_over_kind]
         rules:
           - {id: avg-ticket-1h, kind: average_over, window: 1h, threshold: 1000, min_count: 2}
-        """))
+        """), plugins_allowed=("some_other_module", "average_over_kind"))
     rule = ruleset.rules[0]
     assert type(rule).__name__ == "AverageOverRule"
     events = [Transaction(event_id=f"e{i}", ts=i * 1000, account_id="a", amount=a)

@@ -25,15 +25,15 @@ from typing import Any, Literal, TypedDict
 
 import orjson
 
-from chalicelib.entities import FIELD_OF_LABEL, iso_ms
+from chalicelib.entities import iso_ms
 from chalicelib.events import PoisonRecord, RawRecord, Transaction, decode_record
-from chalicelib.hits import EdgeEnd, Hit, HitEdge
+from chalicelib.hits import Hit
 from chalicelib.pipeline import BatchReport, Pipeline
 from chalicelib.rules import GraphRule, RuleSet
 from chalicelib.rules.policy import Outcome
 from chalicelib.stores import StoreError
 from chalicelib.stores.decisions import DecisionLog
-from chalicelib.stores.graph_base import HitFilter
+from chalicelib.stores.graph_base import HitFilter, hit_of_edge_row
 
 Verdict = Literal["hit", "no_hit", "not_judged"]
 #: the most answers GET /api/decisions returns at once
@@ -170,7 +170,7 @@ class DecisionService:
                                    len(ruleset.rules) + 10)
         except StoreError as exc:
             raise StoreUnavailable(f"a store cannot answer: {exc}", "store") from exc
-        return [_hit_of_row(row) for row in rows if row.get("event_id") == event.event_id]
+        return [hit_of_edge_row(row) for row in rows if row.get("event_id") == event.event_id]
 
 
 def answer_for(ruleset: RuleSet, event: Transaction, hits: Sequence[Hit], *, report: BatchReport | None = None,
@@ -228,12 +228,3 @@ def _number(value: Any) -> float | int | None:
     return value if isinstance(value, int | float) else None
 
 
-def _hit_of_row(row: dict[str, Any]) -> Hit:
-    """A hit as its graph edge keeps it (the edge has no key or key value: those are left empty)."""
-    return Hit(hit_id=row["hit_id"], rule_id=row["rule_id"], kind=row["kind"], mode=row["mode"],
-               severity=row["severity"], event_id=row["event_id"], ts=row["ts"], account_id=row["account_id"],
-               key="", key_value="", value=row["value"], threshold=row["threshold"],
-               ruleset_version=row["ruleset_version"],
-               edge=HitEdge(row["label"], EdgeEnd(FIELD_OF_LABEL[row["from_label"]], row["from"]),
-                            EdgeEnd(FIELD_OF_LABEL[row["to_label"]], row["to"])),
-               evidence=row.get("evidence") or {})

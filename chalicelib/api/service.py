@@ -29,15 +29,15 @@ from chalicelib.api.params import (
     decode_cursor,
     encode_cursor,
 )
-from chalicelib.entities import FIELD_OF_LABEL, RELATIONSHIPS, VERTEX_LABELS, iso_ms
+from chalicelib.entities import RELATIONSHIPS, VERTEX_LABELS, iso_ms
 from chalicelib.events import StoredEvent
 from chalicelib.explanation import explain_event
-from chalicelib.hits import EdgeEnd, Hit, HitEdge
+from chalicelib.hits import Hit
 from chalicelib.inbox import AlertInbox
 from chalicelib.linkage import link_shares
 from chalicelib.rules import GraphRule, RuleSet, RulesSource
 from chalicelib.stores import GraphStore, TimeSeriesStore
-from chalicelib.stores.graph_base import AccountView, HitFilter
+from chalicelib.stores.graph_base import AccountView, HitFilter, hit_of_edge_row
 
 #: history bounds when the caller gives none: from 1970 to a year ahead of the clock (events may
 #: carry times ahead of it) - a range every backend's time type holds (nanoseconds end in 2262)
@@ -228,7 +228,7 @@ class Investigator:
     def _hits_of_event(self, account: str, event: StoredEvent) -> dict[str, Hit]:
         ts = iso_ms(event.event.ts)
         rows = self._graph().find_hits(HitFilter(account_id=account, since=ts), 500)
-        return {r["rule_id"]: _hit_of_row(r) for r in rows if r["event_id"] == event.event.event_id}
+        return {r["rule_id"]: hit_of_edge_row(r) for r in rows if r["event_id"] == event.event.event_id}
 
 
 def _rule_summary(rule: Any, ruleset: RuleSet) -> dict[str, Any]:
@@ -239,17 +239,6 @@ def _rule_summary(rule: Any, ruleset: RuleSet) -> dict[str, Any]:
             "window_seconds": None if window is None else window.total_seconds(),
             "graph": isinstance(rule, GraphRule), "quarantined": rule.id in ruleset.quarantined,
             "edge": {"label": rule.edge_label(), "from": rule.edge_ends()[0], "to": rule.edge_ends()[1]}}
-
-
-def _hit_of_row(row: dict[str, Any]) -> Hit:
-    """Enough of a Hit for `explain_event` (value, threshold, evidence) from a graph hit edge."""
-    return Hit(hit_id=row["hit_id"], rule_id=row["rule_id"], kind=row["kind"], mode=row["mode"],
-               severity=row["severity"], event_id=row["event_id"], ts=row["ts"], account_id=row["account_id"],
-               key="", key_value="", value=row["value"], threshold=row["threshold"],
-               ruleset_version=row["ruleset_version"],
-               edge=HitEdge(row["label"], EdgeEnd(FIELD_OF_LABEL[row["from_label"]], row["from"]),
-                            EdgeEnd(FIELD_OF_LABEL[row["to_label"]], row["to"])),
-               evidence=row.get("evidence") or {})
 
 
 def neighbourhood_graph(view: AccountView, max_nodes: int) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from chalicelib.entities import (
     entities_of,
 )
 from chalicelib.events import Transaction
-from chalicelib.hits import Hit
+from chalicelib.hits import EdgeEnd, Hit, HitEdge
 from chalicelib.linkage import (
     DEFAULT_CROWD,
     DEFAULT_KIND_WEIGHTS,
@@ -396,3 +396,14 @@ class _Walk:
                     self.reach.identifiers[(ident.label, ident.key)] = ident
         self.frontier = []
 
+
+def hit_of_edge_row(row: Mapping[str, Any]) -> Hit:
+    """A hit as its graph edge keeps it (`hits_of` rows): the edge has no key or key value, so
+    those are left empty; enough for an answer or an explanation (value, threshold, evidence)."""
+    return Hit(hit_id=row["hit_id"], rule_id=row["rule_id"], kind=row["kind"], mode=row["mode"],
+               severity=row["severity"], event_id=row["event_id"], ts=row["ts"], account_id=row["account_id"],
+               key="", key_value="", value=row["value"], threshold=row["threshold"],
+               ruleset_version=row["ruleset_version"],
+               edge=HitEdge(row["label"], EdgeEnd(FIELD_OF_LABEL[row["from_label"]], row["from"]),
+                            EdgeEnd(FIELD_OF_LABEL[row["to_label"]], row["to"])),
+               evidence=row.get("evidence") or {})

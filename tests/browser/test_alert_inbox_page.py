@@ -7,8 +7,6 @@ the precision panel counts it. Screenshots go to .data/test-artifacts/."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import tempfile
 import urllib.request
 from collections.abc import Iterator
@@ -20,6 +18,7 @@ import pytest
 from fraudtools.cli import main as cli_main
 from tests.browser.test_investigator_page import browser, screenshot, wait_for  # noqa: F401 - fixture
 from tests.conftest import PROJECT, SEED_SAMPLE
+from tests.serving import serving
 
 ACCOUNT = "1234-5678-28"
 
@@ -30,17 +29,8 @@ def server() -> Iterator[str]:
         data_dir = Path(tmp) / "data"
         assert cli_main(["replay", "--rules", str(PROJECT / "rules.yaml"), "--events", str(SEED_SAMPLE),
                          "--data-dir", str(data_dir), "--out", str(data_dir / "hits.jsonl")]) == 0
-        process = subprocess.Popen([sys.executable, "-m", "chalicelib", "serve", "--data-dir", str(data_dir),
-                                    "--port", "0", "--user", "ana"], cwd=PROJECT, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True)
-        try:
-            assert process.stdout is not None
-            line = process.stdout.readline()
-            assert "http://127.0.0.1:" in line, f"serve did not start: {line}"
-            yield "http://" + line.split("http://", 1)[1].split("/", 1)[0] + "/"
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+        with serving(data_dir, "--user", "ana") as url:
+            yield url + "/"
 
 
 def get_json(url: str) -> Any:

@@ -5,8 +5,6 @@ overview's own panel with its decision, without a reload."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,23 +13,14 @@ from typing import Any
 import pytest
 
 from tests.browser.test_investigator_page import browser, screenshot, wait_for  # noqa: F401 - the fixture
-from tests.conftest import PROJECT
+from tests.serving import serving
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir = tmp_path_factory.mktemp("decisions-page") / "new"
-    process = subprocess.Popen([sys.executable, "-m", "chalicelib", "serve", "--data-dir", str(data_dir),
-                                "--port", "0"], cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert "http://127.0.0.1:" in line, f"serve did not start: {line}"
-        yield "http://" + line.split("http://", 1)[1].split("/", 1)[0] + "/"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with serving(data_dir) as url:
+        yield url + "/"
 
 
 def decide(server: str, payment: dict[str, Any]) -> dict[str, Any]:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -22,6 +20,7 @@ import pytest
 
 from fraudtools.cli import main as cli_main
 from tests.conftest import PROJECT, SEED_SAMPLE
+from tests.serving import serving
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -47,18 +46,8 @@ def data_dir() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def server(data_dir: Path) -> Iterator[str]:
-    process = subprocess.Popen([sys.executable, "-m", "chalicelib", "serve", "--data-dir", str(data_dir),
-                                "--port", "0"], cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert "http://127.0.0.1:" in line, f"serve did not start: {line}"
-        url = line.split("http://", 1)[1].split("/", 1)[0]
-        yield f"http://{url}/"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with serving(data_dir) as url:
+        yield f"{url}/"
 
 
 @pytest.fixture(scope="module")
@@ -157,15 +146,19 @@ def test_overview_refreshes_while_a_replay_runs_then_the_ring_is_drawn(browser: 
     centre = browser.find_element(By.CSS_SELECTOR, "#graph g.node.center")
     assert centre.get_attribute("data-key") == "1234-5678-20"
     # the shared e-mail and phone that make it a ring are drawn, linked to every member
-    edges = browser.find_elements(By.CSS_SELECTOR, "#graph path.edge")
-    links = {(e.get_attribute("data-source"), e.get_attribute("data-target")) for e in edges
-             if e.get_attribute("data-hit") != "true"}
+    def drawn_edges() -> list[tuple[str, str, str, str]]:  # read in one go: the view re-renders as it refreshes
+        return [(e.get_attribute("data-source"), e.get_attribute("data-target"), e.get_attribute("data-hit"),
+                 e.get_attribute("data-rules") or "")
+                for e in browser.find_elements(By.CSS_SELECTOR, "#graph path.edge")]
+
+    edges = wait_for(drawn_edges, "the drawn edges")
+    links = {(source, target) for source, target, hit, _ in edges if hit != "true"}
     for identifier in ("Email:shared@example-anycompany.com", "Phone:10001000"):
         assert {a for a, target in links if target == identifier} >= {f"Account:{a}" for a in RING} - \
             {"Account:1234-5678-20"} or identifier in {t for _, t in links}
     # hit edges: exactly the API's (one drawn edge per account and target, naming every rule on it)
-    hit_edges = {(e.get_attribute("data-source"), e.get_attribute("data-target")):
-                 set(e.get_attribute("data-rules").split(",")) for e in edges if e.get_attribute("data-hit") == "true"}
+    hit_edges = {(source, target): set(rules_on.split(",")) for source, target, hit, rules_on in edges
+                 if hit == "true"}
     api_graph = get_json(server + "api/accounts/1234-5678-20/neighbourhood?hops=1")
     expected_hits: dict[tuple[str, str], set[str]] = {}
     for e in api_graph["edges"]:
@@ -180,8 +173,12 @@ def test_overview_refreshes_while_a_replay_runs_then_the_ring_is_drawn(browser: 
         "return getComputedStyle(document.querySelector('#graph path.edge.hit')).stroke")
     assert stroke == "rgb(217, 45, 32)", stroke  # drawn in the hit colour
     # the account's own tables: every rule's window as of its latest event, its hits, its activity
-    aggregates = {row.find_elements(By.TAG_NAME, "td")[0].text: row.find_elements(By.TAG_NAME, "td")[1].text
-                  for row in browser.find_elements(By.CSS_SELECTOR, "#aggregates tbody tr")}
+    def aggregates_table() -> dict[str, str]:
+        cells = [row.find_elements(By.TAG_NAME, "td") for row in
+                 browser.find_elements(By.CSS_SELECTOR, "#aggregates tbody tr")]
+        return {cell[0].text: cell[1].text for cell in cells}
+
+    aggregates = wait_for(aggregates_table, "the account's aggregates table")
     assert aggregates.get("high-value-5m") == "fires", aggregates
     assert set(aggregates) == {r["id"] for r in rules["rules"]}
     assert len(browser.find_elements(By.CSS_SELECTOR, "#activity tbody tr")) == 14  # the account's 14 events

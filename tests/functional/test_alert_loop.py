@@ -7,8 +7,6 @@ alerts under redelivery."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 import warnings
@@ -33,6 +31,7 @@ from fraudtools.cli import main as cli_main
 from fraudtools.cli.runner import stream_through
 from fraudtools.record_files import records_from_lines
 from tests.conftest import PROJECT, SEED_SAMPLE
+from tests.serving import serving
 
 RING = [f"1234-5678-{n}" for n in range(20, 31)]
 OTHER = "1234-5678-0"
@@ -81,17 +80,8 @@ def call(target: Client | str, method: str, url: str, body: Any = None, status: 
 def served(tmp_path: Path) -> Iterator[str]:
     """`serve --user ana` (the real local server) over a replay of the sample in tmp_path."""
     replay(tmp_path)
-    process = subprocess.Popen([sys.executable, "-m", "chalicelib", "serve", "--data-dir", str(tmp_path),
-                                "--port", "0", "--user", "ana"],
-                               cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line.startswith("investigator's view on http://127.0.0.1:"), line
-        yield "http://" + line.split("http://", 1)[1].split("/", 1)[0]
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with serving(tmp_path, "--user", "ana") as url:
+        yield url
 
 
 def enforce_hits(data_dir: Path) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ import pytest
 
 from fraudtools.cli import main as cli_main
 from tests.conftest import PROJECT, SEED_SAMPLE
+from tests.serving import serving
 
 
 @pytest.fixture(scope="module")
@@ -23,17 +24,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir = tmp_path_factory.mktemp("serve")
     assert cli_main(["replay", "--rules", str(PROJECT / "rules.yaml"), "--events", str(SEED_SAMPLE),
                      "--data-dir", str(data_dir), "--out", str(data_dir / "hits.jsonl")]) == 0
-    process = subprocess.Popen([sys.executable, "-m", "chalicelib", "serve", "--data-dir", str(data_dir),
-                                "--port", "0"],
-                               cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line.startswith("investigator's view on http://127.0.0.1:"), line
-        yield "http://" + line.split("http://", 1)[1].split("/", 1)[0]
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with serving(data_dir) as url:
+        yield url
 
 
 def fetch(url: str) -> tuple[int, object]:

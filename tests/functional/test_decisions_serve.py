@@ -5,8 +5,6 @@ in them for the investigator's API, and the page's recent decisions list it."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -16,22 +14,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import PROJECT
+from tests.serving import serving
 
 
 @pytest.fixture
 def new_dir_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     data_dir = tmp_path / "new" / "decisions"
-    process = subprocess.Popen([sys.executable, "-m", "chalicelib", "serve", "--data-dir", str(data_dir),
-                                "--rules", str(PROJECT / "rules.yaml"), "--port", "0"],
-                               cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line.startswith("investigator's view on http://127.0.0.1:"), line
-        yield "http://" + line.split("http://", 1)[1].split("/", 1)[0], data_dir
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with serving(data_dir, "--rules", str(PROJECT / "rules.yaml")) as url:
+        yield url, data_dir
 
 
 def call(url: str, body: bytes | None = None) -> tuple[int, Any]:

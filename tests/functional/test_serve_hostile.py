@@ -26,6 +26,7 @@ from chalicelib.wiring import build_investigator
 from fraudtools.cli import main as cli_main
 from fraudtools.cli.serve import make_server
 from tests.conftest import PROJECT
+from tests.serving import serving
 
 #: ids the page sends through encodeURIComponent; `quote(safe="")` encodes them the same way
 ODD_ACCOUNTS = ["ünï 1", "a/b", "x?y#z", "100%25 real", "plus+sign"]
@@ -47,17 +48,8 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(data_dir: Path) -> Iterator[str]:
-    process = subprocess.Popen([sys.executable, "-m", "chalicelib", "serve", "--data-dir", str(data_dir),
-                                "--port", "0"],
-                               cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line.startswith("investigator's view on http://127.0.0.1:"), line
-        yield "http://" + line.split("http://", 1)[1].split("/", 1)[0]
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with serving(data_dir) as url:
+        yield url
 
 
 def fetch(url: str) -> tuple[int, object]:

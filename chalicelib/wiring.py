@@ -252,7 +252,7 @@ def alert_inbox(settings: Settings) -> AlertInbox | None:
             def writer(actor: str) -> AlertStore:
                 return DynamoDBAlertStore(assumed_role_client(sts, role, actor, region), table)
     else:
-        store = SQLiteAlertStore(settings.alerts_path)
+        store = SQLiteAlertStore(settings.alerts_path, busy_timeout_s=settings.sqlite_busy_timeout_seconds)
     publisher: Publisher | None = None
     if settings.alerts_sns_topic_arn:
         import boto3
@@ -312,4 +312,5 @@ def build_decision_service(settings: Settings, pipeline: Pipeline | None = None)
 def decision_log_for(settings: Settings) -> DecisionLog:
     """Where answers are kept: the log where hits go to the log (AWS), else `decisions.sqlite` in
     the data directory."""
-    return LogDecisionLog() if settings.hit_sink == "log" else SQLiteDecisionLog(settings.data_dir / "decisions.sqlite")
+    return LogDecisionLog() if settings.hit_sink == "log" else SQLiteDecisionLog(
+        settings.data_dir / "decisions.sqlite", busy_timeout_s=settings.sqlite_busy_timeout_seconds)

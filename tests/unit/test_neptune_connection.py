@@ -76,10 +76,14 @@ def test_neptune_sends_exactly_the_traversals_gremlite_runs(tmp_path: Path) -> N
     operate(GremlinGraphStore(neptune))
 
     assert wire.sent == local_recorder.sent
-    # 7 vertices and 7 relationships in chains of 5, one hit edge, the hits and identifiers queries
-    assert len(wire.sent) == 2 + 2 + 1 + 1 + 1
-    assert wire.sent[0].startswith("g.V().has('Account','key','a0').fold().coalesce(__.unfold(),__.addV('Account')")
-    assert "coalesce(__.outE('VELOCITY').has('hit_id','h1'),__.addE('VELOCITY').to('h0')" in wire.sent[4]
+    # link use counts (DESIGN.md, Link strength): which events were counted and the links' counts are
+    # read first; then 7 vertices and 7 relationships in chains of 5, the counted events, one hit
+    # edge, the hits and identifiers queries
+    assert len(wire.sent) == 2 + 2 + 2 + 1 + 1 + 1 + 1
+    assert wire.sent[0].startswith("g.V().has('CountedEvent','key',within(['e0','e1','e2']))")
+    assert wire.sent[2].startswith("g.V().has('Account','key','a0').fold().coalesce(__.unfold(),__.addV('Account')")
+    assert wire.sent[6].startswith("g.addV('CountedEvent').property('key','e0')")
+    assert "coalesce(__.outE('VELOCITY').has('hit_id','h1'),__.addE('VELOCITY').to('h0')" in wire.sent[7]
 
 
 def test_iam_headers_match_an_independent_sigv4_for_a_fixed_clock() -> None:

@@ -67,6 +67,8 @@ $(PKG_STAMP): requirements.txt
 
 package: $(STAMP) $(PKG_STAMP)
 	cp rules.yaml chalicelib/rules.yaml
+	# Chalice zips chalicelib/ as it is on disk: no bytecode (stale caches of moved modules would ship)
+	find chalicelib -name __pycache__ -type d -prune -exec rm -rf {} +
 	rm -rf dist
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(PKG_VENV)/bin/chalice package --stage aws \
 		--merge-template infra/chalice-merge.json dist/

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from chalicelib.alerts import Alert, AlertChange, AlertFilter, AlertHit, AuditEntry, Notification
 from chalicelib.stores.alerts import AlertStore, HitRecordedError, OrderKey, StaleAlertError, notification_for
 from chalicelib.stores.exceptions import StoreError
-from chalicelib.stores.sqlite import open_sqlite, sqlite_errors, translate_sqlite_error
+from chalicelib.stores.sqlite import immediate_transaction, open_sqlite, sqlite_errors, translate_sqlite_error
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -68,14 +68,8 @@ class SQLiteAlertStore(AlertStore):
 
     @contextmanager
     def _batch(self) -> Iterator[None]:
-        with sqlite_errors(_translate, "writing alerts"):
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with sqlite_errors(_translate, "writing alerts"), immediate_transaction(self._db):
+            yield
 
     def _recorded_hits(self, hit_ids: Sequence[str]) -> set[str]:
         rows = self._db.execute("SELECT hit_id FROM alert_hits WHERE hit_id IN (SELECT value FROM json_each(?))",

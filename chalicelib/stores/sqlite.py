@@ -164,18 +164,24 @@ class SQLiteTimeSeriesStore(TimeSeriesStore):
     def close(self) -> None:
         self._db.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[None]:
+        return immediate_transaction(self._db)
 
     def _errors(self, doing: str) -> AbstractContextManager[None]:
         return sqlite_errors(_translate, doing)
+
+
+@contextmanager
+def immediate_transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction that takes the write lock first (`BEGIN IMMEDIATE`), so writers from
+    several processes queue instead of interleaving; rolled back on any exception."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def open_sqlite(path: str | Path, schema: str, busy_timeout_s: float,

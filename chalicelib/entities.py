@@ -6,7 +6,7 @@ deduplicated within the batch, with first/last seen times. The GraphStore writes
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property, lru_cache
@@ -220,6 +220,12 @@ class GraphView:
         for hit in self.hits:
             out.setdefault(hit.event_id, []).append(hit)
         return out
+
+    def without_events(self, event_ids: Collection[str]) -> GraphView:
+        """This view without the hits of these events."""
+        if not any(h.event_id in event_ids for h in self.hits):
+            return self
+        return GraphView(self.reach, [h for h in self.hits if h.event_id not in event_ids])
 
     def with_hits(self, more: Iterable[HitRef]) -> GraphView:
         merged = {h.hit_id: h for h in self.hits}

@@ -215,6 +215,9 @@ class Pipeline:
             request = graph_request(ruleset, pending, errors=rule_errors)
             if request is not None:
                 view = self.graph.neighbourhood(request.accounts, request.reach, request.hits_since)
+                # an earlier delivery of this batch may have committed its hit edges: judged again,
+                # the batch sees only its own hits of this delivery, as on its first delivery
+                view = view.without_events({p.event.event_id for p in pending})
                 view = view.with_hits(HitRef.of(h) for h in micro_hits)
                 phase_one = evaluate_graph(ruleset, pending, view, 1, errors=rule_errors)
                 view = view.with_hits(HitRef.of(h) for h in phase_one)

@@ -22,6 +22,8 @@ from chalicelib.stores import (
     SQLiteTimeSeriesStore,
 )
 from chalicelib.wiring import build_graph_store
+from fraudtools.testing.harness import MemoryDeadLetterSink, MemoryHitSink
+from tests.fakes import FlakyHitSink
 
 RULES = """
 version: 1
@@ -80,3 +82,45 @@ def test_graph_phases_are_named_and_composites_come_after_the_graph_rules() -> N
     assert [r.id for r in ruleset.graph_rules(GraphPhase.GRAPH)] == ["ring"]
     assert [r.id for r in ruleset.graph_rules(GraphPhase.COMPOSITE)] == ["both"]
     assert GraphPhase.GRAPH < GraphPhase.COMPOSITE
+
+
+NEAR_RULES = """
+version: 1
+rules:
+  - {id: ring, kind: shared_identifier, via: [device_id], threshold: 1}
+  - {id: near, kind: near_flagged, via: [email], hops: 1, window: 1h, rules: [ring]}
+"""
+
+
+def near_flagged_stream() -> list[RawRecord]:
+    """One batch: a0 and a1 share a device (a `ring` hit on a1), then b shares a1's e-mail.
+    `near` is judged in the same phase as `ring`, so on the batch's first delivery b's event sees
+    no `ring` hit of this batch."""
+    rows = [("a0", "d1", "a0@x"), ("a1", "d1", "shared@x"), ("b", "d2", "shared@x"), ("b", "d2", "shared@x")]
+    return [RawRecord(f"r{i}", str(i), "pk", json.dumps(
+        {"event_id": f"e{i}", "account_id": account, "amount": 5, "device_id": device, "email": email,
+         "ts": f"2026-11-01T10:00:0{i}Z"}).encode()) for i, (account, device, email) in enumerate(rows)]
+
+
+def graph_pipeline(tmp_path: Path, hits: FlakyHitSink | MemoryHitSink) -> Pipeline:
+    return Pipeline(StaticRulesSource(load_rules_text(NEAR_RULES)), SQLiteTimeSeriesStore(tmp_path / "ts.sqlite"),
+                    hits, MemoryDeadLetterSink(), graph=SQLiteGraphStore(tmp_path / "g.sqlite"))
+
+
+def test_a_batch_redelivered_after_its_graph_commit_gives_the_first_deliverys_hits(tmp_path: Path) -> None:
+    """The killed-after-the-graph-commit case of the fault tests, made deterministic: the batch's
+    own hit edges are in the graph when it is judged again, and must not count as earlier flags."""
+    clean_sink = MemoryHitSink()
+    clean = graph_pipeline(tmp_path / "clean", clean_sink)
+    assert clean.process(near_flagged_stream()).error is None
+    assert {h.rule_id for h in clean_sink.hits.values()} == {"ring"}  # `near` sees no same-batch ring hit
+
+    flaky = FlakyHitSink(fail_on={1})  # the graph commits, then the hit sink fails: redelivered
+    redelivered = graph_pipeline(tmp_path / "redelivered", flaky)
+    assert redelivered.process(near_flagged_stream()).error is not None
+    report = redelivered.process(near_flagged_stream())
+    assert report.error is None and report.rejudged == 4
+    assert {i: h.to_dict() for i, h in flaky.hits.items()} == \
+        {i: h.to_dict() for i, h in clean_sink.hits.items()}
+    clean.close()
+    redelivered.close()

@@ -122,6 +122,20 @@ def test_killed_replay_then_rerun_keeps_relationship_last_seen(stream: Stream, c
     assert not stale, f"{len(stale)} of {len(apart)} relationships' last_seen off by up to {max(stale.values()):.0f}s"
 
 
+def swap_for_a_directory(sink: Path, tmp_path: Path) -> list[Path]:
+    """Replace the running replay's hit file with a directory. The replay may create the file
+    again between the rename and the mkdir (its next batch's hits): then that file is moved aside
+    too. Returns the moved files in the order written."""
+    parts: list[Path] = []
+    while True:
+        parts.append(sink.rename(tmp_path / f"hits-before-the-swap-{len(parts)}.jsonl"))
+        try:
+            sink.mkdir()
+            return parts
+        except FileExistsError:
+            continue
+
+
 def test_killed_after_the_graph_commit_before_the_batch_is_judged(stream: Stream, clean_run: CleanRun,
                                                                   tmp_path: Path) -> None:
     """The narrowest window, which timed kills do not hit: the batch's entities and hit edges are
@@ -135,14 +149,13 @@ def test_killed_after_the_graph_commit_before_the_batch_is_judged(stream: Stream
     while stored_events(data) < len(stream.event_ids) // 3:
         assert run.process.poll() is None, run.log.read_text()[-3000:]
         time.sleep(0.005)
-    before = sink.rename(tmp_path / "hits-before-the-swap.jsonl")
-    sink.mkdir()
+    parts = swap_for_a_directory(sink, tmp_path)
     run.kill_when_logged("will be redelivered")
     assert where_in_the_batch(data, clean_run) == "killed after the graph commit"
     stored, unjudged = stored_and_unjudged(data)
     assert unjudged > 0
     sink.rmdir()
-    before.rename(sink)
+    sink.write_bytes(b"".join(part.read_bytes() for part in parts))
 
     summary = Replay.start(stream.path, data, out, BATCH_SIZE).finish()
     assert summary["accepted"] == len(stream.event_ids) - stored

@@ -65,7 +65,8 @@ from typing import Any
 START = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
 NORMAL = "normal"
 SCENARIOS = ("shared_ring", "ip_fanout", "card_testing", "account_takeover", "structuring", "mule_ring",
-             "impossible_travel", "hubless_ring", "identity_cluster", "card_testing_spread", "value_burst", "scam_payee")
+             "impossible_travel", "hubless_ring", "identity_cluster", "card_testing_spread", "value_burst",
+             "scam_payee")
 LOOKALIKES = ("office_ip", "household_device", "family", "one_off_purchase", "varying_identifiers", "regular_payee",
               "traveller")
 

@@ -14,7 +14,6 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from fraudtools.testing import check_agrees_with_reference, register_reference, run_stream
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +22,7 @@ from chalicelib.rules import Finding, Rule, WindowedConfig, load_rules_text, reg
 from chalicelib.rules.base import window_evidence
 from chalicelib.rules.velocity import VelocityConfig, VelocityRule
 from chalicelib.rules.window_rows import layouts_of
+from fraudtools.testing import check_agrees_with_reference, register_reference, run_stream
 from tests.strategies import BASE, PROPERTY_RULES, streams
 
 RULES = load_rules_text(PROPERTY_RULES + """

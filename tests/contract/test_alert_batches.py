@@ -1,9 +1,16 @@
 """The AlertStore contract for batches (issue 20: a batch's hits are written per account, each
 alert once), on SQLite and DynamoDB: many hits of one account in one batch, joining a closed but
 quiet alert and opening a new one mid-batch, give the audit trail, hits and notifications of one
-hit at a time; a partly recorded batch redelivered counts only its new hits."""
+hit at a time; a partly recorded batch redelivered counts only its new hits; DynamoDB writes an
+account's changes in transactions of at most 100 items."""
 
 from __future__ import annotations
+
+import uuid
+from collections import Counter
+from typing import Any
+
+import pytest
 
 from chalicelib.alerts import AlertFilter
 from chalicelib.stores.alerts import AlertStore
@@ -73,3 +80,38 @@ def test_a_partly_recorded_batch_redelivered_counts_only_its_new_hits(store: Ale
         (alert,) = store.list_alerts(AlertFilter(account=account), 10)
         assert alert.hit_count == count == len(store.hits_of(alert.alert_id))
         assert [e.version for e in store.audit_of(alert.alert_id)] == list(range(1, count + 1))
+
+
+class Counting:
+    """A client counting the requests it makes, by operation."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        self.calls[name] += 1
+        return getattr(self._client, name)
+
+
+@pytest.mark.integration
+def test_dynamodb_writes_an_account_s_changes_in_transactions_of_at_most_100_items(moto_url: str) -> None:
+    from chalicelib.stores.alerts_dynamodb import DynamoDBAlertStore, create_alert_table
+
+    client = Counting(contract.dynamodb_client(moto_url))
+    table = f"alerts-{uuid.uuid4().hex[:8]}"
+    create_alert_table(client, table)
+    store = DynamoDBAlertStore(client, table)
+    client.calls.clear()
+    batch = [hit(n, "busy") for n in range(1, 41)] + [hit(n, f"acct-{n}") for n in range(41, 51)]
+    assert len(store.record_hits(batch, POLICY, NOW)) == 50
+    # 40 changes of one account: 122 items, so two transactions (32 changes, then 8); one each for the others
+    assert client.calls["transact_write_items"] == 2 + 10
+    assert client.calls["batch_get_item"] == 2  # recorded hits, the accounts' pointers (none has an alert yet)
+    assert client.calls["get_item"] == 0
+    (alert,) = store.list_alerts(AlertFilter(account="busy"), 10)
+    assert alert.hit_count == 40 and [e.version for e in store.audit_of(alert.alert_id)] == list(range(1, 41))
+    client.calls.clear()
+    store.record_hits([hit(n, "busy") for n in range(51, 61)], POLICY, NOW)
+    assert (client.calls["transact_write_items"], client.calls["batch_get_item"]) == (1, 3)  # + the alert
+    assert store.alert(alert.alert_id).hit_count == 50  # type: ignore[union-attr]

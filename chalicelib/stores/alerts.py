@@ -2,10 +2,11 @@
 (`alerts_sqlite.py`, `alerts.sqlite` in the data directory) and DynamoDB (`alerts_dynamodb.py`).
 
 The base class owns the workflow (powertools' idempotency persistence layer is the model): it
-skips hits already recorded, computes each change with the pure functions of `chalicelib.alerts`
-and has a backend write it *only over the version it was computed from*; a backend that finds
-the alert changed meanwhile raises `StaleAlertError` and the change is computed again, waiting by
-the retry policy. Backends implement the `_`-prefixed primitives and the reads.
+skips hits already recorded, computes the changes with the pure functions of `chalicelib.alerts`
+(a batch's hits folded per account: each alert is written once per batch) and has a backend write
+them *only over the version they were computed from*; a backend that finds the alert changed
+meanwhile raises `StaleAlertError` and the changes are computed again, waiting by the retry
+policy. Backends implement the `_`-prefixed primitives and the reads.
 
 A change is written whole or not at all: the alert, its audit entry, the hit (which makes the
 hit "recorded": a redelivered hit never counts twice), the account's latest-alert pointer for a

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -90,7 +90,9 @@ class AlertHit:
         return cls(hit.hit_id, hit.account_id, hit.rule_id, hit.severity, hit.ts, hit.event_id)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # field by field (what `asdict` gives, without its deep copies: this is per hit)
+        return {"hit_id": self.hit_id, "account_id": self.account_id, "rule_id": self.rule_id,
+                "severity": self.severity, "ts": self.ts, "event_id": self.event_id}
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +124,13 @@ class Alert:
         return (self.severity_rank, self.last_hit_ts, self.alert_id)
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["rules"] = list(self.rules)
-        return out
+        # field by field, in their order (what `asdict` gives, rules as a list): this is per hit
+        return {"alert_id": self.alert_id, "account_id": self.account_id, "status": self.status,
+                "first_hit_ts": self.first_hit_ts, "last_hit_ts": self.last_hit_ts, "hit_count": self.hit_count,
+                "severity": self.severity, "rules": list(self.rules), "opened_at": self.opened_at,
+                "updated_at": self.updated_at, "assignee": self.assignee, "verdict": self.verdict,
+                "note": self.note, "closed_at": self.closed_at, "quiet_until": self.quiet_until,
+                "version": self.version}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Alert:
@@ -143,7 +149,18 @@ class AuditEntry:
     version: int  # the alert's version after the change: entries of one alert are ordered by it
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # field by field, `changes` copied like `asdict` copies it: this is per hit
+        return {"alert_id": self.alert_id, "at": self.at, "actor": self.actor, "action": self.action,
+                "changes": _copied(self.changes), "version": self.version}
+
+
+def _copied(value: Any) -> Any:
+    """A copy of JSON-like data (dicts, lists, tuples of scalars), as `asdict` copies a field."""
+    if isinstance(value, dict):
+        return {k: _copied(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_copied(v) for v in value)
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +218,31 @@ def apply_hit(latest: Alert | None, hit: AlertHit, policy: AlertPolicy, now: str
     return AlertChange(None, after, audit, hit,
                        notify=severity_rank(severity) >= severity_rank(policy.notify_from),
                        supersedes=None if latest is None else latest.alert_id)
+
+
+def apply_hits(latest: Alert | None, hits: Sequence[AlertHit], policy: AlertPolicy, now: str) -> list[AlertChange]:
+    """The changes a sequence of one account's hits make, in order, exactly as if they came one at
+    a time: each is `apply_hit` over the alert the previous one left as the account's latest (its
+    `after`). A hit may open a new alert mid-sequence (the latest was closed and its quiet period
+    over for that hit); the new alert is open, so the hits after it join it."""
+    changes: list[AlertChange] = []
+    for hit in hits:
+        change = apply_hit(latest, hit, policy, now)
+        changes.append(change)
+        latest = change.after
+    return changes
+
+
+def net_changes(changes: Sequence[AlertChange]) -> list[tuple[Alert | None, Alert]]:
+    """What a sequence of changes (`apply_hits`') does to each alert it touches, in first-touch
+    order: the alert before the first change (None: opened by the sequence) and after the last.
+    Writing these, with every change's audit entry and hit, is writing the changes one by one."""
+    net: dict[str, tuple[Alert | None, Alert]] = {}
+    for change in changes:
+        alert_id = change.after.alert_id
+        first = net.get(alert_id)
+        net[alert_id] = (change.before if first is None else first[0], change.after)
+    return list(net.values())
 
 
 def assign(alert: Alert, assignee: str, actor: str, now: str) -> AlertChange:

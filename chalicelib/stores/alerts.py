@@ -2,10 +2,11 @@
 (`alerts_sqlite.py`, `alerts.sqlite` in the data directory) and DynamoDB (`alerts_dynamodb.py`).
 
 The base class owns the workflow (powertools' idempotency persistence layer is the model): it
-skips hits already recorded, computes each change with the pure functions of `chalicelib.alerts`
-and has a backend write it *only over the version it was computed from*; a backend that finds
-the alert changed meanwhile raises `StaleAlertError` and the change is computed again, waiting by
-the retry policy. Backends implement the `_`-prefixed primitives and the reads.
+skips hits already recorded, computes the changes with the pure functions of `chalicelib.alerts`
+(a batch's hits folded per account: each alert is written once per batch) and has a backend write
+them *only over the version they were computed from*; a backend that finds the alert changed
+meanwhile raises `StaleAlertError` and the changes are computed again, waiting by the retry
+policy. Backends implement the `_`-prefixed primitives and the reads.
 
 A change is written whole or not at all: the alert, its audit entry, the hit (which makes the
 hit "recorded": a redelivered hit never counts twice), the account's latest-alert pointer for a
@@ -30,7 +31,7 @@ from chalicelib.alerts import (
     AlertPolicy,
     AuditEntry,
     Notification,
-    apply_hit,
+    apply_hits,
     assign,
     decide,
     notification_payload,
@@ -65,23 +66,72 @@ class AlertStore(ABC):
 
     def record_hits(self, hits: Sequence[AlertHit], policy: AlertPolicy, now: str) -> list[AlertChange]:
         """Open or join alerts for hits not recorded before (idempotent by hit_id), in the order
-        given; return the changes made."""
+        given; return the changes made, in that order.
+
+        The hits are folded per account: the accounts' latest alerts are read once (in one read
+        where the backend can), each account's hits applied in order in memory (`apply_hits`: the
+        changes of one hit at a time) and written together over one check of what they were
+        computed from (the accounts in one write where the backend can)."""
         unique = list({h.hit_id: h for h in hits}.values())
         if not unique:
             return []
-        changes: list[AlertChange] = []
+        made: dict[str, AlertChange] = {}
         with self._batch():
             seen = self._recorded_hits([h.hit_id for h in unique])
+            by_account: dict[str, list[AlertHit]] = {}
             for hit in unique:
                 if hit.hit_id not in seen:
-                    change = self._record_hit(hit, policy, now)
-                    if change is not None:
-                        changes.append(change)
-        return changes
+                    by_account.setdefault(hit.account_id, []).append(hit)
+            if by_account:
+                latest = self._latest_alerts(list(by_account))
+                groups = [apply_hits(latest.get(account_id), account_hits, policy, now)
+                          for account_id, account_hits in by_account.items()]
+                outcomes = self._commit_accounts(groups)
+                for (account_id, account_hits), changes, outcome in zip(by_account.items(), groups, outcomes,
+                                                                        strict=True):
+                    if isinstance(outcome, int):  # `outcome` changes written; the rest continue from there
+                        written = changes[:outcome]
+                        rest = self._record_account(account_id, account_hits[outcome:], written[-1].after, None,
+                                                    policy, now) if outcome < len(changes) else []
+                    else:
+                        written, rest = [], self._record_account(account_id, account_hits, None, outcome, policy, now)
+                    for change in (*written, *rest):
+                        assert change.hit is not None
+                        made[change.hit.hit_id] = change
+        return [made[h.hit_id] for h in unique if h.hit_id in made]
 
-    def _record_hit(self, hit: AlertHit, policy: AlertPolicy, now: str) -> AlertChange | None:
-        return self._change(lambda: self._latest_alert(hit.account_id),
-                            lambda current: apply_hit(current, hit, policy, now))
+    def _record_account(self, account_id: str, hits: Sequence[AlertHit], current: Alert | None,
+                        failure: StoreError | None, policy: AlertPolicy, now: str) -> list[AlertChange]:
+        """Write one account's hits, in order, over `current` (its latest alert), after a write
+        of them that failed: a hit another writer recorded first is dropped, and when the alert
+        (or the account's pointer) changed meanwhile it is read again and the hits computed over
+        it, waiting by the retry policy."""
+        backoff = self.conflict_backoff
+        made: list[AlertChange] = []
+        pending, attempt = list(hits), 0
+        while pending:
+            if failure is not None:
+                recorded = (self._recorded_hits([h.hit_id for h in pending])
+                            if isinstance(failure, HitRecordedError) else set())
+                if recorded:  # nothing to wait for: the others are computed again now
+                    pending = [h for h in pending if h.hit_id not in recorded]
+                else:
+                    if backoff.is_last(attempt):
+                        raise TransientStoreError("alert store: the alert kept changing under concurrent writers; "
+                                                  "try again")
+                    self._sleep(backoff.delay(attempt, self._rng))
+                    attempt += 1
+                current, failure = self._latest_alert(account_id), None
+                continue
+            changes = apply_hits(current, pending, policy, now)
+            try:
+                written = self._commit_changes(changes)
+            except (HitRecordedError, StaleAlertError) as exc:
+                failure = exc
+                continue
+            made.extend(changes[:written])
+            pending, current, attempt = pending[written:], changes[written - 1].after, 0
+        return made
 
     def assign(self, alert_id: str, assignee: str, actor: str, now: str) -> Alert:
         with self._batch():
@@ -147,6 +197,37 @@ class AlertStore(ABC):
     @abstractmethod
     def _latest_alert(self, account_id: str) -> Alert | None:
         """The account's most recently opened alert."""
+
+    def _latest_alerts(self, account_ids: Sequence[str]) -> dict[str, Alert]:
+        """The latest alert of each of the accounts that has one. One read where the backend can."""
+        out: dict[str, Alert] = {}
+        for account_id in account_ids:
+            latest = self._latest_alert(account_id)
+            if latest is not None:
+                out[account_id] = latest
+        return out
+
+    def _commit_accounts(self, groups: Sequence[Sequence[AlertChange]]) -> list[int | StoreError]:
+        """`_commit_changes` for several accounts' change sequences (one per account, none empty):
+        for each, how many of its changes were written, or the StaleAlertError or HitRecordedError
+        that kept it from being written. One write where the backend can; this default writes
+        them one after the other."""
+        outcomes: list[int | StoreError] = []
+        for changes in groups:
+            try:
+                outcomes.append(self._commit_changes(changes))
+            except (StaleAlertError, HitRecordedError) as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _commit_changes(self, changes: Sequence[AlertChange]) -> int:
+        """Write the first changes of one account's sequence (`apply_hits`' over the account's
+        latest alert): all, or as many as one write holds (at least one), whole or not at all;
+        return how many. Raises like `_commit`, when the account's latest alert or pointer is no
+        longer what the sequence was computed over, or one of its hits is recorded already. This
+        default writes one change at a time."""
+        self._commit(changes[0])
+        return 1
 
     @abstractmethod
     def _commit(self, change: AlertChange) -> None:

@@ -26,11 +26,13 @@ import json
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from chalicelib.alerts import Alert, AlertChange, AlertFilter, AlertHit, AuditEntry, Notification
+from chalicelib.alerts import Alert, AlertChange, AlertFilter, AlertHit, AuditEntry, Notification, net_changes
 from chalicelib.stores.alerts import AlertStore, HitRecordedError, OrderKey, StaleAlertError, notification_for
 from chalicelib.stores.exceptions import StoreError, TransientStoreError
 
 INBOX_INDEX = "inbox"
+#: items of one TransactWriteItems (DynamoDB's limit)
+TRANSACTION_ITEMS = 100
 TRANSIENT_CODES = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
                    "InternalServerError", "ServiceUnavailable", "TransactionInProgressException"}
 
@@ -65,35 +67,130 @@ class DynamoDBAlertStore(AlertStore):
                 raise TransientStoreError(f"alert table {self.table} busy or unreachable: {code or exc}") from exc
             raise StoreError(f"alert table {self.table}: {operation} failed: {code or exc}") from exc
 
-    def _recorded_hits(self, hit_ids: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        ids = list(dict.fromkeys(hit_ids))
-        for start in range(0, len(ids), 100):
-            keys: list[dict[str, Any]] = [{"pk": _s(f"HIT#{h}"), "sk": _s("HIT")} for h in ids[start:start + 100]]
+    def _get_many(self, keys: Sequence[dict[str, Any]], projection: str | None = None) -> list[dict[str, Any]]:
+        """The items of `keys` that exist (strongly consistent), by BatchGetItem: 100 keys a
+        request, unprocessed keys asked again."""
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {"Keys": list(keys[start:start + 100]), "ConsistentRead": True}
+            if projection is not None:
+                request["ProjectionExpression"] = projection
             for _attempt in range(10):
                 try:
-                    answer = self.client.batch_get_item(RequestItems={self.table: {
-                        "Keys": keys, "ProjectionExpression": "pk"}})
+                    answer = self.client.batch_get_item(RequestItems={self.table: request})
                 except Exception as exc:
                     raise TransientStoreError(f"alert table {self.table}: batch_get_item failed: "
                                               f"{_error_code(exc) or exc}") from exc
-                found.update(item["pk"]["S"][len("HIT#"):] for item in answer["Responses"].get(self.table, []))
-                keys = answer.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
-                if not keys:
+                found.extend(answer["Responses"].get(self.table, []))
+                request["Keys"] = answer.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
+                if not request["Keys"]:
                     break
             else:
                 raise TransientStoreError(f"alert table {self.table}: reads left unprocessed; try again")
         return found
+
+    def _recorded_hits(self, hit_ids: Sequence[str]) -> set[str]:
+        keys = [{"pk": _s(f"HIT#{h}"), "sk": _s("HIT")} for h in dict.fromkeys(hit_ids)]
+        return {item["pk"]["S"][len("HIT#"):] for item in self._get_many(keys, "pk")}
 
     def _latest_alert(self, account_id: str) -> Alert | None:
         pointer = self._call("get_item", Key={"pk": _s(f"ACCOUNT#{account_id}"), "sk": _s("LATEST")},
                              ConsistentRead=True).get("Item")
         return None if pointer is None else self.alert(pointer["alert_id"]["S"])
 
+    def _latest_alerts(self, account_ids: Sequence[str]) -> dict[str, Alert]:
+        """Two batched reads: the accounts' pointers, then the alerts they name."""
+        pointers = {item["pk"]["S"][len("ACCOUNT#"):]: item["alert_id"]["S"] for item in self._get_many(
+            [{"pk": _s(f"ACCOUNT#{a}"), "sk": _s("LATEST")} for a in dict.fromkeys(account_ids)])}
+        if not pointers:
+            return {}
+        alerts = {item["pk"]["S"][len("ALERT#"):]: Alert.from_dict(json.loads(item["body"]["S"])) for item in
+                  self._get_many([{"pk": _s(f"ALERT#{i}"), "sk": _s("ALERT")} for i in set(pointers.values())])}
+        return {account: alerts[alert_id] for account, alert_id in pointers.items() if alert_id in alerts}
+
+    def _commit_changes(self, changes: Sequence[AlertChange]) -> int:
+        """As many of one account's changes as one transaction holds (TRANSACTION_ITEMS items): a
+        hit marker (first, so a cancellation tells which hit was recorded), a hit item and an
+        audit entry per change, each alert touched once (its state after its last change, over
+        the version before its first), the account pointer when a new alert is opened (over the
+        pointer the changes were computed from) and the outbox entries."""
+        count, size, opened = 0, 0, False
+        alerts: set[str] = set()
+        for change in changes:
+            grow = 3 + change.notify + (change.after.alert_id not in alerts) + (change.before is None and not opened)
+            if size + grow > TRANSACTION_ITEMS and count:
+                break
+            count, size, opened = count + 1, size + grow, opened or change.before is None
+            alerts.add(change.after.alert_id)
+        written = changes[:count]
+        hits = [c.hit for c in written if c.hit is not None]
+        if len(hits) != len(written):  # a change without a hit: not from apply_hits
+            self._commit(written[0])
+            return 1
+        table, first = self.table, written[0]
+        items: list[dict[str, Any]] = [
+            {"Put": {"TableName": table, "Item": {"pk": _s(f"HIT#{c.hit.hit_id}"), "sk": _s("HIT"),
+                                                  "alert_id": _s(c.after.alert_id)},
+                     "ConditionExpression": "attribute_not_exists(pk)"}} for c in written if c.hit is not None]
+        items += [{"Put": {"TableName": table, "Item": {
+            "pk": _s(f"ALERT#{c.after.alert_id}"), "sk": _s(f"HIT#{c.hit.ts}#{c.hit.hit_id}"),
+            "body": _s(json.dumps(c.hit.to_dict()))}}} for c in written if c.hit is not None]
+        newest: Alert | None = None
+        for before, after in net_changes(written):
+            item = self._alert_item(after)
+            if before is None:
+                newest = after
+                items.append({"Put": {"TableName": table, "Item": item,
+                                      "ConditionExpression": "attribute_not_exists(pk)"}})
+            else:
+                items.append({"Put": {"TableName": table, "Item": item, "ConditionExpression": "version = :v",
+                                      "ExpressionAttributeValues": {":v": _n(before.version)}}})
+        if newest is not None:
+            previous = first.before.alert_id if first.before is not None else first.supersedes
+            items.append({"Put": self._pointer_put(newest, previous)})
+        items += [{"Put": {"TableName": table, "Item": {
+            "pk": _s(f"ALERT#{c.after.alert_id}"), "sk": _s(f"AUDIT#{c.audit.version:010d}"),
+            "body": _s(json.dumps(c.audit.to_dict()))}, "ConditionExpression": "attribute_not_exists(pk)"}}
+            for c in written]
+        items += [{"Put": {"TableName": table, "Item": self._outbox_item(notification_for(c)),
+                           "ConditionExpression": "attribute_not_exists(pk)"}} for c in written if c.notify]
+        self._transact(items, [h.hit_id for h in hits], first.after.alert_id)
+        return count
+
+    def _alert_item(self, alert: Alert) -> dict[str, Any]:
+        return {"pk": _s(f"ALERT#{alert.alert_id}"), "sk": _s("ALERT"), "body": _s(json.dumps(alert.to_dict())),
+                "version": _n(alert.version), "inbox": _s("alerts"), "inbox_order": _s(inbox_order(alert))}
+
+    def _pointer_put(self, alert: Alert, previous: str | None) -> dict[str, Any]:
+        """The account's latest-alert pointer to the new `alert`, only over `previous`."""
+        pointer: dict[str, Any] = {"TableName": self.table, "Item": {
+            "pk": _s(f"ACCOUNT#{alert.account_id}"), "sk": _s("LATEST"), "alert_id": _s(alert.alert_id)}}
+        if previous is None:
+            pointer["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            pointer["ConditionExpression"] = "alert_id = :previous"
+            pointer["ExpressionAttributeValues"] = {":previous": _s(previous)}
+        return pointer
+
+    def _transact(self, items: list[dict[str, Any]], hit_ids: Sequence[str], alert_id: str) -> None:
+        """One TransactWriteItems whose first len(hit_ids) items are those hits' markers."""
+        try:
+            self.client.transact_write_items(TransactItems=items)
+        except Exception as exc:
+            code = _error_code(exc)
+            if code != "TransactionCanceledException":
+                if code in TRANSIENT_CODES:
+                    raise TransientStoreError(f"alert table {self.table} busy: {code}") from exc
+                raise StoreError(f"alert table {self.table}: writing an alert failed: {code or exc}") from exc
+            reasons = [r.get("Code") for r in getattr(exc, "response", {}).get("CancellationReasons", [])]
+            if hit_ids and ("ConditionalCheckFailed" in reasons[:len(hit_ids)]
+                            or (not reasons and self._recorded_hits(hit_ids))):
+                raise HitRecordedError(hit_ids[0]) from exc
+            # a failed version or pointer check, or a conflicting transaction: computed again after a wait
+            raise StaleAlertError(alert_id) from exc
+
     def _commit(self, change: AlertChange) -> None:
         after, table = change.after, self.table
-        alert_item = {"pk": _s(f"ALERT#{after.alert_id}"), "sk": _s("ALERT"), "body": _s(json.dumps(after.to_dict())),
-                      "version": _n(after.version), "inbox": _s("alerts"), "inbox_order": _s(inbox_order(after))}
         items: list[dict[str, Any]] = []
         if change.hit is not None:
             hit = change.hit
@@ -104,18 +201,12 @@ class DynamoDBAlertStore(AlertStore):
                 "pk": _s(f"ALERT#{after.alert_id}"), "sk": _s(f"HIT#{hit.ts}#{hit.hit_id}"),
                 "body": _s(json.dumps(hit.to_dict()))}}})
         if change.before is None:
-            items.append({"Put": {"TableName": table, "Item": alert_item,
+            items.append({"Put": {"TableName": table, "Item": self._alert_item(after),
                                   "ConditionExpression": "attribute_not_exists(pk)"}})
-            pointer: dict[str, Any] = {"TableName": table, "Item": {
-                "pk": _s(f"ACCOUNT#{after.account_id}"), "sk": _s("LATEST"), "alert_id": _s(after.alert_id)}}
-            if change.supersedes is None:
-                pointer["ConditionExpression"] = "attribute_not_exists(pk)"
-            else:
-                pointer["ConditionExpression"] = "alert_id = :previous"
-                pointer["ExpressionAttributeValues"] = {":previous": _s(change.supersedes)}
-            items.append({"Put": pointer})
+            items.append({"Put": self._pointer_put(after, change.supersedes)})
         else:
-            items.append({"Put": {"TableName": table, "Item": alert_item, "ConditionExpression": "version = :v",
+            items.append({"Put": {"TableName": table, "Item": self._alert_item(after),
+                                  "ConditionExpression": "version = :v",
                                   "ExpressionAttributeValues": {":v": _n(change.before.version)}}})
         items.append({"Put": {"TableName": table, "Item": {
             "pk": _s(f"ALERT#{after.alert_id}"), "sk": _s(f"AUDIT#{change.audit.version:010d}"),
@@ -123,20 +214,7 @@ class DynamoDBAlertStore(AlertStore):
         if change.notify:
             items.append({"Put": {"TableName": table, "Item": self._outbox_item(notification_for(change)),
                                   "ConditionExpression": "attribute_not_exists(pk)"}})
-        try:
-            self.client.transact_write_items(TransactItems=items)
-        except Exception as exc:
-            code = _error_code(exc)
-            if code != "TransactionCanceledException":
-                if code in TRANSIENT_CODES:
-                    raise TransientStoreError(f"alert table {table} busy: {code}") from exc
-                raise StoreError(f"alert table {table}: writing an alert failed: {code or exc}") from exc
-            reasons = [r.get("Code") for r in getattr(exc, "response", {}).get("CancellationReasons", [])]
-            if change.hit is not None and (reasons[:1] == ["ConditionalCheckFailed"]
-                                           or (not reasons and self._recorded_hits([change.hit.hit_id]))):
-                raise HitRecordedError(change.hit.hit_id) from exc
-            # a failed version or pointer check, or a conflicting transaction: computed again after a wait
-            raise StaleAlertError(after.alert_id) from exc
+        self._transact(items, [] if change.hit is None else [change.hit.hit_id], after.alert_id)
 
     def alert(self, alert_id: str) -> Alert | None:
         item = self._call("get_item", Key={"pk": _s(f"ALERT#{alert_id}"), "sk": _s("ALERT")},

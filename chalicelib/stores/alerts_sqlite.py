@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
-from chalicelib.alerts import Alert, AlertChange, AlertFilter, AlertHit, AuditEntry, Notification
+from chalicelib.alerts import Alert, AlertChange, AlertFilter, AlertHit, AuditEntry, Notification, net_changes
 from chalicelib.stores.alerts import AlertStore, HitRecordedError, OrderKey, StaleAlertError, notification_for
 from chalicelib.stores.exceptions import StoreError
 from chalicelib.stores.sqlite import immediate_transaction, open_sqlite, sqlite_errors, translate_sqlite_error
@@ -80,6 +80,84 @@ class SQLiteAlertStore(AlertStore):
         row = self._db.execute("SELECT a.body FROM alert_accounts p JOIN alerts a ON a.alert_id = p.alert_id "
                                "WHERE p.account_id = ?", (account_id,)).fetchone()
         return None if row is None else Alert.from_dict(json.loads(row[0]))
+
+    def _latest_alerts(self, account_ids: Sequence[str]) -> dict[str, Alert]:
+        rows = self._db.execute("SELECT p.account_id, a.body FROM alert_accounts p JOIN alerts a ON a.alert_id = "
+                                "p.alert_id WHERE p.account_id IN (SELECT value FROM json_each(?))",
+                                (json.dumps(list(account_ids)),))
+        return {account_id: Alert.from_dict(json.loads(body)) for account_id, body in rows}
+
+    def _commit_changes(self, changes: Sequence[AlertChange]) -> int:
+        (outcome,) = self._commit_accounts([changes])
+        if isinstance(outcome, StoreError):
+            raise outcome
+        return outcome
+
+    def _commit_accounts(self, groups: Sequence[Sequence[AlertChange]]) -> list[int | StoreError]:
+        """Every account's changes in one go: checked first (the hits not recorded, the pointer
+        naming the alert they were computed over, that alert's version), in three reads for all
+        accounts; then each alert written once (its state after its last change), every audit
+        entry and hit, the pointers to new alerts and the outbox entries, one statement for each
+        kind. The reads and writes are inside the caller's `BEGIN IMMEDIATE` transaction, so no
+        other writer comes between them."""
+        db = self._db
+        hit_ids = [c.hit.hit_id for changes in groups for c in changes if c.hit is not None]
+        recorded = self._recorded_hits(hit_ids) if hit_ids else set()
+        accounts = [changes[0].after.account_id for changes in groups]
+        pointers = dict(db.execute("SELECT account_id, alert_id FROM alert_accounts "
+                                   "WHERE account_id IN (SELECT value FROM json_each(?))", (json.dumps(accounts),)))
+        existing = [changes[0].before.alert_id for changes in groups if changes[0].before is not None]
+        versions = dict(db.execute("SELECT alert_id, version FROM alerts WHERE alert_id IN "
+                                   "(SELECT value FROM json_each(?))", (json.dumps(existing),))) if existing else {}
+        outcomes: list[int | StoreError] = []
+        updates: list[tuple[Any, ...]] = []
+        inserts: list[tuple[Any, ...]] = []
+        latest: list[tuple[str, str]] = []
+        audits: list[tuple[str, int, str]] = []
+        hits: list[tuple[str, str, str, str]] = []
+        notify: list[Notification] = []
+        for changes, account_id in zip(groups, accounts, strict=True):
+            first = changes[0]
+            seen = [c.hit.hit_id for c in changes if c.hit is not None and c.hit.hit_id in recorded]
+            if seen:
+                outcomes.append(HitRecordedError(seen[0]))
+                continue
+            expected = first.before.alert_id if first.before is not None else first.supersedes
+            if pointers.get(account_id) != expected or (
+                    first.before is not None and versions.get(first.before.alert_id) != first.before.version):
+                outcomes.append(StaleAlertError(account_id))
+                continue
+            # over the account's latest alert only the first alert touched can exist already (every
+            # later one is opened by the changes): one update at most, checked above
+            for before, after in net_changes(changes):
+                row = (after.account_id, after.status, after.assignee, after.severity_rank, after.last_hit_ts,
+                       after.version, json.dumps(after.to_dict()), after.alert_id)
+                if before is None:
+                    inserts.append(row)
+                    latest.append((account_id, after.alert_id))
+                else:
+                    updates.append((*row, before.version))
+            audits.extend((c.after.alert_id, c.audit.version, json.dumps(c.audit.to_dict())) for c in changes)
+            hits.extend((c.hit.hit_id, c.after.alert_id, c.hit.ts, json.dumps(c.hit.to_dict()))
+                        for c in changes if c.hit is not None)
+            notify.extend(notification_for(c) for c in changes if c.notify)
+            outcomes.append(len(changes))
+        if updates:
+            updated = db.executemany("UPDATE alerts SET account_id = ?, status = ?, assignee = ?, severity_rank = ?, "
+                                     "last_hit_ts = ?, version = ?, body = ? WHERE alert_id = ? AND version = ?",
+                                     updates)
+            if updated.rowcount != len(updates):  # checked above, in this transaction: cannot happen
+                raise StoreError(f"alert store: {len(updates) - updated.rowcount} alert(s) changed while written")
+        if inserts:
+            db.executemany("INSERT INTO alerts (account_id, status, assignee, severity_rank, last_hit_ts, version, "
+                           "body, alert_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", inserts)
+            db.executemany("INSERT OR REPLACE INTO alert_accounts (account_id, alert_id) VALUES (?, ?)", latest)
+        if audits:
+            db.executemany("INSERT INTO alert_audit (alert_id, version, body) VALUES (?, ?, ?)", audits)
+            db.executemany("INSERT INTO alert_hits (hit_id, alert_id, ts, body) VALUES (?, ?, ?, ?)", hits)
+        for notification in notify:
+            self._save(notification, insert=True)
+        return outcomes
 
     def _commit(self, change: AlertChange) -> None:
         after, db = change.after, self._db

@@ -74,12 +74,16 @@ def link_shares(min_share: float | None) -> float | dict[str, float]:
 
 def strong(ident: Identifier, min_share: MinShare | Mapping[str, float], min_uses: int) -> Identifier:
     """`ident` with only the accounts whose link to it is strong enough (all when not known)."""
-    min_share = share_floor(min_share, ident.label)
+    return strong_at(ident, share_floor(min_share, ident.label), min_uses)
+
+
+def strong_at(ident: Identifier, min_share: float, min_uses: int) -> Identifier:
+    """`strong` with the share floor for `ident`'s label already worked out (`share_floor`)."""
     if not ident.shares or (min_share <= 0 and min_uses <= 1):
         return ident
-    keep = [k for k in range(len(ident.accounts)) if ident.shares[k] >= min_share and ident.uses[k] >= min_uses]
-    if len(keep) == len(ident.accounts):
+    if min(ident.shares) >= min_share and min(ident.uses) >= min_uses:
         return ident
+    keep = [k for k in range(len(ident.accounts)) if ident.shares[k] >= min_share and ident.uses[k] >= min_uses]
     return Identifier(ident.label, ident.key, tuple(ident.accounts[k] for k in keep),
                       tuple(ident.uses[k] for k in keep), tuple(ident.shares[k] for k in keep))
 

@@ -26,6 +26,7 @@ from typing import Any, ClassVar, NotRequired, TypedDict
 from chalicelib.entities import (
     FIELD_OF_LABEL,
     LINKABLE,
+    VERTEX_LABELS,
     EntityBatch,
     GraphView,
     HitRef,
@@ -42,7 +43,9 @@ from chalicelib.linkage import (
     DEFAULT_CROWD,
     DEFAULT_KIND_WEIGHTS,
     score_component,
+    share_floor,
     strong,
+    strong_at,
 )
 
 EVIDENCE_LIMIT = 4000  # characters of JSON evidence kept on a hit edge
@@ -222,21 +225,22 @@ class GraphStore(ABC):
         if not queries:
             return {}
         via = list(dict.fromkeys(f for q in queries for f in q.via))
-        adjacency: dict[str, list[Identifier]] = {}  # known accounts only
-        walks = {q: {seed: _Walk(seed, q) for seed in seeds} for q in queries}
+        adjacency = _Adjacency()  # known accounts only
+        follows = {q: _Follow(q) for q in queries}
+        walks = {q: {seed: _Walk(seed, q, follows[q]) for seed in seeds} for q in queries}
         asked: set[str] = set()
         for hop in range(1, max(q.max_hops for q in queries) + 1):
             live = [w for per in walks.values() for w in per.values() if w.query.max_hops >= hop and w.frontier]
             wanted = {a for w in live for a in w.frontier} - asked
             if wanted:
-                adjacency.update(self.identifiers_of(wanted, via))
+                adjacency.add(self.identifiers_of(wanted, via))
                 asked |= wanted
             for walk in live:
                 walk.step(hop, adjacency)
         closing = [w for per in walks.values() for w in per.values() if w.query.closed]
         wanted = {a for w in closing for a in w.frontier} - asked
         if wanted:
-            adjacency.update(self.identifiers_of(wanted, via))
+            adjacency.add(self.identifiers_of(wanted, via))
         for walk in closing:
             walk.close(adjacency)
         return {q: {seed: walk.reach for seed, walk in per.items()} for q, per in walks.items()}
@@ -350,48 +354,83 @@ def _epoch_ms(iso: str) -> int:
     return round(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
 
 
-def _followed(ident: Identifier, query: ReachQuery) -> Identifier | None:
-    """The identifier as the query follows it (its strong members only), or None if not at all."""
-    limit = query.max_accounts_per_identifier
-    if FIELD_OF_LABEL[ident.label] not in query.via or (limit is not None and len(ident.accounts) > limit):
-        return None
-    return strong(ident, query.min_link_share, query.min_link_uses)
+class _Follow:
+    """How one query follows an identifier: None if not at all, else the identifier with its
+    strong members only (`linkage.strong`), with the query's per-label share floors worked out
+    once rather than once per identifier met."""
+
+    def __init__(self, query: ReachQuery) -> None:
+        self.labels = frozenset(VERTEX_LABELS[name] for name in query.via if name in VERTEX_LABELS)
+        self.limit = query.max_accounts_per_identifier
+        self.floors = {label: share_floor(query.min_link_share, label) for label in self.labels}
+        self.min_uses = query.min_link_uses
+
+    def __call__(self, ident: Identifier) -> Identifier | None:
+        if ident.label not in self.labels or (self.limit is not None and len(ident.accounts) > self.limit):
+            return None
+        return strong_at(ident, self.floors[ident.label], self.min_uses)
+
+
+class _Adjacency:
+    """What one `reach_many` call read: each known account's identifiers, as read and in (label,
+    key) order (sorted once per call, not once per walk that passes by)."""
+
+    def __init__(self) -> None:
+        self.read: dict[str, list[Identifier]] = {}
+        self._ordered: dict[str, list[Identifier]] = {}
+
+    def add(self, found: Mapping[str, list[Identifier]]) -> None:
+        for account, identifiers in found.items():
+            self.read[account] = identifiers
+            self._ordered.pop(account, None)
+
+    def __contains__(self, account: str) -> bool:
+        return account in self.read
+
+    def ordered(self, account: str) -> list[Identifier]:
+        out = self._ordered.get(account)
+        if out is None:
+            out = self._ordered[account] = sorted(self.read.get(account, ()), key=lambda i: (i.label, i.key))
+        return out
 
 
 class _Walk:
     """One seed's breadth-first walk for one query, a level at a time."""
 
-    def __init__(self, seed: str, query: ReachQuery) -> None:
+    def __init__(self, seed: str, query: ReachQuery, follow: _Follow) -> None:
         self.query = query
+        self.follow = follow
         self.reach = Reach()
         self.seed = seed
         self.frontier: list[str] = [seed]
 
-    def step(self, hop: int, adjacency: dict[str, list[Identifier]]) -> None:
+    def step(self, hop: int, adjacency: _Adjacency) -> None:
         if hop == 1:
             if self.seed not in adjacency:
                 self.frontier = []
                 return
             self.reach.hops[self.seed] = 0
         limit = self.query.max_accounts
+        hops = self.reach.hops
+        identifiers = self.reach.identifiers
         nxt: list[str] = []
         for account in self.frontier:
-            for found in sorted(adjacency.get(account, ()), key=lambda i: (i.label, i.key)):
-                ident = _followed(found, self.query)
+            for found in adjacency.ordered(account):
+                ident = self.follow(found)
                 if ident is None or account not in ident.accounts:
                     continue  # not followed, or not by this account: its own link is weak
-                self.reach.identifiers[(ident.label, ident.key)] = ident
+                identifiers[(ident.label, ident.key)] = ident
                 for other in ident.accounts:
-                    if other not in self.reach.hops and (limit is None or len(self.reach.hops) < limit):
-                        self.reach.hops[other] = hop
+                    if other not in hops and (limit is None or len(hops) < limit):
+                        hops[other] = hop
                         nxt.append(other)
         self.frontier = nxt
 
-    def close(self, adjacency: dict[str, list[Identifier]]) -> None:
+    def close(self, adjacency: _Adjacency) -> None:
         """Add the followed identifiers of the last hop's accounts (links among them)."""
         for account in self.frontier:
-            for found in adjacency.get(account, ()):
-                ident = _followed(found, self.query)
+            for found in adjacency.read.get(account, ()):
+                ident = self.follow(found)
                 if ident is not None and account in ident.accounts:
                     self.reach.identifiers[(ident.label, ident.key)] = ident
         self.frontier = []

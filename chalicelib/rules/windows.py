@@ -151,10 +151,11 @@ class WindowCache:
                     load.append(key)
                     continue
                 delta.append(key)
+                whole_floor = max(held.floor, held.full_floor)
                 for target in targets:
                     for slot in layout.slots:
                         start = target.ts_ms - slot.window_ms
-                        if start < held.floor:
+                        if start < (whole_floor if slot.whole_rows else held.floor):
                             late.append((key, start, target.ts_ms))
             fields = layout.fields
             if load:
@@ -273,9 +274,14 @@ class WindowCache:
             held = self._keys.get(name)
             if held is None:
                 continue
+            layout = self._layouts[name[0]]
             if held.rows:
-                held.trim(held.rows[-1][TS] - self._layouts[name[0]].longest_ms - self.lateness_margin_ms)
-            size = len(held.rows) * row_bytes(len(held.rows[0])) if held.rows else 0
+                newest = held.rows[-1][TS]
+                held.trim(newest - layout.longest_ms - self.lateness_margin_ms)
+                if layout.short_ms:
+                    held.slim_older(newest - layout.short_ms - self.lateness_margin_ms, layout.slim,
+                                    [slot.bit for slot in layout.slots if slot.whole_rows])
+            size = layout.bytes_of(len(held.rows), held.slimmed)
             self._bytes += size - held.bytes
             held.bytes = size
         while self._keys and self._bytes > self.max_bytes:

@@ -5,7 +5,8 @@ them (`TimeSeriesStore.window_rows`) and hands the rows to `WindowCache.evaluate
 the hits - the same hits `engine.evaluate` finds from whole windows (DESIGN.md semantics).
 
 State, per key field of a windowed rule and per key (`KeyWindow`): the compact rows the rules
-need, `(ts_ms, seq, event_id, key, *fields, where_mask)` sorted by (ts, seq); `floor` - every
+need, `(ts_ms, seq, event_id, key, *fields, where_mask)` sorted by (ts, seq), those older than
+every window but the longest slim (only the longest window's fields, `window_rows`); `floor` - every
 stored row of the key with `floor < ts_ms` and `seq <= high_water` is held; and each rule's
 running aggregate (`WindowAggregate`) over its window. A batch reads:
 

@@ -109,11 +109,12 @@ class DynamoDBAlertStore(AlertStore):
         return {account: alerts[alert_id] for account, alert_id in pointers.items() if alert_id in alerts}
 
     def _commit_changes(self, changes: Sequence[AlertChange]) -> int:
-        """As many of one account's changes as one transaction holds (TRANSACTION_ITEMS items): a
-        hit marker (first, so a cancellation tells which hit was recorded), a hit item and an
-        audit entry per change, each alert touched once (its state after its last change, over
-        the version before its first), the account pointer when a new alert is opened (over the
-        pointer the changes were computed from) and the outbox entries."""
+        """As many of one account's changes as one transaction holds (TRANSACTION_ITEMS items), or
+        one assignment or verdict (`_commit`): a hit marker (first, so a cancellation tells which
+        hit was recorded), a hit item and an audit entry per change, each alert touched once (its
+        state after its last change, over the version before its first), the account pointer when
+        a new alert is opened (over the pointer the changes were computed from) and the outbox
+        entries."""
         count, size, opened = 0, 0, False
         alerts: set[str] = set()
         for change in changes:
@@ -123,10 +124,7 @@ class DynamoDBAlertStore(AlertStore):
             count, size, opened = count + 1, size + grow, opened or change.before is None
             alerts.add(change.after.alert_id)
         written = changes[:count]
-        hits = [c.hit for c in written if c.hit is not None]
-        if len(hits) != len(written):  # a change without a hit: not from apply_hits
-            self._commit(written[0])
-            return 1
+        hits = [c.hit for c in written if c.hit is not None]  # none for an assignment or a verdict
         table, first = self.table, written[0]
         items: list[dict[str, Any]] = [
             {"Put": {"TableName": table, "Item": {"pk": _s(f"HIT#{c.hit.hit_id}"), "sk": _s("HIT"),
@@ -190,31 +188,7 @@ class DynamoDBAlertStore(AlertStore):
             raise StaleAlertError(alert_id) from exc
 
     def _commit(self, change: AlertChange) -> None:
-        after, table = change.after, self.table
-        items: list[dict[str, Any]] = []
-        if change.hit is not None:
-            hit = change.hit
-            items.append({"Put": {"TableName": table, "Item": {"pk": _s(f"HIT#{hit.hit_id}"), "sk": _s("HIT"),
-                                                                "alert_id": _s(after.alert_id)},
-                                  "ConditionExpression": "attribute_not_exists(pk)"}})
-            items.append({"Put": {"TableName": table, "Item": {
-                "pk": _s(f"ALERT#{after.alert_id}"), "sk": _s(f"HIT#{hit.ts}#{hit.hit_id}"),
-                "body": _s(json.dumps(hit.to_dict()))}}})
-        if change.before is None:
-            items.append({"Put": {"TableName": table, "Item": self._alert_item(after),
-                                  "ConditionExpression": "attribute_not_exists(pk)"}})
-            items.append({"Put": self._pointer_put(after, change.supersedes)})
-        else:
-            items.append({"Put": {"TableName": table, "Item": self._alert_item(after),
-                                  "ConditionExpression": "version = :v",
-                                  "ExpressionAttributeValues": {":v": _n(change.before.version)}}})
-        items.append({"Put": {"TableName": table, "Item": {
-            "pk": _s(f"ALERT#{after.alert_id}"), "sk": _s(f"AUDIT#{change.audit.version:010d}"),
-            "body": _s(json.dumps(change.audit.to_dict()))}, "ConditionExpression": "attribute_not_exists(pk)"}})
-        if change.notify:
-            items.append({"Put": {"TableName": table, "Item": self._outbox_item(notification_for(change)),
-                                  "ConditionExpression": "attribute_not_exists(pk)"}})
-        self._transact(items, [] if change.hit is None else [change.hit.hit_id], after.alert_id)
+        self._commit_changes([change])  # one change always fits one transaction
 
     def alert(self, alert_id: str) -> Alert | None:
         item = self._call("get_item", Key={"pk": _s(f"ALERT#{alert_id}"), "sk": _s("ALERT")},

@@ -55,6 +55,29 @@ def _translate(exc: sqlite3.Error, doing: str) -> StoreError:
     return translate_sqlite_error(exc, doing, "alert store")
 
 
+INSERT_ALERT = ("INSERT INTO alerts (account_id, status, assignee, severity_rank, last_hit_ts, version, body, "
+                "alert_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+UPDATE_ALERT = ("UPDATE alerts SET account_id = ?, status = ?, assignee = ?, severity_rank = ?, last_hit_ts = ?, "
+                "version = ?, body = ? WHERE alert_id = ? AND version = ?")
+POINT_TO_ALERT = "INSERT OR REPLACE INTO alert_accounts (account_id, alert_id) VALUES (?, ?)"
+INSERT_AUDIT = "INSERT INTO alert_audit (alert_id, version, body) VALUES (?, ?, ?)"
+INSERT_HIT = "INSERT INTO alert_hits (hit_id, alert_id, ts, body) VALUES (?, ?, ?, ?)"
+
+
+def _alert_row(alert: Alert) -> tuple[Any, ...]:
+    """The alert as INSERT_ALERT's parameters (UPDATE_ALERT's, without the version checked)."""
+    return (alert.account_id, alert.status, alert.assignee, alert.severity_rank, alert.last_hit_ts, alert.version,
+            json.dumps(alert.to_dict()), alert.alert_id)
+
+
+def _audit_row(change: AlertChange) -> tuple[str, int, str]:
+    return change.after.alert_id, change.audit.version, json.dumps(change.audit.to_dict())
+
+
+def _hit_row(hit: AlertHit, alert: Alert) -> tuple[str, str, str, str]:
+    return hit.hit_id, alert.alert_id, hit.ts, json.dumps(hit.to_dict())
+
+
 class SQLiteAlertStore(AlertStore):
     """One SQLite file (WAL); each workflow call is one `BEGIN IMMEDIATE` transaction, so writers
     from several processes (the pipeline, `serve`) queue instead of interleaving."""
@@ -130,31 +153,26 @@ class SQLiteAlertStore(AlertStore):
             # over the account's latest alert only the first alert touched can exist already (every
             # later one is opened by the changes): one update at most, checked above
             for before, after in net_changes(changes):
-                row = (after.account_id, after.status, after.assignee, after.severity_rank, after.last_hit_ts,
-                       after.version, json.dumps(after.to_dict()), after.alert_id)
+                row = _alert_row(after)
                 if before is None:
                     inserts.append(row)
                     latest.append((account_id, after.alert_id))
                 else:
                     updates.append((*row, before.version))
-            audits.extend((c.after.alert_id, c.audit.version, json.dumps(c.audit.to_dict())) for c in changes)
-            hits.extend((c.hit.hit_id, c.after.alert_id, c.hit.ts, json.dumps(c.hit.to_dict()))
-                        for c in changes if c.hit is not None)
+            audits.extend(_audit_row(c) for c in changes)
+            hits.extend(_hit_row(c.hit, c.after) for c in changes if c.hit is not None)
             notify.extend(notification_for(c) for c in changes if c.notify)
             outcomes.append(len(changes))
         if updates:
-            updated = db.executemany("UPDATE alerts SET account_id = ?, status = ?, assignee = ?, severity_rank = ?, "
-                                     "last_hit_ts = ?, version = ?, body = ? WHERE alert_id = ? AND version = ?",
-                                     updates)
+            updated = db.executemany(UPDATE_ALERT, updates)
             if updated.rowcount != len(updates):  # checked above, in this transaction: cannot happen
                 raise StoreError(f"alert store: {len(updates) - updated.rowcount} alert(s) changed while written")
         if inserts:
-            db.executemany("INSERT INTO alerts (account_id, status, assignee, severity_rank, last_hit_ts, version, "
-                           "body, alert_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", inserts)
-            db.executemany("INSERT OR REPLACE INTO alert_accounts (account_id, alert_id) VALUES (?, ?)", latest)
+            db.executemany(INSERT_ALERT, inserts)
+            db.executemany(POINT_TO_ALERT, latest)
         if audits:
-            db.executemany("INSERT INTO alert_audit (alert_id, version, body) VALUES (?, ?, ?)", audits)
-            db.executemany("INSERT INTO alert_hits (hit_id, alert_id, ts, body) VALUES (?, ?, ?, ?)", hits)
+            db.executemany(INSERT_AUDIT, audits)
+            db.executemany(INSERT_HIT, hits)
         for notification in notify:
             self._save(notification, insert=True)
         return outcomes
@@ -163,28 +181,21 @@ class SQLiteAlertStore(AlertStore):
         after, db = change.after, self._db
         if change.hit is not None and self._recorded_hits([change.hit.hit_id]):
             raise HitRecordedError(change.hit.hit_id)
-        row = (after.account_id, after.status, after.assignee, after.severity_rank, after.last_hit_ts,
-               after.version, json.dumps(after.to_dict()), after.alert_id)
+        row = _alert_row(after)
         if change.before is None:
             pointer = db.execute("SELECT alert_id FROM alert_accounts WHERE account_id = ?",
                                  (after.account_id,)).fetchone()
             if (pointer[0] if pointer else None) != change.supersedes:
                 raise StaleAlertError(after.account_id)
-            db.execute("INSERT INTO alerts (account_id, status, assignee, severity_rank, last_hit_ts, version, "
-                       "body, alert_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
-            db.execute("INSERT OR REPLACE INTO alert_accounts (account_id, alert_id) VALUES (?, ?)",
-                       (after.account_id, after.alert_id))
+            db.execute(INSERT_ALERT, row)
+            db.execute(POINT_TO_ALERT, (after.account_id, after.alert_id))
         else:
-            updated = db.execute("UPDATE alerts SET account_id = ?, status = ?, assignee = ?, severity_rank = ?, "
-                                 "last_hit_ts = ?, version = ?, body = ? WHERE alert_id = ? AND version = ?",
-                                 (*row, change.before.version))
+            updated = db.execute(UPDATE_ALERT, (*row, change.before.version))
             if updated.rowcount != 1:
                 raise StaleAlertError(after.alert_id)
-        db.execute("INSERT INTO alert_audit (alert_id, version, body) VALUES (?, ?, ?)",
-                   (after.alert_id, change.audit.version, json.dumps(change.audit.to_dict())))
+        db.execute(INSERT_AUDIT, _audit_row(change))
         if change.hit is not None:
-            db.execute("INSERT INTO alert_hits (hit_id, alert_id, ts, body) VALUES (?, ?, ?, ?)",
-                       (change.hit.hit_id, after.alert_id, change.hit.ts, json.dumps(change.hit.to_dict())))
+            db.execute(INSERT_HIT, _hit_row(change.hit, after))
         if change.notify:
             self._save(notification_for(change), insert=True)
 

@@ -19,6 +19,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -306,7 +307,7 @@ def _identifiers(rows: Iterable[tuple[str, str, str, int, int]]) -> dict[tuple[s
     out = {}
     for (label, key), found in members.items():
         if len(found) > 1:
-            found.sort(key=_account_of_row)
+            found.sort(key=itemgetter(2))  # by account
         share = []
         for row in found:
             value = shares.get((row[3], row[4]))
@@ -316,10 +317,6 @@ def _identifiers(rows: Iterable[tuple[str, str, str, int, int]]) -> dict[tuple[s
         out[(label, key)] = Identifier(label, key, tuple([row[2] for row in found]), tuple([row[3] for row in found]),
                                        tuple(share))
     return out
-
-
-def _account_of_row(row: tuple[str, str, str, int, int]) -> str:
-    return row[2]
 
 
 def _add_use_counts(db: sqlite3.Connection) -> None:

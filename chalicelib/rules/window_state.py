@@ -13,6 +13,10 @@ from chalicelib.rules.window_rows import SEQ, TS, Row
 AFTER_ALL = 1 << 62  # larger than any seq
 
 
+#: the full floor of a key with no slim rows: below the start of any window of any event
+NOTHING_SLIM = -(1 << 62)
+
+
 @dataclass(slots=True)
 class Running:
     """A rule's aggregate over rows [lo, hi) (absolute positions) of one key."""
@@ -32,7 +36,8 @@ class KeyWindow:
     running: dict[int, Running] = field(default_factory=dict)  # by rule bit
     #: held rows with ts <= full_floor may be slim (`RowLayout.slim`): only the rules of the
     #: longest window judge from them; the others read the store for windows reaching below it
-    full_floor: int = 0
+    #: (below any window start until rows are slimmed: events may be at or before the epoch)
+    full_floor: int = NOTHING_SLIM
     slimmed: int = 0  # rows[:slimmed] are slim
 
     def slim_older(self, full_floor: int, slim: Callable[[Row], Row], whole_rules: Iterable[int]) -> None:

@@ -41,6 +41,7 @@ from __future__ import annotations
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 from chalicelib.events import MAX_TS_MS, StoredEvent
 from chalicelib.hits import Hit
@@ -283,8 +284,10 @@ class WindowCache:
                    into: dict[str, list[Row]]) -> None:
         """The new rows of each held key with no other arrivals since its mark (`_own_mark`):
         its events of this batch, as `_group` would have them from a delta read."""
-        fields = layout.fields
-        key_field = layout.key_field
+        # `Transaction.get` of a plain field (OWN_ROW_FIELDS) is the attribute: read them all at once
+        values = attrgetter(*layout.fields)
+        single = len(layout.fields) == 1
+        key_field, held_row = layout.key_field, layout.held_row
         count = 0
         for key, targets in by_key.items():
             held = self._keys.get((key_field, key))
@@ -294,8 +297,9 @@ class WindowCache:
             for stored in targets:
                 if stored.ts_ms > held.floor and stored.seq > held.high_water:
                     event = stored.event
-                    rows.append(layout.held_row((stored.ts_ms, stored.seq, event.event_id,
-                                                 *[event.get(name) for name in fields])))
+                    read = values(event)
+                    rows.append(held_row((stored.ts_ms, stored.seq, event.event_id,
+                                          *((read,) if single else read))))
                     count += 1
         self.stats["own_rows"] += count
 

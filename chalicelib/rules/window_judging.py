@@ -128,7 +128,7 @@ class BatchJudge:
             return None
         try:
             start = target.ts_ms - slot.window_ms
-            if start < held.floor:
+            if start < held.floor or (slot.whole_rows and start < held.full_floor):
                 return self._judge_late(layout, slot, target, late_rows)
             if row is not None:
                 return self._judge_held(layout, slot, held, target, row, position, start)

@@ -5,7 +5,8 @@ them (`TimeSeriesStore.window_rows`) and hands the rows to `WindowCache.evaluate
 the hits - the same hits `engine.evaluate` finds from whole windows (DESIGN.md semantics).
 
 State, per key field of a windowed rule and per key (`KeyWindow`): the compact rows the rules
-need, `(ts_ms, seq, event_id, key, *fields, where_mask)` sorted by (ts, seq); `floor` - every
+need, `(ts_ms, seq, event_id, key, *fields, where_mask)` sorted by (ts, seq), those older than
+every window but the longest slim (only the longest window's fields, `window_rows`); `floor` - every
 stored row of the key with `floor < ts_ms` and `seq <= high_water` is held; and each rule's
 running aggregate (`WindowAggregate`) over its window. A batch reads:
 
@@ -151,10 +152,11 @@ class WindowCache:
                     load.append(key)
                     continue
                 delta.append(key)
+                whole_floor = max(held.floor, held.full_floor)
                 for target in targets:
                     for slot in layout.slots:
                         start = target.ts_ms - slot.window_ms
-                        if start < held.floor:
+                        if start < (whole_floor if slot.whole_rows else held.floor):
                             late.append((key, start, target.ts_ms))
             fields = layout.fields
             if load:
@@ -273,9 +275,14 @@ class WindowCache:
             held = self._keys.get(name)
             if held is None:
                 continue
+            layout = self._layouts[name[0]]
             if held.rows:
-                held.trim(held.rows[-1][TS] - self._layouts[name[0]].longest_ms - self.lateness_margin_ms)
-            size = len(held.rows) * row_bytes(len(held.rows[0])) if held.rows else 0
+                newest = held.rows[-1][TS]
+                held.trim(newest - layout.longest_ms - self.lateness_margin_ms)
+                if layout.short_ms:
+                    held.slim_older(newest - layout.short_ms - self.lateness_margin_ms, layout.slim,
+                                    [slot.bit for slot in layout.slots if slot.whole_rows])
+            size = layout.bytes_of(len(held.rows), held.slimmed)
             self._bytes += size - held.bytes
             held.bytes = size
         while self._keys and self._bytes > self.max_bytes:

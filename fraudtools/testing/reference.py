@@ -271,7 +271,21 @@ def geo_velocity(config: Any, event: Transaction, window: Sequence[Transaction],
     hours = max((event.ts - previous.ts).total_seconds(), 1.0) / 3600
     if distance <= config.min_distance_km or distance / hours <= config.threshold:
         return None
+    # with flights, a move a flight makes in time (airport time plus the flight) is possible
+    if config.flight_speed_kmh is not None and hours >= config.airport_hours + distance / config.flight_speed_kmh:
+        return None
     return round(distance / hours, 3)  # the hit value is the speed rounded to metres per hour
+
+
+@register_reference("new_key_fan_out", monotonicity=Monotonicity(("threshold",)))
+def new_key_fan_out(config: Any, event: Transaction, window: Sequence[Transaction], ctx: ReferenceContext) -> Any:
+    """A new key (at most max_history events more than `burst` old) with more than `threshold`
+    distinct values of `distinct` in the burst."""
+    history = [x for x in window if x.ts <= event.ts - config.burst]
+    if len(history) > config.max_history:
+        return None
+    values = {x.get(config.distinct) for x in window if x.ts > event.ts - config.burst} - {None}
+    return len(values) if len(values) > config.threshold else None
 
 
 @register_reference("list_match")

@@ -20,11 +20,12 @@ INTENDED = {
     "account_takeover": ["takeover-1h"],
     "structuring": ["structuring-24h"],
     "mule_ring": ["shared-identity-ring"],
-    "impossible_travel": ["impossible-travel-6h"],
+    "impossible_travel": ["impossible-travel-12h"],
     "hubless_ring": ["linked-ring"],
     "identity_cluster": ["linked-ring"],
     "card_testing_spread": ["card-testing-spread-10m"],
     "value_burst": ["value-burst-1h"],
+    "scam_payee": ["new-payee-fanout-3h"],
 }
 
 

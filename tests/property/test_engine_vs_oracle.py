@@ -17,7 +17,8 @@ from tests.fakes import FlakyHitSink, MemoryHitSink, memory_pipeline, raw_record
 from tests.strategies import cuts, property_ruleset, split, streams, transactions
 
 RULESET = property_ruleset()
-ALL_KINDS = {"velocity", "fan_out", "sum_over", "amount_spike", "first_seen", "geo_velocity", "list_match"}
+ALL_KINDS = {"velocity", "fan_out", "sum_over", "amount_spike", "first_seen", "geo_velocity", "list_match",
+             "new_key_fan_out"}
 
 
 def test_property_rules_cover_every_kind() -> None:

@@ -7,6 +7,10 @@ included). The key is *new* when its history holds at most `max_history` events;
 when the key is new and the burst holds more than `threshold` distinct non-null values of
 `distinct`. A utility, school or payroll payee many customers pay on one morning has a history, so
 it is not new; a key seen for the first time is judged only on its burst.
+
+The kind `needs_full_history`: the engine judges it only once the time-series store has observed
+the whole window before the event (`observed_since <= event.ts - window`); before that - a stream
+or deployment younger than the window, where no key has a history yet - it stays silent.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ class NewKeyFanOutConfig(WindowedConfig):
 @register_rule_kind
 class NewKeyFanOutRule(Rule[NewKeyFanOutConfig]):
     config_model = NewKeyFanOutConfig
+    #: "no history" means something only where the store has watched the whole window
+    needs_full_history = True
 
     def judge(self, event: Transaction, window: Sequence[Transaction]) -> Finding | None:
         split = event.ts - self.config.burst

@@ -51,6 +51,7 @@ class RuleSlot:
     window_ms: int
     judge_rows: RowJudge  # the rule's row judge (`Rule.rows_judge`)
     aggregate: Callable[[], WindowAggregate | None]  # a fresh running aggregate, or None
+    needs_history: bool = False  # `Rule.needs_full_history`: judged only once observation covers the window
 
 
 @dataclass(slots=True)
@@ -126,7 +127,7 @@ def layouts_of(ruleset: RuleSet) -> dict[str, RowLayout]:
         for bit_index, (index, rule) in enumerate(rules):
             assert rule.window is not None
             slots.append(RuleSlot(index, rule, rule.id, 1 << bit_index, rule.window.ms, rule.rows_judge(),
-                                  _aggregate_maker(rule, positions)))
+                                  _aggregate_maker(rule, positions), bool(rule.needs_full_history)))
         always = sum(s.bit for s in slots if not s.rule.config.where)
         filtered: list[tuple[int, list[tuple[int, dict[Any, bool], Condition]]]] = [
             (s.bit, [(positions[c.field], {}, c) for c in s.rule.config.where]) for s in slots if s.rule.config.where]

@@ -5,7 +5,9 @@ arrived before (no store, no index, no batching) with the *declared* window of t
 
     window(e) = [x arrived no later than e | x.key == e.key, where(x), e.ts - W < x.ts <= e.ts]
 
-sorted by (ts, arrival), and applies the kind's definition with exact rational arithmetic. Each
+sorted by (ts, arrival), and applies the kind's definition with exact rational arithmetic. A
+rule whose kind `needs_full_history` is judged only when the observation - which starts at the
+time of the first event that arrived - covers its window: `first.ts <= e.ts - W`. Each
 kind's definition is a *reference judge* registered here by kind name; a plugin kind registers
 its own with `@register_reference("my_kind")`. Graph kinds have no reference (they need a graph).
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, TypeVar
@@ -157,12 +159,23 @@ def reference_hits(ruleset: RuleSet, stream: Iterable[Transaction]) -> dict[tupl
             key = event.get(key_field)
             if key is None or not all(condition_holds(c, event) for c in config.where):
                 continue
+            if not observation_covers(rule, config, event, arrived[0].ts):
+                continue  # warming up
             judge, _ = reference_of(rule.kind)
             window = reference_window(config, key_field, event, arrived)
             value = judge(config, event, window, context)
             if value is not None:
                 hits[(config.id, event.event_id)] = value
     return hits
+
+
+def observation_covers(rule: Any, config: Any, event: Transaction, observed_since: datetime) -> bool:
+    """Whether `rule` may be judged on `event`: always, unless its kind `needs_full_history`; then
+    only when observation began no later than the start of the event's window."""
+    length = getattr(config, "window", None)
+    if not getattr(rule, "needs_full_history", False) or length is None:
+        return True
+    return observed_since <= event.ts - timedelta(seconds=length.total_seconds())
 
 
 def reference_window(config: Any, key_field: str, event: Transaction,

@@ -57,17 +57,23 @@ class Monotonicity:
 
 
 _REFERENCES: dict[str, tuple[ReferenceJudge, Monotonicity]] = {}
+#: kinds whose reference says they judge the absence of history: judged only once observed
+_FULL_HISTORY: set[str] = set()
 J = TypeVar("J", bound=ReferenceJudge)
 
 
 NOT_MONOTONE = Monotonicity()
 
 
-def register_reference(kind: str, *, monotonicity: Monotonicity = NOT_MONOTONE) -> Callable[[J], J]:
-    """Decorator: the reference judge of `kind` (replaces an earlier one of the same kind)."""
+def register_reference(kind: str, *, monotonicity: Monotonicity = NOT_MONOTONE,
+                       needs_full_history: bool = False) -> Callable[[J], J]:
+    """Decorator: the reference judge of `kind` (replaces an earlier one of the same kind).
+    `needs_full_history`: the kind judges the absence of history, so the reference judges it only
+    once the observation covers the window (the kind's `Rule.needs_full_history` must agree)."""
 
     def register(judge: J) -> J:
         _REFERENCES[kind] = (judge, monotonicity)
+        (_FULL_HISTORY.add if needs_full_history else _FULL_HISTORY.discard)(kind)
         return judge
 
     return register
@@ -159,7 +165,7 @@ def reference_hits(ruleset: RuleSet, stream: Iterable[Transaction]) -> dict[tupl
             key = event.get(key_field)
             if key is None or not all(condition_holds(c, event) for c in config.where):
                 continue
-            if not observation_covers(rule, config, event, arrived[0].ts):
+            if not observation_covers(rule.kind, config, event, arrived[0].ts):
                 continue  # warming up
             judge, _ = reference_of(rule.kind)
             window = reference_window(config, key_field, event, arrived)
@@ -169,11 +175,12 @@ def reference_hits(ruleset: RuleSet, stream: Iterable[Transaction]) -> dict[tupl
     return hits
 
 
-def observation_covers(rule: Any, config: Any, event: Transaction, observed_since: datetime) -> bool:
-    """Whether `rule` may be judged on `event`: always, unless its kind `needs_full_history`; then
-    only when observation began no later than the start of the event's window."""
+def observation_covers(kind: str, config: Any, event: Transaction, observed_since: datetime) -> bool:
+    """Whether a rule of `kind` may be judged on `event`: always, unless the kind's reference was
+    registered `needs_full_history`; then only when observation (which began at `observed_since`,
+    the first arrival's time) began no later than the start of the event's window."""
     length = getattr(config, "window", None)
-    if not getattr(rule, "needs_full_history", False) or length is None:
+    if kind not in _FULL_HISTORY or length is None:
         return True
     return observed_since <= event.ts - timedelta(seconds=length.total_seconds())
 
@@ -290,10 +297,11 @@ def geo_velocity(config: Any, event: Transaction, window: Sequence[Transaction],
     return round(distance / hours, 3)  # the hit value is the speed rounded to metres per hour
 
 
-@register_reference("new_key_fan_out", monotonicity=Monotonicity(("threshold",)))
+@register_reference("new_key_fan_out", monotonicity=Monotonicity(("threshold",)), needs_full_history=True)
 def new_key_fan_out(config: Any, event: Transaction, window: Sequence[Transaction], ctx: ReferenceContext) -> Any:
     """A new key (at most max_history events more than `burst` old) with more than `threshold`
-    distinct values of `distinct` in the burst."""
+    distinct values of `distinct` in the burst; judged only once observation covers the window
+    (`reference_hits` applies that)."""
     history = [x for x in window if x.ts <= event.ts - config.burst]
     if len(history) > config.max_history:
         return None

@@ -70,6 +70,11 @@ SCENARIOS = ("shared_ring", "ip_fanout", "card_testing", "account_takeover", "st
 LOOKALIKES = ("office_ip", "household_device", "family", "one_off_purchase", "varying_identifiers", "regular_payee",
               "traveller")
 
+#: the legitimate payees many customers pay on one morning: (name, their regular amount)
+REGULAR_PAYEES = (("utility", Decimal("84.50")), ("school", Decimal("350.00")))
+#: event ids of the lead-in (`simulate(lead_in_days=...)`): `sim-SEED-lead-N`
+LEAD_IN_PREFIX = "sim-{seed}-lead-"
+
 CITIES = [("Munich", 48.14, 11.58), ("Berlin", 52.52, 13.40), ("Paris", 48.86, 2.35), ("Madrid", 40.42, -3.70),
           ("Milan", 45.46, 9.19), ("Vienna", 48.21, 16.37), ("Amsterdam", 52.37, 4.90), ("Warsaw", 52.23, 21.01)]
 FAR_AWAY = [("Sydney", -33.87, 151.21), ("Sao Paulo", -23.55, -46.63), ("Tokyo", 35.68, 139.69)]
@@ -103,6 +108,7 @@ class SimulatedStream:
     seed: int = 0
     parameters: dict[str, Any] = field(default_factory=dict)
     lookalikes: dict[str, str] = field(default_factory=dict)  # normal account -> look-alike family
+    lead_in_events: int = 0  # the first events: the lead-in before the evaluated period (unlabelled)
 
     def label_of(self, event_id: str) -> str:
         return self.labels.get(event_id, NORMAL)
@@ -116,6 +122,8 @@ class SimulatedStream:
         labels_path.write_text(json.dumps({
             "seed": self.seed, "parameters": self.parameters, "scenarios": list(SCENARIOS),
             "events": self.labels, "accounts": self.account_labels, "lookalikes": self.lookalikes,
+            **({"lead_in": {"events": self.lead_in_events, "event_id_prefix": LEAD_IN_PREFIX.format(seed=self.seed)}}
+               if self.lead_in_events else {}),
         }, indent=1, sort_keys=True))
 
 
@@ -146,8 +154,9 @@ def to_seed_format(event: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Builder:
-    def __init__(self, seed: int, days: float) -> None:
+    def __init__(self, seed: int, days: float, *, start: datetime = START) -> None:
         self.rng = random.Random(seed)
+        self.start = start
         self.span = timedelta(days=days)
         self.timeline: list[tuple[datetime, str | None, dict[str, Any]]] = []
         self.account_labels: dict[str, str] = {}
@@ -155,7 +164,7 @@ class _Builder:
 
     def at(self, fraction: float) -> datetime:
         """A moment `fraction` of the way through the simulated period."""
-        return START + self.span * fraction
+        return self.start + self.span * fraction
 
     def add(self, ts: datetime, scenario: str | None, account: Account, amount: Decimal, **overrides: Any) -> None:
         event = {"account_id": account.account_id, "amount": str(amount), "ts": ts.isoformat(),
@@ -182,8 +191,8 @@ class _Builder:
         while True:
             day = self.rng.randrange(days)
             hour = self.rng.choices(range(24), HOURLY)[0]
-            ts = START + timedelta(days=day, hours=hour, seconds=self.rng.uniform(0, 3600))
-            if ts < START + self.span:
+            ts = self.start + timedelta(days=day, hours=hour, seconds=self.rng.uniform(0, 3600))
+            if ts < self.start + self.span:
                 return ts
 
 
@@ -197,8 +206,13 @@ def _account(rng: random.Random, index: int, prefix: str = "acct") -> Account:
                    rng.uniform(0.5, 6.0))
 
 
-def simulate(*, seed: int = 7, accounts: int = 1000, days: float = 3.0) -> SimulatedStream:
-    """Normal traffic of `accounts` accounts over `days`, plus every fraud scenario."""
+def simulate(*, seed: int = 7, accounts: int = 1000, days: float = 3.0, lead_in_days: float = 0.0) -> SimulatedStream:
+    """Normal traffic of `accounts` accounts over `days`, plus every fraud scenario; with
+    `lead_in_days`, the same customers' normal traffic (and the regular payees' daily payments)
+    over that many days before, so a store fed the stream has watched them that long (rules that
+    judge the absence of history, `new_key_fan_out`, wait for it). The lead-in is unlabelled, comes
+    first, has its own ids (`sim-SEED-lead-N`) and its own random generator: the evaluated period's
+    events are the same with or without it."""
     if accounts < 50:
         raise ValueError("simulate needs at least 50 accounts")
     if days < 1:
@@ -245,8 +259,16 @@ def simulate(*, seed: int = 7, accounts: int = 1000, days: float = 3.0) -> Simul
     # the payee and travel families, from their own generator: everything above stays as it was
     lookalikes.update(_payees_and_travellers(b, random.Random(seed * 15485863 + 7), population, lookalikes))
 
-    stream = SimulatedStream(seed=seed, parameters={"accounts": accounts, "days": days})
+    parameters: dict[str, Any] = {"accounts": accounts, "days": days}
+    if lead_in_days > 0:
+        parameters["lead_in_days"] = lead_in_days
+    stream = SimulatedStream(seed=seed, parameters=parameters)
     stream.lookalikes = {a: f for a, f in sorted(lookalikes.items()) if a not in b.account_labels}
+    if lead_in_days > 0:
+        lead = _lead_in(seed, population, lead_in_days)
+        stream.events.extend({"event_id": f"{LEAD_IN_PREFIX.format(seed=seed)}{index:07d}", **event}
+                             for index, event in enumerate(lead))
+        stream.lead_in_events = len(lead)
     jittered = sorted(b.timeline, key=lambda item: item[0] + timedelta(seconds=rng.uniform(0, 2)))
     for index, (_, scenario, event) in enumerate(jittered):
         event_id = f"sim-{seed}-{index:07d}"
@@ -255,6 +277,24 @@ def simulate(*, seed: int = 7, accounts: int = 1000, days: float = 3.0) -> Simul
             stream.labels[event_id] = scenario
     stream.account_labels = dict(sorted(b.account_labels.items()))
     return stream
+
+
+def _lead_in(seed: int, population: list[Account], days: float) -> list[dict[str, Any]]:
+    """The customers' normal traffic over `days` before START (their offices, households and
+    families as they are in the period), and the utility's and the school's daily payments: what
+    a store that has been running that long has seen. No fraud, no new customer, no scam payee."""
+    lead = _Builder(seed * 48271 + 30, days, start=START - timedelta(days=days))
+    rng = lead.rng
+    for account in population:
+        for _ in range(_poisson(rng, account.activity * days)):
+            merchant, category = lead.merchant()
+            lead.add(lead.normal_moment(), None, account, lead.normal_amount(category), merchant_id=merchant,
+                     device_id=rng.choice(account.devices), ip=account.ip if rng.random() < 0.85 else _carrier_ip(rng))
+    for name, amount in REGULAR_PAYEES:
+        for _ in range(6 * max(1, math.ceil(days))):
+            lead.add(lead.normal_moment(), None, rng.choice(population), amount, merchant_id=f"m-payee-{name}")
+    jittered = sorted(lead.timeline, key=lambda item: item[0] + timedelta(seconds=rng.uniform(0, 2)))
+    return [event for _, _, event in jittered]
 
 
 def _poisson(rng: random.Random, mean: float) -> int:
@@ -484,7 +524,7 @@ def _payees_and_travellers(b: _Builder, rng: random.Random, population: list[Acc
                   device_id=rng.choice(account.devices))
         free = free[payers:]
     days = max(1, math.ceil(b.span / timedelta(days=1)))
-    for k, (name, amount, payers) in enumerate((("utility", Decimal("84.50"), 30), ("school", Decimal("350.00"), 20))):
+    for k, ((name, amount), payers) in enumerate(zip(REGULAR_PAYEES, (30, 20), strict=True)):
         merchant = f"m-payee-{name}"
         for _ in range(6 * days):  # paid every day by others: a payee with a history
             payer = rng.choice(population)

@@ -217,3 +217,18 @@ def test_regular_payees_have_history_and_travellers_fly_at_real_speeds(stream) -
         assert len(moves) == 1  # one flight to another continent, no way back within the stream
         elapsed, distance = moves[0]
         assert distance > 2500 and elapsed.total_seconds() / 3600 >= 0.4 + distance / 940
+
+
+def test_a_lead_in_comes_first_unlabelled_and_leaves_the_evaluated_period_as_it_was(stream) -> None:  # type: ignore[no-untyped-def]
+    led = simulate(seed=11, accounts=120, days=2, lead_in_days=30)
+    assert led.lead_in_events > 120 * 30  # about the customers' daily activity, for a month
+    lead, period = led.events[:led.lead_in_events], led.events[led.lead_in_events:]
+    assert period == stream.events and led.labels == stream.labels and led.account_labels == stream.account_labels
+    assert all(e["event_id"].startswith("sim-11-lead-") and e["event_id"] not in led.labels for e in lead)
+    times = [datetime.fromisoformat(e["ts"]) for e in lead]
+    assert START - timedelta(days=30) <= min(times) and max(times) < START
+    # the customers only: no ring, mule, traveller or other account the period brings new
+    assert all(e["account_id"].startswith("acct-") for e in lead)
+    payees = Counter(e["merchant_id"] for e in lead)
+    assert payees["m-payee-utility"] >= 30 * 6 and payees["m-payee-school"] >= 30 * 6
+    assert not any(m.startswith("m-payee-new") for m in payees)  # the scam payees are new

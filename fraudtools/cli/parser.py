@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     demo.add_argument("--accounts", type=_positive, default=1000, help="normal accounts (default 1000)")
     demo.add_argument("--days", type=float, default=3.0, help="simulated days (default 3)")
+    demo.add_argument("--lead-in-days", type=float, default=0.0,
+                      help="days of the customers' normal traffic streamed first, not scored (default 0; "
+                           "new-payee-fanout-3h needs 30 to judge)")
     demo.add_argument("--batch-size", type=_positive, default=100, help="records per batch (default 100)")
     demo.add_argument("--data-dir", type=Path, default=Path(".data/demo"), help="where stores, hits and reports go")
 

@@ -299,6 +299,14 @@ class Rule(ABC, Generic[C]):
     #: Default `edge.to` when the rule's key is the account itself (e.g. velocity -> merchant).
     default_edge_to: ClassVar[str | None] = None
 
+    #: True for kinds that judge the *absence* of history ("nobody paid this payee in the window",
+    #: `new_key_fan_out`): such a rule is judged on an event only once the time-series store's
+    #: observation covers the whole window before it - `observed_since <= event.ts - window`, with
+    #: `observed_since` the time of the first event the store accepted (`TimeSeriesStore.
+    #: observed_since`) - and is silent before ("warming up"). The engine applies it before calling
+    #: the kind (one comparison per event and rule), so `judge` stays pure. DESIGN.md, Rule semantics.
+    needs_full_history: ClassVar[bool] = False
+
     def __init__(self, config: C, context: RuleContext) -> None:
         self.config = config
         self.context = context

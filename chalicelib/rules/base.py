@@ -29,6 +29,7 @@ from chalicelib.entities import VERTEX_LABELS, GraphView, ReachQuery, entity_fie
 from chalicelib.events import (
     KEY_FIELDS,
     ROW_EVENT_ID,
+    ROW_TS,
     Transaction,
     WindowRow,
     attribute_name,
@@ -249,6 +250,19 @@ class WindowedConfig(RuleConfig):
     window: Duration
 
     _check_key = field_validator("key")(check_key_name)
+
+
+class BurstConfig(WindowedConfig):
+    """A window split at `event.ts - burst`: before it the key's habit or history, then the burst."""
+
+    burst: Duration
+
+    @model_validator(mode="after")
+    def _burst_inside_window(self) -> BurstConfig:
+        if self.burst >= self.window:
+            raise ValueError(f"burst ({self.burst}) must be shorter than window ({self.window}): the window "
+                             "before the burst is the key's habit or history")
+        return self
 
 
 # --------------------------------------------------------------------------- behaviour
@@ -514,7 +528,23 @@ def rows_evidence(event: Transaction, window: Sequence[WindowRow], length: timed
     }
 
 
+def split_at_burst(event: Transaction, window: Sequence[Transaction], burst: timedelta,
+                   field_name: str) -> tuple[list[bool], list[object]]:
+    """For each window event: whether it lies before the burst (`ts <= event.ts - burst`), and its
+    value of `field_name`."""
+    split = event.ts - burst
+    return [x.ts <= split for x in window], [x.get(field_name) for x in window]
+
+
+def split_rows_at_burst(event: Transaction, window: Sequence[WindowRow], burst: Duration,
+                        position: int) -> tuple[list[bool], list[object]]:
+    """`split_at_burst` over compact rows, the field at `position`."""
+    split_ms = event.ts_ms - burst.ms
+    return [row[ROW_TS] <= split_ms for row in window], [row[position] for row in window]
+
+
 __all__ = [
+    "BurstConfig",
     "Condition",
     "Duration",
     "EdgeSpec",
@@ -528,5 +558,7 @@ __all__ = [
     "check_field_name",
     "check_key_name",
     "rows_evidence",
+    "split_at_burst",
+    "split_rows_at_burst",
     "window_evidence",
 ]

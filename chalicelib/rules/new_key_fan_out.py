@@ -20,40 +20,33 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from chalicelib.events import ROW_TS, Transaction, WindowRow
 from chalicelib.rules import limits
 from chalicelib.rules.base import (
     EVIDENCE_IDS_CAP,
-    Duration,
+    BurstConfig,
     Finding,
     Rule,
     WindowAggregate,
-    WindowedConfig,
     check_field_name,
     rows_evidence,
+    split_at_burst,
+    split_rows_at_burst,
     window_evidence,
 )
 from chalicelib.rules.describe import Aggregate, register_aggregate
 from chalicelib.rules.registry import register_rule_kind
 
 
-class NewKeyFanOutConfig(WindowedConfig):
+class NewKeyFanOutConfig(BurstConfig):
     kind: Literal["new_key_fan_out"] = "new_key_fan_out"
     distinct: str = "account_id"
-    burst: Duration
     threshold: int = Field(ge=0, le=limits.MAX_COUNT)
     max_history: int = Field(default=0, ge=0, le=limits.MAX_COUNT)
 
     _check_distinct = field_validator("distinct")(check_field_name)
-
-    @model_validator(mode="after")
-    def _burst_inside_window(self) -> NewKeyFanOutConfig:
-        if self.burst >= self.window:
-            raise ValueError(f"burst ({self.burst}) must be shorter than window ({self.window}): the "
-                             "window is how far back the key's history is looked for")
-        return self
 
 
 @register_rule_kind
@@ -63,15 +56,14 @@ class NewKeyFanOutRule(Rule[NewKeyFanOutConfig]):
     needs_full_history = True
 
     def judge(self, event: Transaction, window: Sequence[Transaction]) -> Finding | None:
-        split = event.ts - self.config.burst
-        return self._fan_out(event, window, [x.ts <= split for x in window],
-                             [x.get(self.config.distinct) for x in window], window_evidence)
+        cfg = self.config
+        return self._fan_out(event, window, *split_at_burst(event, window, cfg.burst, cfg.distinct), window_evidence)
 
     def judge_rows(self, event: Transaction, window: Sequence[WindowRow],
                    positions: Mapping[str, int]) -> Finding | None:
-        position, split_ms = positions[self.config.distinct], event.ts_ms - self.config.burst.ms
-        return self._fan_out(event, window, [row[ROW_TS] <= split_ms for row in window],
-                             [row[position] for row in window], rows_evidence)
+        cfg = self.config
+        return self._fan_out(event, window, *split_rows_at_burst(event, window, cfg.burst, positions[cfg.distinct]),
+                             rows_evidence)
 
     def fields_read(self) -> frozenset[str]:
         return frozenset({self.config.distinct})

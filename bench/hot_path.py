@@ -95,6 +95,7 @@ def run_per_event(ruleset: RuleSet, records: list[RawRecord]) -> tuple[float, li
         store = SQLiteTimeSeriesStore(Path(tmp) / "ts.sqlite")
         store.prepare({r.key_field for r in ruleset.rules if r.window is not None})
         hits: list[Hit] = []
+        observed: int | None = None
         started = time.perf_counter()
         for raw in records:
             event = decode_record(raw)
@@ -102,7 +103,8 @@ def run_per_event(ruleset: RuleSet, records: list[RawRecord]) -> tuple[float, li
             pending = list(store.write([event]).pending)
             history = {r.key_field: store.history(r.key_field, r.keys, r.start_ms, r.end_ms, r.max_seq)
                        for r in history_requests(ruleset, pending)}
-            hits += evaluate(ruleset, pending, history)
+            observed = store.observed_since() if observed is None else observed  # kept once known, as the pipeline does
+            hits += evaluate(ruleset, pending, history, observed_since=observed)
             store.mark_judged([event.event_id])
         elapsed = time.perf_counter() - started
         store.close()

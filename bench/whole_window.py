@@ -20,8 +20,10 @@ _AFTER_ALL = 1 << 62  # larger than any seq: (ts, _AFTER_ALL) sorts after every 
 
 
 def evaluate(ruleset: RuleSet, judged: Sequence[StoredEvent],
-             history: Mapping[str, Iterable[StoredEvent]], *, errors: Counter[str] | None = None) -> list[Hit]:
-    """Every hit of `ruleset` on the `judged` events, ordered by arrival then rule order."""
+             history: Mapping[str, Iterable[StoredEvent]], *, errors: Counter[str] | None = None,
+             observed_since: int | None = None) -> list[Hit]:
+    """Every hit of `ruleset` on the `judged` events, ordered by arrival then rule order.
+    `observed_since`: the store's observation start, which rules that `needs_full_history` wait for."""
     by_key_field: dict[str, dict[str, list[StoredEvent]]] = {}
     found: list[tuple[int, int, Hit]] = []
     for rule_index, rule in enumerate(ruleset.rules):
@@ -30,6 +32,9 @@ def evaluate(ruleset: RuleSet, judged: Sequence[StoredEvent],
         rule_hits: list[tuple[int, int, Hit]] = []
         try:  # the per-rule boundary: one rule's exception stops that rule only
             targets = [e for e in judged if e.event.get(rule.key_field) is not None and rule.applies_to(e.event)]
+            if rule.needs_full_history and rule.window is not None:  # warming up until observed
+                targets = [e for e in targets if observed_since is not None
+                           and observed_since <= e.ts_ms - rule.window.ms]
             if not targets:
                 continue
             findings: Iterable[tuple[StoredEvent, Finding | None]]

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from chalicelib.entities import iso_ms
-from chalicelib.events import Transaction
+from chalicelib.events import Transaction, from_epoch_ms
 from chalicelib.hits import Hit
 from chalicelib.rules import GraphRule, Rule, RuleSet
 from chalicelib.rules.describe import Aggregate, describer_of, register_aggregate
@@ -87,9 +87,13 @@ def rule_window(rule: Rule[Any], event: Transaction, earlier: Sequence[Transacti
 
 
 def explain_event(ruleset: RuleSet, event: Transaction, earlier: Sequence[Transaction],
-                  hits: Mapping[str, Hit]) -> list[RuleExplanation]:
+                  hits: Mapping[str, Hit], *, observed_since: int | None = None) -> list[RuleExplanation]:
     """Every enabled rule on `event`. `earlier`: the events that arrived before it (first delivery
-    of each id); `hits`: the pipeline's hits on the event by rule id."""
+    of each id); `hits`: the pipeline's hits on the event by rule id; `observed_since`: the store's
+    observation start in ms (default: the time of the first event of `earlier`, else the event's),
+    which rules that `needs_full_history` wait for."""
+    if observed_since is None:
+        observed_since = (earlier[0] if earlier else event).ts_ms
     out: list[RuleExplanation] = []
     for rule in ruleset.rules:
         hit = hits.get(rule.id)
@@ -119,6 +123,13 @@ def explain_event(ruleset: RuleSet, event: Transaction, earlier: Sequence[Transa
                        f"(the event has {_text(event.get(condition.field))})"))
             continue
         window = rule_window(rule, event, earlier)
+        warming = _warming_up(rule, event, observed_since)
+        if warming and hit is None:
+            out.append(RuleExplanation(
+                **base, **bounds, verdict="no hit", reason=warming, key_field=rule.key_field, key_value=str(key),
+                threshold=_jsonable(getattr(rule.config, "threshold", None)), contributing_count=len(window),
+                contributing=[x.event_id for x in window[-CONTRIBUTING_CAP:]]))
+            continue
         finding = rule.judge(event, window)
         if finding is not None:
             aggregate = Aggregate(finding.value, finding.threshold)
@@ -136,6 +147,19 @@ def explain_event(ruleset: RuleSet, event: Transaction, earlier: Sequence[Transa
             contributing_count=len(window), contributing=[x.event_id for x in window[-CONTRIBUTING_CAP:]],
             evidence=dict(hit.evidence) if hit else {}))
     return out
+
+
+def _warming_up(rule: Rule[Any], event: Transaction, observed_since: int) -> str:
+    """Why a rule that `needs_full_history` is not judged yet on `event` ("" when it is)."""
+    if not rule.needs_full_history or rule.window is None:
+        return ""
+    start = event.ts_ms - rule.window.ms
+    if observed_since <= start:
+        return ""
+    return (f"warming up: the store has observed events only since {iso_ms(from_epoch_ms(observed_since))}, "
+            f"later than the start of this event's {rule.window} window ({iso_ms(from_epoch_ms(start))}); "
+            f"a {rule.kind} rule judges the absence of history, so it is silent until the observation "
+            "covers the whole window")
 
 
 def _text(value: Any) -> str:

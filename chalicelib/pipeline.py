@@ -94,6 +94,7 @@ class Pipeline:
         self.alerts = alerts
         self._prepared_version: str | None = None
         self._warned_version: str | None = None
+        self._observed_since: int | None = None  # the store's observation start, once known
 
     def process_kinesis_event(self, event: Mapping[str, Any]) -> BatchResponse:
         """The Lambda entry: a Kinesis event dict in, the report (with `batchItemFailures`) out."""
@@ -194,14 +195,22 @@ class Pipeline:
         rows = {read: self.timeseries.window_rows(read.key_field, read.keys, read.start_ms, read.end_ms,
                                                   read.max_seq, read.fields, min_seq=read.min_seq)
                 for read in reads}
+        observed = self.observed_since() if ruleset.needs_full_history else None
         try:
-            hits = self.windows.evaluate(ruleset, pending, rows, errors=rule_errors)
+            hits = self.windows.evaluate(ruleset, pending, rows, errors=rule_errors, observed_since=observed)
         except Exception:
             self.windows.clear()  # a half-applied batch is not trusted: the next batch reloads
             raise
         if self.windows.max_bytes == 0:
             self.windows.clear()
         return hits
+
+    def observed_since(self) -> int | None:
+        """The store's observation start (ms), read after the batch is written: once known it is
+        kept for the container - it changes only if retention deletes the store's first events."""
+        if self._observed_since is None:
+            self._observed_since = self.timeseries.observed_since()
+        return self._observed_since
 
     def _graph_phase(self, ruleset: RuleSet, pending: list[StoredEvent], micro_hits: list[Hit],
                      rule_errors: Counter[str]) -> list[Hit]:

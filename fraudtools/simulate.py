@@ -23,7 +23,10 @@ Fraud scenarios, each labelled on its events and its accounts:
 * `card_testing_spread` - several cards over a few accounts tried on one merchant, each card below
                        the per-card threshold;
 * `value_burst`      - an established customer's account pays several times its habit within the
-                       hour, from its usual device.
+                       hour, from its usual device;
+* `scam_payee`       - authorised push-payment scams: a payee nobody paid before collects a few
+                       hundred from 10-14 unrelated customers within a few hours, each customer on
+                       their own device, IP and city (the customers' accounts are the labelled ones).
 
 The later four families come in two parameter settings each (sizes, link kinds, shapes), drawn
 from their own random generator so the earlier scenarios' events stay what they were.
@@ -33,7 +36,13 @@ counted): offices sharing an IP (20 colleagues, and 4% and 6% of all customers),
 sharing a device *and* a phone (2-4 people), one-off large purchases (one payment of 6-12x the
 customer's habit), and `varying_identifiers`: customers whose e-mail and phone are drawn at random
 per transaction from small pools (like the AWS reference producer's ordinary accounts), so most of
-those e-mails and phones are shared by several of them by chance.
+those e-mails and phones are shared by several of them by chance. `regular_payee`: customers
+paying a utility or a school that many of them pay on the same morning (regular amounts, a payee
+paid every day before); `traveller`: customers paying at their home airport, then (half of them)
+at the arrival airport and at a hotel on another continent 6-10 hours later, at real flight
+speeds (gate to gate 780-940 km/h, with time at both airports), and abroad from then on.
+
+`scam_payee`, `regular_payee` and `traveller` come last, from their own random generator.
 
 Same seed, same stream. Arrival order is time order with up to two seconds of network jitter.
 
@@ -56,12 +65,21 @@ from typing import Any
 START = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
 NORMAL = "normal"
 SCENARIOS = ("shared_ring", "ip_fanout", "card_testing", "account_takeover", "structuring", "mule_ring",
-             "impossible_travel", "hubless_ring", "identity_cluster", "card_testing_spread", "value_burst")
-LOOKALIKES = ("office_ip", "household_device", "family", "one_off_purchase", "varying_identifiers")
+             "impossible_travel", "hubless_ring", "identity_cluster", "card_testing_spread", "value_burst",
+             "scam_payee")
+LOOKALIKES = ("office_ip", "household_device", "family", "one_off_purchase", "varying_identifiers", "regular_payee",
+              "traveller")
+
+#: the legitimate payees many customers pay on one morning: (name, their regular amount)
+REGULAR_PAYEES = (("utility", Decimal("84.50")), ("school", Decimal("350.00")))
+#: event ids of the lead-in (`simulate(lead_in_days=...)`): `sim-SEED-lead-N`
+LEAD_IN_PREFIX = "sim-{seed}-lead-"
 
 CITIES = [("Munich", 48.14, 11.58), ("Berlin", 52.52, 13.40), ("Paris", 48.86, 2.35), ("Madrid", 40.42, -3.70),
           ("Milan", 45.46, 9.19), ("Vienna", 48.21, 16.37), ("Amsterdam", 52.37, 4.90), ("Warsaw", 52.23, 21.01)]
 FAR_AWAY = [("Sydney", -33.87, 151.21), ("Sao Paulo", -23.55, -46.63), ("Tokyo", 35.68, 139.69)]
+#: long-haul destinations a traveller from Europe reaches in 5-9 hours of flight
+LONG_HAUL = [("New York", 40.71, -74.01), ("Dubai", 25.20, 55.27), ("Lagos", 6.45, 3.39), ("Montreal", 45.50, -73.57)]
 #: category -> (merchants, log-normal mu, sigma) of amounts; exp(mu) is the median amount
 CATEGORIES = {"grocery": (25, 3.4, 0.5), "restaurant": (25, 3.2, 0.5), "fuel": (10, 4.0, 0.3),
               "online": (20, 3.8, 0.9), "electronics": (8, 5.5, 0.8), "travel": (6, 6.0, 0.7)}
@@ -90,6 +108,7 @@ class SimulatedStream:
     seed: int = 0
     parameters: dict[str, Any] = field(default_factory=dict)
     lookalikes: dict[str, str] = field(default_factory=dict)  # normal account -> look-alike family
+    lead_in_events: int = 0  # the first events: the lead-in before the evaluated period (unlabelled)
 
     def label_of(self, event_id: str) -> str:
         return self.labels.get(event_id, NORMAL)
@@ -103,6 +122,8 @@ class SimulatedStream:
         labels_path.write_text(json.dumps({
             "seed": self.seed, "parameters": self.parameters, "scenarios": list(SCENARIOS),
             "events": self.labels, "accounts": self.account_labels, "lookalikes": self.lookalikes,
+            **({"lead_in": {"events": self.lead_in_events, "event_id_prefix": LEAD_IN_PREFIX.format(seed=self.seed)}}
+               if self.lead_in_events else {}),
         }, indent=1, sort_keys=True))
 
 
@@ -133,8 +154,9 @@ def to_seed_format(event: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Builder:
-    def __init__(self, seed: int, days: float) -> None:
+    def __init__(self, seed: int, days: float, *, start: datetime = START) -> None:
         self.rng = random.Random(seed)
+        self.start = start
         self.span = timedelta(days=days)
         self.timeline: list[tuple[datetime, str | None, dict[str, Any]]] = []
         self.account_labels: dict[str, str] = {}
@@ -142,7 +164,7 @@ class _Builder:
 
     def at(self, fraction: float) -> datetime:
         """A moment `fraction` of the way through the simulated period."""
-        return START + self.span * fraction
+        return self.start + self.span * fraction
 
     def add(self, ts: datetime, scenario: str | None, account: Account, amount: Decimal, **overrides: Any) -> None:
         event = {"account_id": account.account_id, "amount": str(amount), "ts": ts.isoformat(),
@@ -169,8 +191,8 @@ class _Builder:
         while True:
             day = self.rng.randrange(days)
             hour = self.rng.choices(range(24), HOURLY)[0]
-            ts = START + timedelta(days=day, hours=hour, seconds=self.rng.uniform(0, 3600))
-            if ts < START + self.span:
+            ts = self.start + timedelta(days=day, hours=hour, seconds=self.rng.uniform(0, 3600))
+            if ts < self.start + self.span:
                 return ts
 
 
@@ -184,8 +206,13 @@ def _account(rng: random.Random, index: int, prefix: str = "acct") -> Account:
                    rng.uniform(0.5, 6.0))
 
 
-def simulate(*, seed: int = 7, accounts: int = 1000, days: float = 3.0) -> SimulatedStream:
-    """Normal traffic of `accounts` accounts over `days`, plus every fraud scenario."""
+def simulate(*, seed: int = 7, accounts: int = 1000, days: float = 3.0, lead_in_days: float = 0.0) -> SimulatedStream:
+    """Normal traffic of `accounts` accounts over `days`, plus every fraud scenario; with
+    `lead_in_days`, the same customers' normal traffic (and the regular payees' daily payments)
+    over that many days before, so a store fed the stream has watched them that long (rules that
+    judge the absence of history, `new_key_fan_out`, wait for it). The lead-in is unlabelled, comes
+    first, has its own ids (`sim-SEED-lead-N`) and its own random generator: the evaluated period's
+    events are the same with or without it."""
     if accounts < 50:
         raise ValueError("simulate needs at least 50 accounts")
     if days < 1:
@@ -229,9 +256,19 @@ def simulate(*, seed: int = 7, accounts: int = 1000, days: float = 3.0) -> Simul
         lookalikes[account.account_id] = "one_off_purchase"
     # last, from its own generator: the events above (and their jitter draws) stay what they were
     lookalikes.update(_varying_identifiers(b, random.Random(seed * 104729 + 21), max(10, accounts // 40), days))
+    # the payee and travel families, from their own generator: everything above stays as it was
+    lookalikes.update(_payees_and_travellers(b, random.Random(seed * 15485863 + 7), population, lookalikes))
 
-    stream = SimulatedStream(seed=seed, parameters={"accounts": accounts, "days": days})
+    parameters: dict[str, Any] = {"accounts": accounts, "days": days}
+    if lead_in_days > 0:
+        parameters["lead_in_days"] = lead_in_days
+    stream = SimulatedStream(seed=seed, parameters=parameters)
     stream.lookalikes = {a: f for a, f in sorted(lookalikes.items()) if a not in b.account_labels}
+    if lead_in_days > 0:
+        lead = _lead_in(seed, population, lead_in_days)
+        stream.events.extend({"event_id": f"{LEAD_IN_PREFIX.format(seed=seed)}{index:07d}", **event}
+                             for index, event in enumerate(lead))
+        stream.lead_in_events = len(lead)
     jittered = sorted(b.timeline, key=lambda item: item[0] + timedelta(seconds=rng.uniform(0, 2)))
     for index, (_, scenario, event) in enumerate(jittered):
         event_id = f"sim-{seed}-{index:07d}"
@@ -240,6 +277,24 @@ def simulate(*, seed: int = 7, accounts: int = 1000, days: float = 3.0) -> Simul
             stream.labels[event_id] = scenario
     stream.account_labels = dict(sorted(b.account_labels.items()))
     return stream
+
+
+def _lead_in(seed: int, population: list[Account], days: float) -> list[dict[str, Any]]:
+    """The customers' normal traffic over `days` before START (their offices, households and
+    families as they are in the period), and the utility's and the school's daily payments: what
+    a store that has been running that long has seen. No fraud, no new customer, no scam payee."""
+    lead = _Builder(seed * 48271 + 30, days, start=START - timedelta(days=days))
+    rng = lead.rng
+    for account in population:
+        for _ in range(_poisson(rng, account.activity * days)):
+            merchant, category = lead.merchant()
+            lead.add(lead.normal_moment(), None, account, lead.normal_amount(category), merchant_id=merchant,
+                     device_id=rng.choice(account.devices), ip=account.ip if rng.random() < 0.85 else _carrier_ip(rng))
+    for name, amount in REGULAR_PAYEES:
+        for _ in range(6 * max(1, math.ceil(days))):
+            lead.add(lead.normal_moment(), None, rng.choice(population), amount, merchant_id=f"m-payee-{name}")
+    jittered = sorted(lead.timeline, key=lambda item: item[0] + timedelta(seconds=rng.uniform(0, 2)))
+    return [event for _, _, event in jittered]
 
 
 def _poisson(rng: random.Random, mean: float) -> int:
@@ -452,6 +507,66 @@ def _varying_identifiers(b: _Builder, rng: random.Random, count: int, days: floa
                   email=rng.choice(emails), phone=rng.choice(phones))
         tags[account.account_id] = "varying_identifiers"
     return tags
+
+
+def _payees_and_travellers(b: _Builder, rng: random.Random, population: list[Account],
+                           taken: dict[str, str]) -> dict[str, str]:
+    """Two scam payees, two regular payees (a utility, a school) and twelve travellers, drawn
+    from customers with no other role."""
+    free = [a for a in population if a.account_id not in taken and a.account_id not in b.account_labels]
+    rng.shuffle(free)
+    tags: dict[str, str] = {}
+    for k, payers in enumerate((10, 14)):  # scams: a new payee, unrelated customers, within hours
+        start, hours = b.at(0.35 + 0.3 * k), rng.uniform(2.0, 4.0)
+        for account in free[:payers]:
+            b.add(start + timedelta(hours=rng.uniform(0, hours)), "scam_payee", account,
+                  Decimal(rng.randrange(150, 900)), merchant_id=f"m-payee-new-{k}",
+                  device_id=rng.choice(account.devices))
+        free = free[payers:]
+    days = max(1, math.ceil(b.span / timedelta(days=1)))
+    for k, ((name, amount), payers) in enumerate(zip(REGULAR_PAYEES, (30, 20), strict=True)):
+        merchant = f"m-payee-{name}"
+        for _ in range(6 * days):  # paid every day by others: a payee with a history
+            payer = rng.choice(population)
+            b.add(b.normal_moment(), None, payer, amount, merchant_id=merchant)
+        morning = b.at(0.5 + 0.2 * k).replace(hour=7, minute=0, second=0, microsecond=0)
+        for account in free[:payers]:
+            b.add(morning + timedelta(hours=rng.uniform(0, 4)), None, account, amount, merchant_id=merchant,
+                  device_id=rng.choice(account.devices))
+            tags[account.account_id] = "regular_payee"
+        free = free[payers:]
+    for index in range(12):  # travellers: home airport, (arrival airport,) hotel, then days abroad
+        account = _account(rng, 97000 + index, "traveller")
+        destination = rng.choice(LONG_HAUL)
+        here = (account.city[1] + rng.uniform(-0.15, 0.15), account.city[2] + rng.uniform(-0.15, 0.15))
+        there = (destination[1] + rng.uniform(-0.1, 0.1), destination[2] + rng.uniform(-0.1, 0.1))
+        distance = _great_circle_km(*here, *there)
+        boarding = b.at(rng.uniform(0.1, 0.85))
+        landing = boarding + timedelta(hours=rng.uniform(0.2, 1.5) + distance / rng.uniform(780, 940))
+        hotel = landing + timedelta(hours=rng.uniform(1.0, 2.5))
+        for _ in range(max(2, _poisson(rng, account.activity * b.span / timedelta(days=1)))):
+            merchant, category = b.merchant()
+            ts = b.normal_moment()
+            if ts < boarding - timedelta(hours=1) or ts > hotel:  # at home before, abroad after
+                place = here if ts < boarding else there
+                b.add(ts, None, account, b.normal_amount(category), merchant_id=merchant,
+                      lat=round(place[0], 4), lon=round(place[1], 4))
+        b.add(boarding, None, account, b.normal_amount("restaurant"), merchant_id=b.merchant("restaurant")[0],
+              lat=round(here[0], 4), lon=round(here[1], 4))
+        if rng.random() < 0.5:
+            b.add(landing + timedelta(hours=rng.uniform(0.2, 1.0)), None, account, b.normal_amount("restaurant"),
+                  merchant_id=b.merchant("restaurant")[0], lat=round(there[0], 4), lon=round(there[1], 4),
+                  ip=_carrier_ip(rng))
+        b.add(hotel, None, account, b.normal_amount("travel"), merchant_id=b.merchant("travel")[0],
+              lat=round(there[0], 4), lon=round(there[1], 4), ip=_carrier_ip(rng))
+        tags[account.account_id] = "traveller"
+    return tags
+
+
+def _great_circle_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    h = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    return 2 * 6371.0088 * math.asin(min(1.0, math.sqrt(h)))
 
 
 def iter_lines(stream: SimulatedStream) -> Iterator[str]:

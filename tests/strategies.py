@@ -36,6 +36,15 @@ rules:
   - {id: spike-acct-z, kind: amount_spike, key: account_id, window: 10m, zscore: 1.5, min_history: 3}
   - {id: new-device, kind: first_seen, key: account_id, field: device_id, window: 10m, min_history: 1}
   - {id: travel, kind: geo_velocity, key: account_id, window: 30m, threshold: 500}
+  - id: travel-flight
+    kind: geo_velocity
+    key: account_id
+    window: 30m
+    threshold: 50
+    flight_speed_kmh: 900
+    airport_hours: 0.005
+  - {id: new-ip-fanout, kind: new_key_fan_out, key: ip, distinct: account_id, window: 10m, burst: 2m,
+     threshold: 1, max_history: 1}
   - {id: bad-ip, kind: list_match, field: ip, list: bad-ips}
   - id: small-card
     kind: velocity

@@ -180,8 +180,10 @@ class Investigator:
                     for e in store.history(key_field, [str(value)], start, latest.ts_ms, latest.seq - 1):
                         earlier.setdefault(e.event.event_id, e)
         hits = self._hits_of_event(account, latest) if self.graph is not None else {}
+        observed = store.observed_since()
         explained = explain_event(ruleset, latest.event, [e.event for e in sorted(earlier.values(),
-                                                                                  key=lambda e: e.seq)], hits)
+                                                                                  key=lambda e: e.seq)], hits,
+                                  observed_since=latest.ts_ms if observed is None else observed)
         return {"account": account, "as_of_event": latest.event.event_id, "as_of": iso_ms(latest.event.ts),
                 "ruleset_version": ruleset.version,
                 "items": [{k: v for k, v in x.to_dict().items() if k != "contributing"} for x in explained]}

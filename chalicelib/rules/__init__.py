@@ -13,6 +13,7 @@ from chalicelib.rules import (  # noqa: F401
     linked_component,
     list_match,
     near_flagged,
+    new_key_fan_out,
     shared_identifier,
     sum_over,
     velocity,

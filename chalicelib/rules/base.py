@@ -29,6 +29,7 @@ from chalicelib.entities import VERTEX_LABELS, GraphView, ReachQuery, entity_fie
 from chalicelib.events import (
     KEY_FIELDS,
     ROW_EVENT_ID,
+    ROW_TS,
     Transaction,
     WindowRow,
     attribute_name,
@@ -251,6 +252,19 @@ class WindowedConfig(RuleConfig):
     _check_key = field_validator("key")(check_key_name)
 
 
+class BurstConfig(WindowedConfig):
+    """A window split at `event.ts - burst`: before it the key's habit or history, then the burst."""
+
+    burst: Duration
+
+    @model_validator(mode="after")
+    def _burst_inside_window(self) -> BurstConfig:
+        if self.burst >= self.window:
+            raise ValueError(f"burst ({self.burst}) must be shorter than window ({self.window}): the window "
+                             "before the burst is the key's habit or history")
+        return self
+
+
 # --------------------------------------------------------------------------- behaviour
 
 
@@ -298,6 +312,14 @@ class Rule(ABC, Generic[C]):
 
     #: Default `edge.to` when the rule's key is the account itself (e.g. velocity -> merchant).
     default_edge_to: ClassVar[str | None] = None
+
+    #: True for kinds that judge the *absence* of history ("nobody paid this payee in the window",
+    #: `new_key_fan_out`): such a rule is judged on an event only once the time-series store's
+    #: observation covers the whole window before it - `observed_since <= event.ts - window`, with
+    #: `observed_since` the time of the first event the store accepted (`TimeSeriesStore.
+    #: observed_since`) - and is silent before ("warming up"). The engine applies it before calling
+    #: the kind (one comparison per event and rule), so `judge` stays pure. DESIGN.md, Rule semantics.
+    needs_full_history: ClassVar[bool] = False
 
     def __init__(self, config: C, context: RuleContext) -> None:
         self.config = config
@@ -506,7 +528,23 @@ def rows_evidence(event: Transaction, window: Sequence[WindowRow], length: timed
     }
 
 
+def split_at_burst(event: Transaction, window: Sequence[Transaction], burst: timedelta,
+                   field_name: str) -> tuple[list[bool], list[object]]:
+    """For each window event: whether it lies before the burst (`ts <= event.ts - burst`), and its
+    value of `field_name`."""
+    split = event.ts - burst
+    return [x.ts <= split for x in window], [x.get(field_name) for x in window]
+
+
+def split_rows_at_burst(event: Transaction, window: Sequence[WindowRow], burst: Duration,
+                        position: int) -> tuple[list[bool], list[object]]:
+    """`split_at_burst` over compact rows, the field at `position`."""
+    split_ms = event.ts_ms - burst.ms
+    return [row[ROW_TS] <= split_ms for row in window], [row[position] for row in window]
+
+
 __all__ = [
+    "BurstConfig",
     "Condition",
     "Duration",
     "EdgeSpec",
@@ -520,5 +558,7 @@ __all__ = [
     "check_field_name",
     "check_key_name",
     "rows_evidence",
+    "split_at_burst",
+    "split_rows_at_burst",
     "window_evidence",
 ]

@@ -7,6 +7,11 @@
           - {account_id: a, amount: 500, ts: "2026-11-01T12:01:00Z"}
       - file: velocity-examples.yaml   # a YAML list of such examples, next to the rules file
 
+Rules whose kind judges the absence of history (`new_key_fan_out`) wait until the time-series
+store has observed their whole window: in an example the observation starts with its first event
+(the first of `history`, else `event`), or earlier with `observed_since: "2026-10-01T00:00:00Z"`
+(an unrelated event at that time is delivered first, as if the store had been watching since then).
+
 An example may also state `decision: approve | review | decline`: what the decision route answers
 for the event under the file's `decisions:` policy (over every rule's hits on it, not only this
 rule's). Events are written as in the native record format; `event_id` may be left out (one is made up)
@@ -39,6 +44,8 @@ class RuleExample(BaseModel):
     history: tuple[dict[str, Any], ...] = Field(default=(), max_length=MAX_HISTORY_EVENTS)
     name: str | None = Field(default=None, max_length=200)
     decision: Outcome | None = None
+    #: when the store's observation started (an ISO-8601 time); default: the example's first event
+    observed_since: str | None = Field(default=None, max_length=64)
 
     @field_validator("event")
     @classmethod

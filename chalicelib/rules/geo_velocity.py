@@ -4,6 +4,11 @@ The previous event is the latest (by ts, then arrival) earlier event of the key 
 has coordinates. Speed is great-circle distance over elapsed time, with elapsed time floored at
 one second so simultaneous events far apart read as very fast rather than divide by zero. Moves of
 at most `min_distance_km` (GPS jitter, geo-IP noise) are ignored.
+
+Speed model: a move is impossible when it is faster than `threshold` (the top speed over ground,
+km/h) *and*, when `flight_speed_kmh` is set, sooner than a flight could make it: elapsed hours
+below `airport_hours + distance / flight_speed_kmh` (check-in, boarding, taxiing and leaving the
+arrival airport, plus the flight itself). Without `flight_speed_kmh` only the speed counts.
 """
 
 from __future__ import annotations
@@ -34,6 +39,26 @@ class GeoVelocityConfig(WindowedConfig):
     kind: Literal["geo_velocity"] = "geo_velocity"
     threshold: float = Field(gt=0, le=limits.MAX_SPEED_KMH, allow_inf_nan=False, description="km/h")
     min_distance_km: float = Field(default=0.0, ge=0, le=limits.MAX_DISTANCE_KM, allow_inf_nan=False)
+    flight_speed_kmh: float | None = Field(default=None, gt=0, le=limits.MAX_SPEED_KMH, allow_inf_nan=False,
+                                           description="km/h; unset: no flights, only `threshold` counts")
+    airport_hours: float = Field(default=1.0, ge=0, le=48, allow_inf_nan=False,
+                                 description="fixed time a flight adds, in hours")
+
+
+def impossible(distance_km: float, hours: float, config: GeoVelocityConfig) -> bool:
+    """The speed model: faster than `threshold` and, with flights, sooner than a flight arrives."""
+    if distance_km <= config.min_distance_km or distance_km / hours <= config.threshold:
+        return False
+    flight = config.flight_speed_kmh
+    return flight is None or hours < config.airport_hours + distance_km / flight
+
+
+def allowed_speed(distance_km: float, config: GeoVelocityConfig) -> float:
+    """The fastest possible speed over `distance_km` under the speed model (the hit's threshold)."""
+    flight = config.flight_speed_kmh
+    if flight is None:
+        return config.threshold
+    return round(max(config.threshold, distance_km / (config.airport_hours + distance_km / flight)), 3)
 
 
 @register_rule_kind
@@ -53,13 +78,10 @@ class GeoVelocityRule(Rule[GeoVelocityConfig]):
             return None
         assert previous.lat is not None and previous.lon is not None
         distance = haversine_km(previous.lat, previous.lon, event.lat, event.lon)
-        if distance <= self.config.min_distance_km:
-            return None
         hours = max((event.ts - previous.ts).total_seconds(), 1.0) / 3600
-        speed = distance / hours
-        if speed <= self.config.threshold:
+        if not impossible(distance, hours, self.config):
             return None
-        return Finding(round(speed, 3), self.config.threshold, {
+        return Finding(round(distance / hours, 3), allowed_speed(distance, self.config), {
             "previous_event_id": previous.event_id,
             "previous_ts": previous.ts.isoformat(),
             "distance_km": round(distance, 3),
@@ -76,14 +98,11 @@ class GeoVelocityRule(Rule[GeoVelocityConfig]):
         if previous is None:
             return None
         distance = haversine_km(previous[lat], previous[lon], event.lat, event.lon)
-        if distance <= self.config.min_distance_km:
-            return None
         previous_ts = from_epoch_ms(previous[ROW_TS])
         hours = max((event.ts - previous_ts).total_seconds(), 1.0) / 3600
-        speed = distance / hours
-        if speed <= self.config.threshold:
+        if not impossible(distance, hours, self.config):
             return None
-        return Finding(round(speed, 3), self.config.threshold, {
+        return Finding(round(distance / hours, 3), allowed_speed(distance, self.config), {
             "previous_event_id": previous[ROW_EVENT_ID],
             "previous_ts": previous_ts.isoformat(),
             "distance_km": round(distance, 3),
@@ -120,10 +139,8 @@ class _LastLocated(WindowAggregate):
         if self.last is not row or previous is None or previous[0] <= window_start_ms:
             return False
         distance = haversine_km(previous[self.lat], previous[self.lon], row[self.lat], row[self.lon])
-        if distance <= self.config.min_distance_km:
-            return False
         hours = max((row[0] - previous[0]) / 1000, 1.0) / 3600
-        return bool(distance / hours > self.config.threshold)
+        return impossible(distance, hours, self.config)
 
 
 @register_aggregate("geo_velocity")
@@ -136,4 +153,7 @@ def describe_geo_velocity(rule: Rule[Any], event: Transaction, window: Sequence[
     distance = haversine_km(previous.lat, previous.lon, event.lat, event.lon)
     hours = max((event.ts - previous.ts).total_seconds(), 1.0) / 3600
     note = f"km/h since {previous.event_id}, {distance:.3f} km (min_distance_km {rule.config.min_distance_km})"
-    return Aggregate(round(distance / hours, 3), rule.config.threshold, note)
+    if rule.config.flight_speed_kmh is not None:
+        note += (f"; a flight makes it in {rule.config.airport_hours:g} h + {distance:.0f} km at "
+                 f"{rule.config.flight_speed_kmh:g} km/h")
+    return Aggregate(round(distance / hours, 3), allowed_speed(distance, rule.config), note)

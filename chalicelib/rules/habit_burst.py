@@ -16,18 +16,19 @@ from datetime import timedelta
 from decimal import Decimal, Inexact, localcontext
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from chalicelib.events import ROW_TS, Transaction, WindowRow
 from chalicelib.rules import limits
 from chalicelib.rules.base import (
-    Duration,
+    BurstConfig,
     Finding,
     Rule,
     WindowAggregate,
-    WindowedConfig,
     check_field_name,
     rows_evidence,
+    split_at_burst,
+    split_rows_at_burst,
     window_evidence,
 )
 from chalicelib.rules.describe import Aggregate, register_aggregate
@@ -35,21 +36,14 @@ from chalicelib.rules.numbers import EXACT, RunningSum, as_decimal
 from chalicelib.rules.registry import register_rule_kind
 
 
-class HabitBurstConfig(WindowedConfig):
+class HabitBurstConfig(BurstConfig):
     kind: Literal["habit_burst"] = "habit_burst"
     field: str = "amount"
-    burst: Duration
     factor: Decimal = Field(gt=1, le=limits.MAX_FACTOR, allow_inf_nan=False)
     threshold: int = Field(default=1, ge=1, le=limits.MAX_COUNT)
     min_history: int = Field(default=5, ge=1, le=limits.MAX_MIN_HISTORY)
 
     _check_field = field_validator("field")(check_field_name)
-
-    @model_validator(mode="after")
-    def _burst_inside_window(self) -> HabitBurstConfig:
-        if self.burst >= self.window:
-            raise ValueError(f"burst ({self.burst}) must be shorter than window ({self.window})")
-        return self
 
 
 @register_rule_kind
@@ -58,15 +52,14 @@ class HabitBurstRule(Rule[HabitBurstConfig]):
     default_edge_to = "merchant_id"
 
     def judge(self, event: Transaction, window: Sequence[Transaction]) -> Finding | None:
-        split = event.ts - self.config.burst
-        return self._burst(event, window, [x.ts <= split for x in window],
-                           [x.get(self.config.field) for x in window], window_evidence)
+        cfg = self.config
+        return self._burst(event, window, *split_at_burst(event, window, cfg.burst, cfg.field), window_evidence)
 
     def judge_rows(self, event: Transaction, window: Sequence[WindowRow],
                    positions: Mapping[str, int]) -> Finding | None:
-        position, split_ms = positions[self.config.field], event.ts_ms - self.config.burst.ms
-        return self._burst(event, window, [row[ROW_TS] <= split_ms for row in window],
-                           [row[position] for row in window], rows_evidence)
+        cfg = self.config
+        return self._burst(event, window, *split_rows_at_burst(event, window, cfg.burst, positions[cfg.field]),
+                           rows_evidence)
 
     def fields_read(self) -> frozenset[str]:
         return frozenset({self.config.field})

@@ -61,6 +61,12 @@ class RuleSet:
     def graph_rules(self, phase: int) -> tuple[GraphRule[Any], ...]:
         return tuple(r for r in self.rules if isinstance(r, GraphRule) and r.phase == phase)
 
+    @property
+    def needs_full_history(self) -> bool:
+        """Whether a windowed rule is judged only once the store's observation covers its window
+        (`Rule.needs_full_history`): the pipeline then reads the store's `observed_since`."""
+        return any(r.needs_full_history and r.window is not None for r in self.micro_rules)
+
 
 PluginName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$", max_length=200)]
 

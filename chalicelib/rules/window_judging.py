@@ -1,7 +1,9 @@
 """Judging one batch from the window cache's rows (the third of the three jobs of
 `rules/windows.py`; see there): each event is judged when its own row arrives at its key, over the
 rows that arrived no later than it, by each rule's running aggregate and then - only when the
-aggregate says it may fire - by the kind's `judge_rows` on the exact window."""
+aggregate says it may fire - by the kind's `judge_rows` on the exact window. A rule whose kind
+`needs_full_history` is judged only once the store's observation covers its window
+(`observed_since <= event.ts - window`, DESIGN.md Rule semantics): one comparison per event and rule."""
 
 from __future__ import annotations
 
@@ -10,13 +12,16 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from chalicelib.events import StoredEvent, Transaction
+from chalicelib.events import MAX_TS_MS, StoredEvent, Transaction
 from chalicelib.hits import Hit
 from chalicelib.rules.base import Finding, GraphRule, Rule
 from chalicelib.rules.engine import make_hit, quarantine
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.window_rows import SEQ, TS, Row, RowLayout, RuleSlot
 from chalicelib.rules.window_state import AFTER_ALL, KeyWindow, Running, arrived_in_order
+
+#: `observed_since` when the store has observed nothing: later than any event's window start.
+WARMING_UP_FOREVER = MAX_TS_MS + 1
 
 
 class BatchJudge:
@@ -25,11 +30,13 @@ class BatchJudge:
     judged no more; the other rules go on."""
 
     def __init__(self, ruleset: RuleSet, errors: Counter[str] | None, stats: dict[str, int],
-                 arrival_margin: int | None) -> None:
+                 arrival_margin: int | None, observed_since: int | None = None) -> None:
         self.ruleset = ruleset
         self.errors = errors
         self.stats = stats
         self.arrival_margin = arrival_margin
+        #: the store's observation start (ms); None: nothing observed, every such rule warms up
+        self.observed_since = WARMING_UP_FOREVER if observed_since is None else observed_since
         self.found: list[tuple[int, int, Hit]] = []  # (seq, rule index, hit)
 
     def hits(self) -> list[Hit]:
@@ -110,6 +117,7 @@ class BatchJudge:
         quarantined = self.ruleset.quarantined
         ts_ms = target.ts_ms
         floor, full_floor = held.floor, held.full_floor
+        observed_since = self.observed_since
         rows, base, running_of = held.rows, held.base, held.running
         end = position + 1
         for slot in layout.slots:
@@ -118,6 +126,8 @@ class BatchJudge:
                 continue
             try:
                 start = ts_ms - slot.window_ms
+                if slot.needs_history and start < observed_since:
+                    continue  # warming up: the store has not watched this event's whole window
                 if start < floor or (slot.whole_rows and start < full_floor):
                     finding = self._judge_late(layout, slot, target, late_rows)
                 else:
@@ -173,8 +183,10 @@ class BatchJudge:
         call into a rule without a window in `_judge_event`: the quarantine boundaries."""
         if slot.rule_id in self.ruleset.quarantined:
             return None
+        start = target.ts_ms - slot.window_ms
+        if slot.needs_history and start < self.observed_since:
+            return None  # warming up: the store has not watched this event's whole window
         try:
-            start = target.ts_ms - slot.window_ms
             if start < held.floor or (slot.whole_rows and start < held.full_floor):
                 return self._judge_late(layout, slot, target, late_rows)
             # not the newest row: its window is what arrived no later than it

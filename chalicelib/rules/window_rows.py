@@ -80,6 +80,7 @@ class RuleSlot:
     #: False for the rules of the layout's longest window when its old rows are slimmed
     #: (`RowLayout.slim`): they read slim rows; the others never do
     whole_rows: bool = True
+    needs_history: bool = False  # `Rule.needs_full_history`: judged only once observation covers the window
 
 
 @dataclass(slots=True)
@@ -181,7 +182,7 @@ def layouts_of(ruleset: RuleSet) -> dict[str, RowLayout]:
         for bit_index, (index, rule) in enumerate(rules):
             assert rule.window is not None
             slots.append(RuleSlot(index, rule, rule.id, 1 << bit_index, rule.window.ms, rule.rows_judge(),
-                                  _aggregate_maker(rule, positions)))
+                                  _aggregate_maker(rule, positions), needs_history=bool(rule.needs_full_history)))
         always = sum(s.bit for s in slots if not s.rule.config.where)
         filtered: list[tuple[int, list[tuple[int, dict[Any, bool], Condition]]]] = [
             (s.bit, [(positions[c.field], {}, c) for c in s.rule.config.where]) for s in slots if s.rule.config.where]

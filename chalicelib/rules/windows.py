@@ -229,12 +229,16 @@ class WindowCache:
     # ------------------------------------------------------------------- evaluation (pure)
 
     def evaluate(self, ruleset: RuleSet, pending: Sequence[StoredEvent],
-                 rows: Mapping[RowRead, list[Row]], *, errors: Counter[str] | None = None) -> list[Hit]:
+                 rows: Mapping[RowRead, list[Row]], *, errors: Counter[str] | None = None,
+                 observed_since: int | None = None) -> list[Hit]:
         """Every hit of the micro rules on `pending`, ordered by arrival then rule order.
         `rows` holds the result of each read `reads` returned for the same batch. A rule that
-        raises is quarantined (see `window_judging`) and counted in `errors`; the others go on."""
+        raises is quarantined (see `window_judging`) and counted in `errors`; the others go on.
+        `observed_since`: the store's observation start (`TimeSeriesStore.observed_since`, read
+        after the batch was written); rules that `needs_full_history` are silent until it covers
+        their window (None: they are silent)."""
         self._use(ruleset)
-        judge = BatchJudge(ruleset, errors, self.stats, self.arrival_margin)
+        judge = BatchJudge(ruleset, errors, self.stats, self.arrival_margin, observed_since)
         max_seq = max((p.seq for p in pending), default=0)
         mark = self._own_mark(pending)
         judge.judge_events(pending)

@@ -112,16 +112,17 @@ class DynamoDBAlertStore(AlertStore):
         """As many of one account's changes as one transaction holds (TRANSACTION_ITEMS items), or
         one assignment or verdict (`_commit`): a hit marker (first, so a cancellation tells which
         hit was recorded), a hit item and an audit entry per change, each alert touched once (its
-        state after its last change, over the version before its first), the account pointer when
-        a new alert is opened (over the pointer the changes were computed from) and the outbox
-        entries."""
-        count, size, opened = 0, 0, False
+        state after its last change, over the version before its first), the account pointer -
+        put when a new alert is opened, else checked when hits join the latest alert (over the
+        pointer the changes were computed from: a hit joining a closed alert's quiet period must
+        not land after another writer opened the account's next alert) - and the outbox entries."""
+        count, size = 0, 1  # the account pointer's item: put or checked
         alerts: set[str] = set()
         for change in changes:
-            grow = 3 + change.notify + (change.after.alert_id not in alerts) + (change.before is None and not opened)
+            grow = 3 + change.notify + (change.after.alert_id not in alerts)
             if size + grow > TRANSACTION_ITEMS and count:
                 break
-            count, size, opened = count + 1, size + grow, opened or change.before is None
+            count, size = count + 1, size + grow
             alerts.add(change.after.alert_id)
         written = changes[:count]
         hits = [c.hit for c in written if c.hit is not None]  # none for an assignment or a verdict
@@ -146,6 +147,11 @@ class DynamoDBAlertStore(AlertStore):
         if newest is not None:
             previous = first.before.alert_id if first.before is not None else first.supersedes
             items.append({"Put": self._pointer_put(newest, previous)})
+        elif hits and first.before is not None:
+            items.append({"ConditionCheck": {
+                "TableName": table, "Key": {"pk": _s(f"ACCOUNT#{first.before.account_id}"), "sk": _s("LATEST")},
+                "ConditionExpression": "alert_id = :latest",
+                "ExpressionAttributeValues": {":latest": _s(first.before.alert_id)}}})
         items += [{"Put": {"TableName": table, "Item": {
             "pk": _s(f"ALERT#{c.after.alert_id}"), "sk": _s(f"AUDIT#{c.audit.version:010d}"),
             "body": _s(json.dumps(c.audit.to_dict()))}, "ConditionExpression": "attribute_not_exists(pk)"}}

@@ -204,6 +204,11 @@ class SQLiteAlertStore(AlertStore):
             db.execute(INSERT_ALERT, row)
             db.execute(POINT_TO_ALERT, (after.account_id, after.alert_id))
         else:
+            if change.hit is not None:  # a hit is computed over the account's latest alert: still that one?
+                pointer = db.execute("SELECT alert_id FROM alert_accounts WHERE account_id = ?",
+                                     (after.account_id,)).fetchone()
+                if (pointer[0] if pointer else None) != change.before.alert_id:
+                    raise StaleAlertError(after.account_id)
             updated = db.execute(UPDATE_ALERT, (*row, change.before.version))
             if updated.rowcount != 1:
                 raise StaleAlertError(after.alert_id)

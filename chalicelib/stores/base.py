@@ -69,6 +69,14 @@ class TimeSeriesStore(ABC):
                 for s in self.history(key_field, keys, start_ms, end_ms, max_seq, min_seq=min_seq)]
 
     @abstractmethod
+    def observed_since(self) -> int | None:
+        """The store's observation start: the event time (`ts_ms`) of the first event it accepted
+        by arrival (the stored event with the lowest `seq`); None while it holds none. A fact of the
+        store - the same however the stream was cut into batches, across restarts and replays - that
+        changes only if retention deletes the first events. Rules that judge the absence of history
+        (`Rule.needs_full_history`) are silent until it covers their window (DESIGN.md)."""
+
+    @abstractmethod
     def mark_judged(self, event_ids: Iterable[str]) -> None:
         """Record that these events' hits are safely written, so redelivery skips them."""
 

@@ -97,6 +97,7 @@ RECHECK_S = 60
 DEDUP_WINDOW_S = 7 * 24 * 3600
 MAX_REMEMBERED = 50_000
 LEASES = "writer_slots"
+OBSERVED_PAGE = 100
 
 
 # --------------------------------------------------------------------------- line protocol
@@ -293,6 +294,20 @@ class InfluxTimeSeriesStore(TimeSeriesStore):
             out = {i: s for i, s in out.items()
                    if (v := s.event.attributes.get(attribute)) is not None and str(v) in keep}
         return sorted(out.values(), key=lambda s: s.seq)
+
+    def observed_since(self) -> int | None:
+        """The `ts_ms` of the earliest record-of-truth point by time (= arrival) that the server
+        did not refuse: first points in pages of `OBSERVED_PAGE` (refused ones are rare)."""
+        after = EPOCH_NS
+        while True:
+            rows = list(self._select(f'SELECT "ts_ms", "refused" FROM {_ident("tx_by_" + TRUTH)} '
+                                     f"WHERE time > {int(after)} ORDER BY time ASC LIMIT {OBSERVED_PAGE}", {}))
+            for row in rows:
+                if row.get("refused") is None and row.get("ts_ms") is not None:
+                    return int(row["ts_ms"])
+            if len(rows) < OBSERVED_PAGE:
+                return None
+            after = int(rows[-1]["time"])
 
     def dump(self) -> list[tuple[Any, ...]]:
         """Every stored event in seq order: (seq, judged, event_id, ts_ms, the other fields...),

@@ -149,6 +149,12 @@ class SQLiteTimeSeriesStore(TimeSeriesStore):
                 (min_seq, max_seq, json.dumps(sorted(keys)), start_ms, end_ms),
             ).fetchall()
 
+    def observed_since(self) -> int | None:
+        # seq is the rowid (INTEGER PRIMARY KEY): the first row is one step into the table's b-tree
+        with self._errors("reading the observation start"):
+            row = self._db.execute("SELECT ts_ms FROM events ORDER BY seq LIMIT 1").fetchone()
+        return None if row is None else int(row[0])
+
     def mark_judged(self, event_ids: Iterable[str]) -> None:
         with self._errors("marking events judged"), self._transaction():
             self._db.execute("UPDATE events SET judged = 1 WHERE event_id IN (SELECT value FROM json_each(?))",

@@ -196,6 +196,18 @@ class TimestreamTimeSeriesStore(TimeSeriesStore):
                 f"AND time > from_milliseconds({int(start_ms)}) AND time <= from_milliseconds({int(end_ms)}) "
                 f"{lower}AND arrival <= {int(max_seq)} ORDER BY arrival")
 
+    def observed_since_query(self) -> str:
+        """The SQL of `observed_since` (constants only: no record value reaches it)."""
+        return (f"SELECT to_milliseconds(time) AS ts_ms FROM {self._table_ref} "
+                f"WHERE measure_name = '{MEASURE}' ORDER BY arrival ASC LIMIT 1")
+
+    def observed_since(self) -> int | None:
+        for page_row in self._raw_rows(self.observed_since_query()):
+            value = page_row.get("ts_ms")
+            if value is not None:
+                return int(value)
+        return None
+
     def existence_query(self, events: Sequence[Transaction]) -> str:
         ids = ", ".join(sql_string(e.event_id) for e in sorted(events, key=lambda e: e.event_id))
         low = min(e.ts_ms for e in events) - DEDUP_MARGIN_MS
@@ -226,6 +238,11 @@ class TimestreamTimeSeriesStore(TimeSeriesStore):
                           *TEXT_MEASURES[:-1], "attributes", *DOUBLE_MEASURES])
 
     def _query(self, sql: str) -> Iterator[tuple[StoredEvent, bool]]:
+        for row in self._raw_rows(sql):
+            yield _parse_row(row)
+
+    def _raw_rows(self, sql: str) -> Iterator[dict[str, str | None]]:
+        """Every row of a query as column name -> scalar text, through all its pages."""
         from botocore.exceptions import ClientError
 
         token: str | None = None
@@ -242,7 +259,7 @@ class TimestreamTimeSeriesStore(TimeSeriesStore):
                 raise StoreError(f"timestream query failed: {exc}") from exc
             names = [c["Name"] for c in page["ColumnInfo"]]
             for row in page["Rows"]:
-                yield _parse_row(dict(zip(names, (_scalar(d) for d in row["Data"]), strict=True)))
+                yield dict(zip(names, (_scalar(d) for d in row["Data"]), strict=True))
             token = page.get("NextToken")
             if not token:
                 return

@@ -20,7 +20,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     load_rules_or_exit(args.rules)  # fail early, with the file's problems, before simulating
     console = Console(width=max(120, Console().width))
     run = simulate_and_run(rules=args.rules, seed=args.seed, accounts=args.accounts, days=args.days,
-                           batch_size=args.batch_size, data_dir=args.data_dir, console=console)
+                           batch_size=args.batch_size, data_dir=args.data_dir, console=console,
+                           lead_in_days=args.lead_in_days)
     stream, totals, hits, evaluation = run.stream, run.totals, run.hits, run.evaluation
     print_evaluation(evaluation)
 

@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     demo.add_argument("--accounts", type=_positive, default=1000, help="normal accounts (default 1000)")
     demo.add_argument("--days", type=float, default=3.0, help="simulated days (default 3)")
+    demo.add_argument("--lead-in-days", type=float, default=0.0,
+                      help="days of the customers' normal traffic streamed first, not scored (default 0; "
+                           "new-payee-fanout-3h needs 30 to judge)")
     demo.add_argument("--batch-size", type=_positive, default=100, help="records per batch (default 100)")
     demo.add_argument("--data-dir", type=Path, default=Path(".data/demo"), help="where stores, hits and reports go")
 
@@ -88,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the reference producer run three times (checked if the file exists)")
     results.add_argument("--accounts", type=_positive, default=1000, help="normal accounts (default 1000)")
     results.add_argument("--days", type=float, default=3.0, help="simulated days (default 3)")
+    results.add_argument("--lead-in-days", type=float, default=30.0,
+                         help="days of the same customers' normal traffic before the evaluated days, streamed "
+                              "first and not scored, so the stores have watched the longest window that needs "
+                              "history (new-payee-fanout-3h: 30 days) (default 30)")
     results.add_argument("--batch-size", type=_positive, default=100, help="records per batch (default 100)")
     results.add_argument("--data-dir", type=Path, default=Path(".data/results"), help="stores per seed go here")
     results.add_argument("--out", type=Path, default=Path("docs/RESULTS.md"), help="Markdown file to write")
@@ -101,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     simulate_cmd.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     simulate_cmd.add_argument("--accounts", type=_positive, default=1000, help="normal accounts (default 1000)")
     simulate_cmd.add_argument("--days", type=float, default=3.0, help="simulated days (default 3)")
+    simulate_cmd.add_argument("--lead-in-days", type=float, default=0.0,
+                              help="days of normal traffic before them, unlabelled, ids sim-SEED-lead-N (default 0)")
     simulate_cmd.add_argument("--format", choices=("native", "seed"), default="native",
                               help="native records, or the original reference producer's format")
     simulate_cmd.set_defaults(func=cmd_simulate)

@@ -16,18 +16,22 @@ from fraudtools.record_files import (
 )
 from fraudtools.results_markdown import write_results_markdown
 from fraudtools.scoring import Evaluation
+from fraudtools.simulate import LEAD_IN_PREFIX
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from fraudtools.simulate import simulate
 
-    stream = simulate(seed=args.seed, accounts=args.accounts, days=args.days)
+    stream = simulate(seed=args.seed, accounts=args.accounts, days=args.days, lead_in_days=args.lead_in_days)
     events, labels = args.out_dir / "events.jsonl", args.out_dir / "labels.json"
     stream.write(events, labels, fmt=args.format)
     scenarios = Counter(stream.labels.values())
     print(f"{len(stream.events)} events of {args.accounts} accounts over {args.days:g} days, seed {args.seed}: "
           f"{sum(scenarios.values())} fraud events in {len(scenarios)} scenarios "
           f"({', '.join(f'{k} {v}' for k, v in sorted(scenarios.items()))})")
+    if stream.lead_in_events:
+        print(f"the first {stream.lead_in_events} events are the {args.lead_in_days:g}-day lead-in (unlabelled, "
+              "not scored by evaluate)")
     print(f"events: {events} ({args.format}); labels: {labels}")
     return 0
 
@@ -37,7 +41,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     try:
         event_labels, account_labels = read_labels(args.labels)
-        hits = read_hits(args.hits)
+        hits = scored_hits(read_hits(args.hits), lead_in_prefix(args.labels))
     except InputFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -67,6 +71,20 @@ def read_labels(path: Path) -> tuple[dict[str, str], dict[str, str]]:
         raise InputFileError(f"{path} is not a labels file: not JSON ({exc}); {LABELS_HINT}") from None
     except InputShapeError as exc:
         raise InputFileError(f"{path} is not a labels file: {exc}; {LABELS_HINT}") from None
+
+
+def lead_in_prefix(path: Path) -> str | None:
+    """The event-id prefix of a simulated lead-in named by a labels file (None: it has none)."""
+    lead_in = json.loads(read_input_text(path, LABELS_HINT)).get("lead_in")
+    prefix = lead_in.get("event_id_prefix") if isinstance(lead_in, dict) else None
+    return prefix if isinstance(prefix, str) and prefix else None
+
+
+def scored_hits(hits: list[dict[str, Any]], lead_in: str | None) -> list[dict[str, Any]]:
+    """The hits evaluation scores: those on the evaluated period's events, not on the lead-in's
+    (history the stores watched before it; its fraud-free days would otherwise make an account
+    "flagged" before its fraud began)."""
+    return hits if lead_in is None else [h for h in hits if not str(h["event_id"]).startswith(lead_in)]
 
 
 def read_hits(path: Path) -> list[dict[str, Any]]:
@@ -117,11 +135,13 @@ class SimulatedRun:
     totals: RunTotals
     hits: list[dict[str, Any]]
     evaluation: Evaluation
+    lead_in_hits: int = 0  # enforce-mode hits on the lead-in's events (not scored)
 
 
 def simulate_and_run(*, rules: Path, seed: int, accounts: int, days: float, batch_size: int, data_dir: Path,
-                     console: Any) -> SimulatedRun:
-    """Simulate, stream through the handler on fresh embedded stores in `data_dir`, evaluate."""
+                     console: Any, lead_in_days: float = 0.0) -> SimulatedRun:
+    """Simulate (with `lead_in_days` of history first), stream through the handler on fresh
+    embedded stores in `data_dir`, evaluate the hits on the evaluated period's events."""
     from fraudtools.scoring import evaluate_hits
     from fraudtools.simulate import simulate
 
@@ -130,20 +150,22 @@ def simulate_and_run(*, rules: Path, seed: int, accounts: int, days: float, batc
                   "graph.sqlite-wal", "graph.sqlite-shm", "entity-graph.sqlite", "entity-graph.sqlite-wal",
                   "entity-graph.sqlite-shm", "hits.jsonl", "dead-letters.jsonl"):
         (data_dir / stale).unlink(missing_ok=True)
-    stream = simulate(seed=seed, accounts=accounts, days=days)
+    stream = simulate(seed=seed, accounts=accounts, days=days, lead_in_days=lead_in_days)
     stream.write(data_dir / "events.jsonl", data_dir / "labels.json")
     console.print(f"simulated {len(stream.events)} events of {accounts} accounts over {days:g} days "
-                  f"(seed {seed}), {len(stream.labels)} of them fraud in {len(set(stream.labels.values()))} "
-                  "scenarios")
+                  f"(seed {seed}) after a {lead_in_days:g}-day lead-in of {stream.lead_in_events} events, "
+                  f"{len(stream.labels)} of them fraud in {len(set(stream.labels.values()))} scenarios")
     with (data_dir / "events.jsonl").open("rb") as handle:
         records = list(records_from_lines(handle, "native"))
     totals = run_through_handler(records, rules, data_dir, batch_size, "streaming through the Kinesis handler")
     console.print(f"{totals.events} events in {totals.batches} batches of {batch_size} in {totals.seconds:.1f}s "
                   f"({totals.events / max(totals.seconds, 1e-9):,.0f} events/s): accepted {totals.accepted}, "
                   f"poison {totals.poison}, hits {sum((totals.hits + totals.shadow_hits).values())}")
-    hits = [json.loads(line) for line in (data_dir / "hits.jsonl").read_text().splitlines() if line]
+    every_hit = [json.loads(line) for line in (data_dir / "hits.jsonl").read_text().splitlines() if line]
+    hits = scored_hits(every_hit, LEAD_IN_PREFIX.format(seed=seed) if stream.lead_in_events else None)
+    lead_in_hits = sum(1 for h in every_hit if h["mode"] == "enforce") - sum(1 for h in hits if h["mode"] == "enforce")
     return SimulatedRun(stream, totals, hits, evaluate_hits(hits, stream.labels, stream.account_labels,
-                                                            stream.lookalikes))
+                                                            stream.lookalikes), lead_in_hits)
 
 
 def cmd_results(args: argparse.Namespace) -> int:
@@ -161,17 +183,20 @@ def cmd_results(args: argparse.Namespace) -> int:
     for seed in [*args.tuning_seeds, *args.seeds]:
         runs[seed] = simulate_and_run(rules=args.rules, seed=seed, accounts=args.accounts, days=args.days,
                                       batch_size=args.batch_size, data_dir=args.data_dir / f"seed-{seed}",
-                                      console=console)
+                                      console=console, lead_in_days=args.lead_in_days)
     reference = replay_reference(args.reference, args.rules, args.data_dir / "reference", args.batch_size)
     reference_runs = (replay_reference(args.reference_runs, args.rules, args.data_dir / "reference-runs",
                                        args.batch_size) if args.reference_runs.exists() else None)
     first = runs[args.seeds[0]]
     command = (f"results --tuning-seeds {','.join(map(str, args.tuning_seeds))} "
                f"--seeds {','.join(map(str, args.seeds))} --accounts {args.accounts} --days {args.days:g} "
-               f"--batch-size {args.batch_size}")
+               f"--lead-in-days {args.lead_in_days:g} --batch-size {args.batch_size}")
     write_results_markdown(args.out, first.evaluation, rules=args.rules, command=command, extra={
-        "held-out seed shown in detail": args.seeds[0], "events": first.totals.events,
-        "fraud events": len(first.stream.labels)},
+        "held-out seed shown in detail": args.seeds[0],
+        "events": first.totals.events - first.stream.lead_in_events,
+        "fraud events": len(first.stream.labels),
+        "lead-in (streamed first, not scored)": f"{args.lead_in_days:g} days, {first.stream.lead_in_events} events, "
+                                                f"{first.lead_in_hits} enforce hits"},
         seeds={seed: runs[seed].evaluation for seed in args.seeds},
         sections=generalisation_sections({s: runs[s].evaluation for s in args.tuning_seeds},
                                          {s: runs[s].evaluation for s in args.seeds}, reference, reference_runs))

@@ -7,7 +7,8 @@ event exists exactly when `fires: true`. A failure names the rule, the example, 
 aggregate, the threshold, the window and why (the same explanation `explain` prints).
 
 Example events may leave out `event_id` (made up from the rule id and position), `account_id`
-(`acct-1`) and `amount` (10).
+(`acct-1`) and `amount` (10). An example's `observed_since` is delivered first, as an event of
+account `observation-start` at that time: the store's observation then starts there.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from chalicelib.rules.loader import parse_yaml, read_beside
 
 DEFAULT_ACCOUNT = "acct-1"
 DEFAULT_AMOUNT = 10
+#: the account of the event that starts an example's observation at its `observed_since`
+OBSERVATION_ACCOUNT = "observation-start"
 _FILE_ADAPTER: TypeAdapter[list[RuleExample]] = TypeAdapter(list[RuleExample])
 
 
@@ -125,23 +128,32 @@ def run_example(ruleset: RuleSet, rule_id: str, label: str, example: RuleExample
     stem = f"{rule_id}-ex{number}"
     history = [_filled(h, f"{stem}-h{j}") for j, h in enumerate(example.history, 1)]
     event = _filled(example.event, stem)
+    # the store's observation starts with its first event: one of no rule's keys, at observed_since
+    opening = [] if example.observed_since is None else [
+        {"event_id": f"{stem}-observed-since", "account_id": OBSERVATION_ACCOUNT, "amount": 0,
+         "ts": example.observed_since}]
     try:
-        for fields in (*history, event):
+        for fields in (*opening, *history, event):
             Transaction.model_validate(fields)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
         return ExampleOutcome(rule_id, label, example.fires,
                               error=f"invalid event {fields.get('event_id')}: {problems}")
-    payloads = [json.dumps(f, default=str).encode() for f in (*history, event)]
+    payloads = [json.dumps(f, default=str).encode() for f in (*opening, *history, event)]
     records = stream_records(payloads)
     with scratch_run(ruleset) as run:
+        if opening:
+            run.deliver(records[:1])
+            records = records[1:]
         earlier = run.deliver(records[:-1]) if history else []
         (delivered,) = run.deliver(records[-1:])
         seen = as_judged(earlier, delivered)  # an event id of the history: the first delivery wins
         hits = {h.rule_id: h for h in run.hits if h.event_id == seen.event.event_id}
+        observed_since = run.pipeline.timeseries.observed_since()
     decision = None if example.decision is None else ruleset.policy.decide(
         (h.rule_id, h.mode, h.severity) for h in hits.values())
-    explanation = next(x for x in explain_event(ruleset, seen.event, seen.earlier, hits) if x.rule_id == rule_id)
+    explanation = next(x for x in explain_event(ruleset, seen.event, seen.earlier, hits,
+                                                observed_since=observed_since) if x.rule_id == rule_id)
     if seen.redelivered:
         explanation = replace(explanation, reason=f"the event's id {seen.event.event_id} is already in the "
                               "history, which the engine judged; a redelivery is not judged again. "

@@ -5,7 +5,9 @@ arrived before (no store, no index, no batching) with the *declared* window of t
 
     window(e) = [x arrived no later than e | x.key == e.key, where(x), e.ts - W < x.ts <= e.ts]
 
-sorted by (ts, arrival), and applies the kind's definition with exact rational arithmetic. Each
+sorted by (ts, arrival), and applies the kind's definition with exact rational arithmetic. A
+rule whose kind `needs_full_history` is judged only when the observation - which starts at the
+time of the first event that arrived - covers its window: `first.ts <= e.ts - W`. Each
 kind's definition is a *reference judge* registered here by kind name; a plugin kind registers
 its own with `@register_reference("my_kind")`. Graph kinds have no reference (they need a graph).
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, TypeVar
@@ -55,17 +57,23 @@ class Monotonicity:
 
 
 _REFERENCES: dict[str, tuple[ReferenceJudge, Monotonicity]] = {}
+#: kinds whose reference says they judge the absence of history: judged only once observed
+_FULL_HISTORY: set[str] = set()
 J = TypeVar("J", bound=ReferenceJudge)
 
 
 NOT_MONOTONE = Monotonicity()
 
 
-def register_reference(kind: str, *, monotonicity: Monotonicity = NOT_MONOTONE) -> Callable[[J], J]:
-    """Decorator: the reference judge of `kind` (replaces an earlier one of the same kind)."""
+def register_reference(kind: str, *, monotonicity: Monotonicity = NOT_MONOTONE,
+                       needs_full_history: bool = False) -> Callable[[J], J]:
+    """Decorator: the reference judge of `kind` (replaces an earlier one of the same kind).
+    `needs_full_history`: the kind judges the absence of history, so the reference judges it only
+    once the observation covers the window (the kind's `Rule.needs_full_history` must agree)."""
 
     def register(judge: J) -> J:
         _REFERENCES[kind] = (judge, monotonicity)
+        (_FULL_HISTORY.add if needs_full_history else _FULL_HISTORY.discard)(kind)
         return judge
 
     return register
@@ -157,12 +165,24 @@ def reference_hits(ruleset: RuleSet, stream: Iterable[Transaction]) -> dict[tupl
             key = event.get(key_field)
             if key is None or not all(condition_holds(c, event) for c in config.where):
                 continue
+            if not observation_covers(rule.kind, config, event, arrived[0].ts):
+                continue  # warming up
             judge, _ = reference_of(rule.kind)
             window = reference_window(config, key_field, event, arrived)
             value = judge(config, event, window, context)
             if value is not None:
                 hits[(config.id, event.event_id)] = value
     return hits
+
+
+def observation_covers(kind: str, config: Any, event: Transaction, observed_since: datetime) -> bool:
+    """Whether a rule of `kind` may be judged on `event`: always, unless the kind's reference was
+    registered `needs_full_history`; then only when observation (which began at `observed_since`,
+    the first arrival's time) began no later than the start of the event's window."""
+    length = getattr(config, "window", None)
+    if kind not in _FULL_HISTORY or length is None:
+        return True
+    return observed_since <= event.ts - timedelta(seconds=length.total_seconds())
 
 
 def reference_window(config: Any, key_field: str, event: Transaction,
@@ -271,7 +291,22 @@ def geo_velocity(config: Any, event: Transaction, window: Sequence[Transaction],
     hours = max((event.ts - previous.ts).total_seconds(), 1.0) / 3600
     if distance <= config.min_distance_km or distance / hours <= config.threshold:
         return None
+    # with flights, a move a flight makes in time (airport time plus the flight) is possible
+    if config.flight_speed_kmh is not None and hours >= config.airport_hours + distance / config.flight_speed_kmh:
+        return None
     return round(distance / hours, 3)  # the hit value is the speed rounded to metres per hour
+
+
+@register_reference("new_key_fan_out", monotonicity=Monotonicity(("threshold",)), needs_full_history=True)
+def new_key_fan_out(config: Any, event: Transaction, window: Sequence[Transaction], ctx: ReferenceContext) -> Any:
+    """A new key (at most max_history events more than `burst` old) with more than `threshold`
+    distinct values of `distinct` in the burst; judged only once observation covers the window
+    (`reference_hits` applies that)."""
+    history = [x for x in window if x.ts <= event.ts - config.burst]
+    if len(history) > config.max_history:
+        return None
+    values = {x.get(config.distinct) for x in window if x.ts > event.ts - config.burst} - {None}
+    return len(values) if len(values) > config.threshold else None
 
 
 @register_reference("list_match")

@@ -2,7 +2,8 @@
 alert once), on SQLite and DynamoDB: many hits of one account in one batch, joining a closed but
 quiet alert and opening a new one mid-batch, give the audit trail, hits and notifications of one
 hit at a time; a partly recorded batch redelivered counts only its new hits; DynamoDB writes an
-account's changes in transactions of at most 100 items."""
+account's changes in transactions of at most 100 items; a hit computed over a closed but quiet
+alert is refused, by either write path, once another writer opened the account's next alert."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.alerts import AlertFilter
-from chalicelib.stores.alerts import AlertStore
+from chalicelib.alerts import AlertFilter, apply_hits
+from chalicelib.stores.alerts import AlertStore, StaleAlertError
 from tests.contract import test_alert_store as contract
 from tests.contract.test_alert_store import NOW, POLICY, hit
 
@@ -67,6 +68,28 @@ def test_a_batch_joins_a_quiet_alert_then_opens_a_new_one_as_one_hit_at_a_time_w
     # the account's latest alert is the new one: a later hit joins it
     store.record_hits([hit(7, "acct", ts="2026-12-01T09:10:00.000Z")], POLICY, NOW)
     assert store.alert(new.alert_id).hit_count == 4  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("path", ["batch", "one change"])
+def test_a_hit_joining_a_quiet_alert_is_stale_once_another_writer_opened_the_next_one(store: AlertStore,
+                                                                                       path: str) -> None:
+    store.record_hits([hit(1, "acct", ts="2026-12-01T09:00:00.000Z")], POLICY, NOW)
+    (first,) = store.list_alerts(AlertFilter(), 10)
+    store.decide(first.alert_id, "legit", None, "ana", POLICY, NOW)  # quiet until 10:00
+    late = hit(2, "acct", ts="2026-12-01T09:30:00.000Z")
+    latest = store._latest_alerts(["acct"])["acct"]
+    changes = apply_hits(latest, [late], POLICY, NOW)  # this writer: the late hit joins the closed alert
+    assert changes[0].after.alert_id == first.alert_id
+    (opened,) = store.record_hits([hit(3, "acct", ts="2026-12-01T10:00:00.000Z")], POLICY, NOW)  # another writer
+    assert opened.audit.action == "opened" and store.alert(first.alert_id) == latest  # the closed alert unchanged
+    with pytest.raises(StaleAlertError):
+        if path == "batch":
+            store._commit_changes(changes)
+        else:
+            store._commit(changes[0])
+    assert store.alert(first.alert_id) == latest and [h.hit_id for h in store.hits_of(first.alert_id)] == ["h0001"]
+    (again,) = store.record_hits([late], POLICY, NOW)  # computed again: it joins the account's latest alert
+    assert again.after.alert_id == opened.after.alert_id and again.after.hit_count == 2
 
 
 def test_a_partly_recorded_batch_redelivered_counts_only_its_new_hits(store: AlertStore) -> None:

@@ -81,6 +81,18 @@ def test_exact_arrival_means_a_delta_read_returns_what_was_stored_after_the_mark
     assert [s.event.event_id for s in after] == ["e3", "e4"]
 
 
+def test_observed_since_is_the_time_of_the_first_event_accepted_by_arrival(store: TimeSeriesStore) -> None:
+    """The observation start: the ts of the stored event with the lowest seq - not the earliest
+    time, and not moved by a redelivery, an earlier-stamped later arrival or the judged mark."""
+    assert store.observed_since() is None
+    store.write([tx("e1", 50, ip="1"), tx("e2", 10, ip="1")])  # the later time arrives first
+    assert store.observed_since() == 50_000
+    store.write([tx("e0", 1), tx("e1", 2, amount=99)])  # earlier in time, later in arrival; e1 again
+    assert store.observed_since() == 50_000
+    store.mark_judged(["e0", "e1", "e2"])
+    assert store.observed_since() == 50_000
+
+
 def test_window_rows_are_history_as_compact_tuples(store: TimeSeriesStore) -> None:
     written = store.write([tx("e1", 1, ip="1", lat=1.5, lon=2.5, attributes={"terminal": 7, "ok": True}),
                            tx("e2", 2, ip="1", amount="0.10"), tx("e3", 3, ip="2")])

@@ -20,18 +20,20 @@ INTENDED = {
     "account_takeover": ["takeover-1h"],
     "structuring": ["structuring-24h"],
     "mule_ring": ["shared-identity-ring"],
-    "impossible_travel": ["impossible-travel-6h"],
+    "impossible_travel": ["impossible-travel-12h"],
     "hubless_ring": ["linked-ring"],
     "identity_cluster": ["linked-ring"],
     "card_testing_spread": ["card-testing-spread-10m"],
     "value_burst": ["value-burst-1h"],
+    "scam_payee": ["new-payee-fanout-3h"],
 }
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], list[dict]]:
     data = tmp_path_factory.mktemp("scenarios")
-    stream = simulate(seed=5, accounts=80, days=1.5)
+    # a month of the customers' traffic first: new-payee-fanout-3h judges only once 30 days are observed
+    stream = simulate(seed=5, accounts=80, days=1.5, lead_in_days=30)
     pipeline = embedded_pipeline(load_rules_file(PROJECT / "rules.yaml"), data, data / "hits.jsonl")
     try:
         stream_through(pipeline, list(records_from_lines(iter_lines(stream), "native")), 100)

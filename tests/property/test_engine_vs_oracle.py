@@ -3,6 +3,7 @@ stream is cut into batches, and replaying any batch (whole or in part) changes n
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from hypothesis import given
@@ -11,13 +12,15 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from chalicelib.events import Transaction
 from chalicelib.pipeline import Pipeline
+from chalicelib.rules import load_rules_text
 from fraudtools.testing.reference import assert_hits_agree as assert_agrees
 from fraudtools.testing.reference import reference_hits as oracle_hits
 from tests.fakes import FlakyHitSink, MemoryHitSink, memory_pipeline, raw_records
-from tests.strategies import cuts, property_ruleset, split, streams, transactions
+from tests.strategies import BASE, cuts, property_ruleset, split, streams, transactions
 
 RULESET = property_ruleset()
-ALL_KINDS = {"velocity", "fan_out", "sum_over", "amount_spike", "first_seen", "geo_velocity", "list_match"}
+ALL_KINDS = {"velocity", "fan_out", "sum_over", "amount_spike", "first_seen", "geo_velocity", "list_match",
+             "new_key_fan_out"}
 
 
 def test_property_rules_cover_every_kind() -> None:
@@ -67,6 +70,42 @@ def test_replaying_any_part_of_any_batch_changes_nothing(data: st.DataObject) ->
     assert report.duplicates == end - start
     assert pipeline.timeseries.dump() == stored
     assert sink.hits == hits
+
+
+WARM_UP_RULES = load_rules_text("""
+version: 1
+rules:
+  - {id: new-ip-fanout, kind: new_key_fan_out, key: ip, distinct: account_id, window: 10m, burst: 2m,
+     threshold: 1, max_history: 1}
+  - {id: new-device-big, kind: new_key_fan_out, key: device_id, distinct: ip, window: 5m, burst: 1m,
+     threshold: 0, where: [{field: amount, op: ge, value: 100}]}
+  - {id: velocity-acct, kind: velocity, key: account_id, window: 2m, threshold: 2}
+""", name="warm-up-rules.yaml")
+
+
+@st.composite
+def observed_streams(draw: st.DrawFn) -> list[Transaction]:
+    """A stream whose first event (the store's observation start) lies anywhere from 15 minutes
+    before to 15 minutes after the others' range start, on the 15 s grid the events use or 1 ms
+    beside it, so window starts meet the observation start exactly, just before and just after."""
+    opening = draw(st.integers(-60, 60)) * 15_000 + draw(st.sampled_from([0, 0, -1, 1, 500]))
+    first = draw(transactions(ids=st.just("opening")))
+    first = first.model_copy(update={"ts": BASE + timedelta(milliseconds=opening)})
+    return [first, *draw(streams(max_size=40))]
+
+
+@given(st.data())
+def test_warm_up_matches_oracle_for_any_observation_start_and_batching(data: st.DataObject) -> None:
+    """new_key_fan_out fires only once observation covers its window: engine == oracle whatever
+    the observation start and the cuts, and the observation start is the first arrival's time."""
+    stream = data.draw(observed_streams())
+    points = data.draw(cuts(len(stream)))
+    sink = MemoryHitSink()
+    pipeline = memory_pipeline(WARM_UP_RULES, sink)
+    for batch in split(raw_records(stream), points):
+        assert pipeline.process(batch).failed_from is None
+    assert pipeline.timeseries.observed_since() == stream[0].ts_ms
+    assert_agrees(sink.hits.values(), oracle_hits(WARM_UP_RULES, stream))
 
 
 class DeliveryMachine(RuleBasedStateMachine):

@@ -135,3 +135,61 @@ def test_where_filters_both_judging_and_counting() -> None:
         where: [{field: amount, op: ge, value: 100}]
         """)
     assert r.applies_to(tx(0, amount=100)) and not r.applies_to(tx(0, amount=Decimal("99.99")))
+
+
+def test_geo_velocity_with_flights_flags_only_what_no_flight_makes() -> None:
+    munich, new_york, berlin = (48.14, 11.58), (40.71, -74.01), (52.52, 13.40)
+    ground_only = rule("{id: g, kind: geo_velocity, window: 12h, threshold: 300, min_distance_km: 100}")
+    flights = rule("{id: f, kind: geo_velocity, window: 12h, threshold: 300, min_distance_km: 100, "
+                   "flight_speed_kmh: 1000, airport_hours: 0.5}")
+    home = tx(0, ts_s=0, lat=munich[0], lon=munich[1])
+    distance = haversine_km(*munich, *new_york)
+    for hours, possible in ((7.0, True), (0.5 + distance / 1000 + 0.01, True), (0.5 + distance / 1000 - 0.01, False),
+                            (1.0, False)):
+        hotel = tx(1, ts_s=hours * 3600, lat=new_york[0], lon=new_york[1])
+        assert ground_only.judge(hotel, [home, hotel]) is not None  # over 300 km/h every time
+        finding = flights.judge(hotel, [home, hotel])
+        assert (finding is None) is possible, hours
+    # a 500 km hop: the flight needs 0.5 h + 0.5 h, the ground 1.7 h at 300 km/h
+    hop = haversine_km(*munich, *berlin)
+    fast = tx(2, ts_s=0.75 * 3600, lat=berlin[0], lon=berlin[1])
+    finding = flights.judge(fast, [home, fast])
+    assert finding is not None and finding.value == pytest.approx(hop / 0.75, rel=1e-6)
+    assert finding.threshold == pytest.approx(hop / (0.5 + hop / 1000), rel=1e-3)  # the fastest possible
+    slow = tx(3, ts_s=1.5 * 3600, lat=berlin[0], lon=berlin[1])  # a flight makes it, the ground does not
+    assert flights.judge(slow, [home, slow]) is None and ground_only.judge(slow, [home, slow]) is not None
+
+
+def test_geo_velocity_flight_parameters_are_validated() -> None:
+    from chalicelib.rules import RulesError
+
+    for bad in ("flight_speed_kmh: 0", "flight_speed_kmh: .inf", "airport_hours: -1", "airport_hours: 49"):
+        with pytest.raises(RulesError):
+            rule(f"{{id: g, kind: geo_velocity, window: 6h, threshold: 300, {bad}}}")
+
+
+def test_new_key_fan_out_needs_a_new_key_and_counts_distinct_values_in_the_burst() -> None:
+    r = rule("{id: n, kind: new_key_fan_out, key: merchant_id, window: 1d, burst: 1h, threshold: 2}")
+    burst = [tx(i, ts_s=7200 + 600 * i, merchant_id="p", account_id=a) for i, a in enumerate(["a", "b", "a"])]
+    assert r.judge(burst[2], burst) is None  # {a, b}
+    third = tx(3, ts_s=7200 + 1800, merchant_id="p", account_id="c")
+    finding = r.judge(third, [*burst, third])
+    assert finding is not None and finding.value == 3 and finding.threshold == 2
+    assert finding.evidence["history_count"] == 0 and finding.evidence["distinct_values"] == ["a", "b", "c"]
+    old = tx(9, ts_s=7200 + 1800 - 3600, merchant_id="p", account_id="z")  # exactly one burst before: history
+    assert r.judge(third, [old, *burst, third]) is None
+    tolerant = rule("{id: n, kind: new_key_fan_out, key: merchant_id, window: 1d, burst: 1h, threshold: 2, "
+                    "max_history: 1}")
+    finding = tolerant.judge(third, [old, *burst, third])
+    assert finding is not None and finding.value == 3 and finding.evidence["history_count"] == 1
+    by_ip = rule("{id: n, kind: new_key_fan_out, key: merchant_id, distinct: ip, window: 1d, burst: 1h, "
+                 "threshold: 2}")
+    nulls = [tx(i, ts_s=7200 + i, merchant_id="p", ip=None if i > 1 else f"ip-{i}") for i in range(5)]
+    assert by_ip.judge(nulls[-1], nulls) is None  # null values are not counted
+
+
+def test_new_key_fan_out_burst_must_be_shorter_than_window() -> None:
+    from chalicelib.rules import RulesError
+
+    with pytest.raises(RulesError, match="burst"):
+        rule("{id: n, kind: new_key_fan_out, key: merchant_id, window: 1h, burst: 1h, threshold: 2}")

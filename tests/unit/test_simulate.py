@@ -174,3 +174,61 @@ def test_varying_identifiers_draw_an_email_and_phone_per_transaction_with_chance
             users.setdefault(e["email"], set()).add(e["account_id"])
     assert sum(len(v) for v in emails.values()) / len(emails) > 1.5  # e-mails vary per account
     assert sum(1 for v in users.values() if len(v) > 1) > len(users) / 2  # most are shared by chance
+
+
+def test_scam_payees_are_new_and_paid_by_unrelated_customers_within_hours(stream) -> None:  # type: ignore[no-untyped-def]
+    by_payee: dict[str, list[dict]] = {}
+    for e in stream.events:
+        if stream.labels.get(e["event_id"]) == "scam_payee":
+            by_payee.setdefault(e["merchant_id"], []).append(e)
+    assert len(by_payee) == 2
+    for payee, payments in by_payee.items():
+        times = sorted(datetime.fromisoformat(e["ts"]) for e in payments)
+        assert times[-1] - times[0] <= timedelta(hours=4)
+        assert all(100 <= float(e["amount"]) < 1000 for e in payments)
+        payers = {e["account_id"] for e in payments}
+        assert len(payers) == len(payments) >= 10  # each customer pays once
+        assert len({e["ip"] for e in payments}) > len(payments) / 2  # their own IPs
+        assert all(stream.account_labels[a] == "scam_payee" for a in payers)
+        # nobody paid the payee before the scam
+        assert all(e["merchant_id"] != payee for e in stream.events if stream.labels.get(e["event_id"]) is None)
+
+
+def test_regular_payees_have_history_and_travellers_fly_at_real_speeds(stream) -> None:  # type: ignore[no-untyped-def]
+    regular = {a for a, f in stream.lookalikes.items() if f == "regular_payee"}
+    travellers = {a for a, f in stream.lookalikes.items() if f == "traveller"}
+    assert len(regular) >= 20 and len(travellers) == 12
+    first_payment: dict[str, datetime] = {}
+    for e in stream.events:
+        if e["merchant_id"].startswith("m-payee-") and e["account_id"] not in regular:
+            ts = datetime.fromisoformat(e["ts"])
+            first_payment[e["merchant_id"]] = min(ts, first_payment.get(e["merchant_id"], ts))
+    for e in stream.events:
+        if e["account_id"] in regular and e["merchant_id"] in first_payment:
+            assert first_payment[e["merchant_id"]] < datetime.fromisoformat(e["ts"]) - timedelta(hours=3)
+    from chalicelib.rules.geo_velocity import haversine_km
+
+    for account in travellers:
+        located = [(datetime.fromisoformat(e["ts"]), e["lat"], e["lon"]) for e in stream.events
+                   if e["account_id"] == account]
+        located.sort()
+        moves = [(b[0] - a[0], haversine_km(a[1], a[2], b[1], b[2])) for a, b in itertools.pairwise(located)
+                 if haversine_km(a[1], a[2], b[1], b[2]) > 100]
+        assert len(moves) == 1  # one flight to another continent, no way back within the stream
+        elapsed, distance = moves[0]
+        assert distance > 2500 and elapsed.total_seconds() / 3600 >= 0.4 + distance / 940
+
+
+def test_a_lead_in_comes_first_unlabelled_and_leaves_the_evaluated_period_as_it_was(stream) -> None:  # type: ignore[no-untyped-def]
+    led = simulate(seed=11, accounts=120, days=2, lead_in_days=30)
+    assert led.lead_in_events > 120 * 30  # about the customers' daily activity, for a month
+    lead, period = led.events[:led.lead_in_events], led.events[led.lead_in_events:]
+    assert period == stream.events and led.labels == stream.labels and led.account_labels == stream.account_labels
+    assert all(e["event_id"].startswith("sim-11-lead-") and e["event_id"] not in led.labels for e in lead)
+    times = [datetime.fromisoformat(e["ts"]) for e in lead]
+    assert START - timedelta(days=30) <= min(times) and max(times) < START
+    # the customers only: no ring, mule, traveller or other account the period brings new
+    assert all(e["account_id"].startswith("acct-") for e in lead)
+    payees = Counter(e["merchant_id"] for e in lead)
+    assert payees["m-payee-utility"] >= 30 * 6 and payees["m-payee-school"] >= 30 * 6
+    assert not any(m.startswith("m-payee-new") for m in payees)  # the scam payees are new

@@ -174,3 +174,21 @@ def test_rules_without_windows_need_no_history_query() -> None:
                               "  - {id: s, kind: shared_identifier, threshold: 3}\n")
     event = Transaction(event_id="e", ts=0, account_id="a", amount=1, ip="x")
     assert history_requests(ruleset, [StoredEvent(1, event, 0)]) == []
+
+
+def test_observed_since_reads_the_first_arrival_with_constant_query_text() -> None:
+    """The observation start (DESIGN.md, Rule semantics): the event time of the lowest arrival;
+    the query holds only the table's names and constants, never a record value."""
+    write, query = clients()
+    store = TimestreamTimeSeriesStore("fraud", "tx", write_client=write, query_client=query)
+    sql = store.observed_since_query()
+    assert sql == ('SELECT to_milliseconds(time) AS ts_ms FROM "fraud"."tx" '
+                   "WHERE measure_name = 'tx' ORDER BY arrival ASC LIMIT 1")
+    ts_column = [{"Name": "ts_ms", "Type": {"ScalarType": "BIGINT"}}]
+    with Stubber(query) as stub:
+        stub.add_response("query", {"QueryId": "q", "Rows": [], "ColumnInfo": ts_column}, {"QueryString": sql})
+        stub.add_response("query", {"QueryId": "q", "Rows": [{"Data": [{"ScalarValue": "1700000000123"}]}],
+                                    "ColumnInfo": ts_column}, {"QueryString": sql})
+        assert store.observed_since() is None  # an empty table has observed nothing
+        assert store.observed_since() == 1_700_000_000_123
+        stub.assert_no_pending_responses()

@@ -110,13 +110,63 @@ class BatchJudge:
 
     def _judge_arrival(self, layout: RowLayout, held: KeyWindow, target: StoredEvent, row: Row, position: int,
                        late_rows: list[Row]) -> None:
-        """Judge an event as its row arrives: every held row arrived no later than it."""
+        """Judge an event as its row arrives: every held row arrived no later than it. One pass
+        over the key's rules with the per-rule work inline (the hot loop: one call per arrival,
+        not a chain of calls per rule). A rule that raises is quarantined, the others go on."""
         mask = row[-1]
+        quarantined = self.ruleset.quarantined
+        ts_ms = target.ts_ms
+        floor, full_floor = held.floor, held.full_floor
+        observed_since = self.observed_since
+        rows, base, running_of = held.rows, held.base, held.running
+        end = position + 1
         for slot in layout.slots:
-            if mask & slot.bit:
-                finding = self._judge_slot(layout, slot, held, target, late_rows, row, position)
-                if finding is not None:
-                    self._report(slot.index, slot.rule, target, finding)
+            bit = slot.bit
+            if not mask & bit or slot.rule_id in quarantined:
+                continue
+            try:
+                start = ts_ms - slot.window_ms
+                if slot.needs_history and start < observed_since:
+                    continue  # warming up: the store has not watched this event's whole window
+                if start < floor or (slot.whole_rows and start < full_floor):
+                    finding = self._judge_late(layout, slot, target, late_rows)
+                else:
+                    running = running_of.get(bit)
+                    if running is None or running.lo < base or running.hi > end:
+                        fresh = slot.aggregate()
+                        if fresh is None:  # a kind without an aggregate: judged from its window
+                            finding = slot.judge_rows(target.event, _window(held, bit, start, position),
+                                                      layout.positions)
+                            if finding is not None:
+                                self._report(slot.index, slot.rule, target, finding)
+                            continue
+                        self.stats["rebuilds"] += 1
+                        lo = base + bisect.bisect_right(rows, (start, AFTER_ALL))
+                        running = running_of[bit] = Running(fresh, lo, lo)
+                    aggregate = running.aggregate
+                    hi = running.hi
+                    if hi < end:
+                        add = aggregate.add
+                        for entering in rows[hi - base:end - base]:
+                            if entering[-1] & bit:
+                                add(entering)
+                        running.hi = end
+                    lo = running.lo
+                    if lo < end and rows[lo - base][TS] <= start:
+                        remove = aggregate.remove
+                        while lo < end and (leaving := rows[lo - base])[TS] <= start:
+                            if leaving[-1] & bit:
+                                remove(leaving)
+                            lo += 1
+                        running.lo = lo
+                    if not aggregate.may_fire(row, start):
+                        continue
+                    finding = slot.judge_rows(target.event, _window(held, bit, start, position), layout.positions)
+            except Exception as exc:
+                quarantine(self.ruleset, slot.rule, exc, self.errors)
+                continue
+            if finding is not None:
+                self._report(slot.index, slot.rule, target, finding)
 
     def _judge_again(self, layout: RowLayout, held: KeyWindow, target: StoredEvent, late_rows: list[Row]) -> None:
         """Judge an event whose row is not the newest (a redelivery, or below the held range)."""
@@ -127,10 +177,10 @@ class BatchJudge:
     # ------------------------------------------------------------------- one rule on one event
 
     def _judge_slot(self, layout: RowLayout, slot: RuleSlot, held: KeyWindow, target: StoredEvent,
-                    late_rows: list[Row], row: Row | None = None, position: int = -1) -> Finding | None:
-        """One windowed rule on one event: THE per-rule boundary. Every call into a windowed rule
-        (its aggregate and its `judge_rows`) happens below this method, and every call into a
-        rule without a window in `_judge_event`."""
+                    late_rows: list[Row]) -> Finding | None:
+        """One windowed rule on an event whose row is not the newest. Every call into a windowed
+        rule (its aggregate and its `judge_rows`) happens here or in `_judge_arrival`, and every
+        call into a rule without a window in `_judge_event`: the quarantine boundaries."""
         if slot.rule_id in self.ruleset.quarantined:
             return None
         start = target.ts_ms - slot.window_ms
@@ -139,8 +189,6 @@ class BatchJudge:
         try:
             if start < held.floor or (slot.whole_rows and start < held.full_floor):
                 return self._judge_late(layout, slot, target, late_rows)
-            if row is not None:
-                return self._judge_held(layout, slot, held, target, row, position, start)
             # not the newest row: its window is what arrived no later than it
             lo = bisect.bisect_right(held.rows, (start, AFTER_ALL))
             hi = bisect.bisect_right(held.rows, (target.ts_ms, AFTER_ALL))
@@ -149,34 +197,6 @@ class BatchJudge:
         except Exception as exc:
             quarantine(self.ruleset, slot.rule, exc, self.errors)
             return None
-
-    def _judge_held(self, layout: RowLayout, slot: RuleSlot, held: KeyWindow, target: StoredEvent, row: Row,
-                    position: int, start: int) -> Finding | None:
-        bit = slot.bit
-        running = held.running.get(bit)
-        if running is None or running.lo < held.base or running.hi > position + 1:
-            aggregate = slot.aggregate()
-            if aggregate is None:  # a kind without an aggregate: judged from its window
-                return slot.judge_rows(target.event, _window(held, bit, start, position), layout.positions)
-            self.stats["rebuilds"] += 1
-            lo = held.base + bisect.bisect_right(held.rows, (start, AFTER_ALL))
-            running = held.running[bit] = Running(aggregate, lo, lo)
-        rows, base, aggregate = held.rows, held.base, running.aggregate
-        for absolute in range(running.hi, position + 1):
-            entering = rows[absolute - base]
-            if entering[-1] & bit:
-                aggregate.add(entering)
-        running.hi = position + 1
-        lo = running.lo
-        while lo < running.hi and rows[lo - base][TS] <= start:
-            leaving = rows[lo - base]
-            if leaving[-1] & bit:
-                aggregate.remove(leaving)
-            lo += 1
-        running.lo = lo
-        if not aggregate.may_fire(row, start):
-            return None
-        return slot.judge_rows(target.event, _window(held, bit, start, position), layout.positions)
 
     def _judge_late(self, layout: RowLayout, slot: RuleSlot, target: StoredEvent, rows: list[Row]) -> Finding | None:
         start = target.ts_ms - slot.window_ms

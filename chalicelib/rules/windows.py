@@ -12,7 +12,11 @@ running aggregate (`WindowAggregate`) over its window. A batch reads:
 
 * keys it does not hold (or held so long ago that a delta would be long): their windows (load);
 * keys it holds: only rows stored after their high-water mark (delta: other writers' rows and
-  this batch's own); marks are batch ends, so keys sharing one share a read (`DELTA_READS`);
+  this batch's own); marks are batch ends, so keys sharing one share a read (`DELTA_READS`).
+  Where arrival is exact and the batch's events are exactly the arrivals after the last batch
+  this cache judged (their seqs follow on, with no gap: nobody else wrote), a key whose mark is at
+  or above the start of that unbroken run has no rows but the batch's own to read: its new rows
+  are taken from the batch's events as the store kept them (`_own_rows`), with no read;
 * events whose window reaches below `floor` (late beyond what is held): their windows (late).
 
 Rows are then applied per key in arrival order; each of the batch's events is judged when its
@@ -23,8 +27,9 @@ aggregate only says whether a rule may fire; the hit itself always comes from th
 exact window (its `judge_rows` on the rows, or `judge` on events rebuilt from them), so values and
 evidence are those of the whole-window design.
 
-The state holds only rows read from the store, so a batch that fails after its write leaves it as
-the store is; `Pipeline` drops the whole state if evaluation itself raises.
+The state holds only rows the store holds (read from it, or the batch's own events as the store
+kept them, seq included), so a batch that fails after its write leaves it as the store is;
+`Pipeline` drops the whole state if evaluation itself raises.
 
 Modules: this one plans the reads and bounds the memory (`WindowCache`); `window_rows` is the row
 layout (which fields, where, the where-mask), `window_state` the per-key state (`KeyWindow`), and
@@ -36,6 +41,7 @@ from __future__ import annotations
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 from chalicelib.events import MAX_TS_MS, StoredEvent
 from chalicelib.hits import Hit
@@ -55,6 +61,10 @@ DELTA_SPAN = 50_000
 #: At most this many delta reads per key field and batch.
 DELTA_READS = 4
 _FAR_FUTURE_MS = MAX_TS_MS + 1
+#: Fields a row of the batch's own events gives exactly as the SQLite-style store reads them back
+#: (`Transaction.get` and the store's column agree): layouts reading only these may skip delta reads.
+OWN_ROW_FIELDS = frozenset({"event_id", "account_id", "amount", "currency", "merchant_id", "ip", "device_id",
+                            "email", "phone", "card_id", "lat", "lon"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +101,12 @@ class WindowCache:
         self._keys: OrderedDict[tuple[str, str], KeyWindow] = OrderedDict()
         self._bytes = 0
         self._by_key: dict[str, tuple[Sequence[StoredEvent], dict[str, list[StoredEvent]]]] = {}
-        self.stats = {"load_rows": 0, "delta_rows": 0, "late_rows": 0, "evicted_keys": 0, "rebuilds": 0}
+        self.stats = {"load_rows": 0, "delta_rows": 0, "late_rows": 0, "evicted_keys": 0, "rebuilds": 0,
+                      "own_rows": 0}
+        #: exact arrival only: every stored row with seq in (_run_from, _run_to] was a pending event
+        #: of a batch this cache judged (None: unknown)
+        self._run_from: int | None = None
+        self._run_to: int | None = None
 
     @property
     def held_rows(self) -> int:
@@ -108,6 +123,26 @@ class WindowCache:
     def clear(self) -> None:
         self._keys.clear()
         self._bytes = 0
+        self._run_from = self._run_to = None
+
+    def _own_mark(self, pending: Sequence[StoredEvent]) -> int | None:
+        """When the batch's events are exactly the arrivals right after the last judged batch's
+        (exact arrival; their seqs follow on without a gap, so no other writer stored anything
+        in between): the mark at or above which a held key's new rows are only the batch's own
+        (every arrival since that mark was an event this cache judged, and judging a key's event
+        raises its mark). None otherwise: held keys read their deltas."""
+        if self.arrival_margin is not None or self._run_to is None or not pending:
+            return None
+        seqs = [p.seq for p in pending]
+        low, high = min(seqs), max(seqs)
+        if low != self._run_to + 1 or high - low + 1 != len(seqs):
+            return None
+        return self._run_from
+
+    @staticmethod
+    def _own_rows_mark(layout: RowLayout, mark: int | None) -> int | None:
+        """`mark` (`_own_mark`) for a layout whose rows the batch's events give as the store would."""
+        return mark if mark is not None and OWN_ROW_FIELDS.issuperset(layout.fields) else None
 
     # ------------------------------------------------------------------- planning (pure)
 
@@ -137,9 +172,11 @@ class WindowCache:
         if not pending:
             return []
         max_seq = max(p.seq for p in pending)
+        mark = self._own_mark(pending)
         reads = []
         for key_field, layout in sorted(self._layouts.items()):
             by_key = self._targets(layout, pending)
+            own = self._own_rows_mark(layout, mark)
             load: list[str] = []
             delta: list[str] = []
             late: list[tuple[str, int, int]] = []  # (key, window start, ts)
@@ -151,7 +188,8 @@ class WindowCache:
                 if held is None:
                     load.append(key)
                     continue
-                delta.append(key)
+                if own is None or held.high_water < own:
+                    delta.append(key)
                 whole_floor = max(held.floor, held.full_floor)
                 for target in targets:
                     for slot in layout.slots:
@@ -202,12 +240,14 @@ class WindowCache:
         self._use(ruleset)
         judge = BatchJudge(ruleset, errors, self.stats, self.arrival_margin, observed_since)
         max_seq = max((p.seq for p in pending), default=0)
+        mark = self._own_mark(pending)
         judge.judge_events(pending)
         touched: list[tuple[str, str]] = []
         for key_field, layout in sorted(self._layouts.items()):
             by_key = self._targets(layout, pending)
             if not by_key:
                 continue
+            own = self._own_rows_mark(layout, mark)
             loaded: dict[str, list[Row]] = defaultdict(list)
             deltas: dict[str, list[Row]] = defaultdict(list)
             late_rows: dict[str, list[Row]] = defaultdict(list)
@@ -223,6 +263,8 @@ class WindowCache:
                     self._group(layout, result, late_rows)
                 else:
                     self._group(layout, result, deltas, fresh_only=True)
+            if own is not None:
+                self._group_own(layout, by_key, own, deltas)
             keys = self._keys
             for key, targets in by_key.items():
                 name = (key_field, key)
@@ -236,7 +278,34 @@ class WindowCache:
                 touched.append(name)
                 judge.judge_key(layout, held, max_seq, targets, arriving, late_rows.get(key, []))
         self._settle(touched)
+        if pending and self.arrival_margin is None:
+            if mark is None:  # a new run starts after this batch (its reads covered every held key)
+                self._run_from = max_seq
+            self._run_to = max_seq
         return judge.hits()
+
+    def _group_own(self, layout: RowLayout, by_key: Mapping[str, list[StoredEvent]], mark: int,
+                   into: dict[str, list[Row]]) -> None:
+        """The new rows of each held key with no other arrivals since its mark (`_own_mark`):
+        its events of this batch, as `_group` would have them from a delta read."""
+        # `Transaction.get` of a plain field (OWN_ROW_FIELDS) is the attribute: read them all at once
+        values = attrgetter(*layout.fields)
+        single = len(layout.fields) == 1
+        key_field, held_row = layout.key_field, layout.held_row
+        count = 0
+        for key, targets in by_key.items():
+            held = self._keys.get((key_field, key))
+            if held is None or held.high_water < mark:
+                continue
+            rows = into[key]
+            for stored in targets:
+                if stored.ts_ms > held.floor and stored.seq > held.high_water:
+                    event = stored.event
+                    read = values(event)
+                    rows.append(held_row((stored.ts_ms, stored.seq, event.event_id,
+                                          *((read,) if single else read))))
+                    count += 1
+        self.stats["own_rows"] += count
 
     def _group(self, layout: RowLayout, rows: Iterable[Row], into: dict[str, list[Row]], *,
                fresh_only: bool = False) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import re
@@ -52,6 +53,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
             hits_path.write_text("")
             dead_letters_path.unlink(missing_ok=True)
         pipeline = embedded_pipeline(ruleset, data_dir, hits_path, dead_letters_path)
+        # What is built so far (modules, rules, the records) lives for the whole run: frozen, the
+        # cyclic collector no longer walks it at every collection the batches' short-lived tuples set off
+        gc.freeze()
         try:
             with progress_bar(len(records), f"replaying {args.events.name}") as advance:
                 totals = stream_through(pipeline, records, args.batch_size, advance)

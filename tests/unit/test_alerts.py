@@ -4,6 +4,7 @@ alert settings."""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import timedelta
 
 import pytest
@@ -41,6 +42,21 @@ def test_a_hit_opens_an_alert_and_later_hits_raise_its_severity_never_lower_it()
     assert apply_hit(joined, hit(3, "low"), POLICY, NOW).after.severity == "critical"
     assert apply_hit(None, hit(4, "weird"), POLICY, NOW).after.severity == "medium"
 
+
+
+def test_a_joining_hit_changes_only_its_fields_and_keeps_every_other_field_of_the_alert() -> None:
+    # every field set (generically: a field added to Alert is covered too), then a hit joins
+    values = {f.name: f"x-{f.name}" for f in fields(Alert)}
+    values.update(status="assigned", hit_count=3, severity="low", rules=("r0",), version=7,
+                  first_hit_ts="2026-12-01T09:00:00.000Z", last_hit_ts="2026-12-01T09:30:00.000Z")
+    latest = Alert(**values)
+    after = apply_hit(latest, hit(9, "high", "r2"), POLICY, NOW).after
+    changed = {"first_hit_ts", "last_hit_ts", "hit_count", "severity", "rules", "updated_at", "version"}
+    assert {name: getattr(after, name) for name in values if name not in changed} == \
+        {name: value for name, value in values.items() if name not in changed}
+    assert (after.hit_count, after.severity, after.rules, after.updated_at, after.version) == \
+        (4, "high", ("r0", "r2"), NOW, 8)
+    assert (after.first_hit_ts, after.last_hit_ts) == ("2026-12-01T09:00:00.000Z", "2026-12-01T10:00:00.000Z")
 
 @pytest.mark.parametrize(("severity", "published"), [("low", False), ("medium", False), ("high", True),
                                                      ("critical", True)])

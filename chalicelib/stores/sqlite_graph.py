@@ -313,8 +313,14 @@ def _identifiers(rows: Iterable[tuple[str, str, str, int, int]]) -> dict[tuple[s
     shares: dict[tuple[int, int], float] = {}
     out = {}
     for (label, key), found in members.items():
-        if len(found) > 1:
-            found.sort(key=itemgetter(2))  # by account
+        if len(found) == 1:  # most identifiers: an account's own e-mail, phone, device, card
+            row = found[0]
+            value = shares.get((row[3], row[4]))
+            if value is None:
+                value = shares[(row[3], row[4])] = link_share(row[3], row[4])
+            out[(label, key)] = Identifier(label, key, (row[2],), (row[3],), (value,))
+            continue
+        found.sort(key=itemgetter(2))  # by account
         share = []
         for row in found:
             value = shares.get((row[3], row[4]))

@@ -103,30 +103,37 @@ UseRows = dict[str, tuple[tuple[str, str, str, str], ...]]
 def entity_rows(events: Iterable[Transaction]) -> tuple[VertexRows, RelationshipRows, UseRows]:
     """`entities_of` as plain tuples, for stores that write rows (building refs costs more than
     collecting them: a batch repeats most of its entities)."""
-    vertices: VertexRows = {}
+    accounts: dict[str, str] = {}
     spans: RelationshipRows = {}
     uses: UseRows = {}
     for event in events:
         seen = iso_ms(event.ts)
         account = event.account_id
-        used: list[tuple[str, str, str, str]] = []
-        if vertices.get(("Account", account), seen) >= seen:
-            vertices[("Account", account)] = seen
+        first = accounts.get(account)
+        if first is None or seen < first:
+            accounts[account] = seen
+        used = []
         for name, label, target_label in _LINKS:
             value = getattr(event, name)
             if value is None:
                 continue
-            target = (target_label, str(value))
-            if vertices.get(target, seen) >= seen:
-                vertices[target] = seen
-            key = (account, label, *target)
+            key = (account, label, target_label, str(value))
             used.append(key)
             span = spans.get(key)
             if span is None:
                 spans[key] = (seen, seen)
-            elif seen < span[0] or seen > span[1]:
-                spans[key] = (min(span[0], seen), max(span[1], seen))
+            elif seen < span[0]:
+                spans[key] = (seen, span[1])
+            elif seen > span[1]:
+                spans[key] = (span[0], seen)
         uses[event.event_id] = tuple(used)
+    # every identifier vertex is a relationship's target: its first sighting is its relationships' first
+    vertices: VertexRows = {("Account", account): seen for account, seen in accounts.items()}
+    for (_, _, target_label, target_key), (seen, _) in spans.items():
+        target = (target_label, target_key)
+        first = vertices.get(target)
+        if first is None or seen < first:
+            vertices[target] = seen
     return vertices, spans, uses
 
 

@@ -344,7 +344,8 @@ class Rule(ABC, Generic[C]):
         return getattr(self.config, "window", None)
 
     def applies_to(self, event: Transaction) -> bool:
-        return all(cond.holds(event) for cond in self.config.where)
+        where = self.config.where
+        return not where or all(cond.holds(event) for cond in where)
 
     def fields_read(self) -> frozenset[str] | None:
         """The event fields `judge` reads besides `event_id` and `ts` (and the `where` fields);

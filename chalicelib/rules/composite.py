@@ -63,8 +63,10 @@ class CompositeRule(GraphRule[CompositeConfig]):
             relevant = view.hits_by_event.get(event.event_id, [])
         else:
             assert cfg.window is not None
-            since, until = iso_ms(event.ts - cfg.window), iso_ms(event.ts)
-            relevant = [h for h in view.hits_by_account.get(event.account_id, ()) if since < h.ts <= until]
+            relevant = view.hits_by_account.get(event.account_id, [])
+            if relevant:
+                since, until = iso_ms(event.ts - cfg.window), iso_ms(event.ts)
+                relevant = [h for h in relevant if since < h.ts <= until]
         for hit in relevant:
             if hit.rule_id in cfg.rules and (hit.mode == "enforce" or cfg.include_shadow):
                 contributing.setdefault(hit.rule_id, []).append(hit.hit_id)

@@ -52,15 +52,16 @@ class NearFlaggedRule(GraphRule[NearFlaggedConfig]):
     def __init__(self, config: NearFlaggedConfig, context: RuleContext) -> None:
         super().__init__(config, context)
         self.counted_rules: frozenset[str] | None = frozenset(config.rules) if config.rules else None
+        self._query = ReachQuery(config.via, config.hops, config.max_accounts_per_identifier,
+                                 min_link_share=link_share_query(config.min_link_share),
+                                 min_link_uses=config.min_link_uses)
 
     @property
     def hits_lookback(self) -> Duration:
         return self.config.window
 
     def reach_query(self) -> ReachQuery:
-        cfg = self.config
-        return ReachQuery(cfg.via, cfg.hops, cfg.max_accounts_per_identifier,
-                          min_link_share=link_share_query(cfg.min_link_share), min_link_uses=cfg.min_link_uses)
+        return self._query
 
     def counts(self, rule_id: str, kind: str) -> bool:
         if self.counted_rules is not None:
@@ -68,15 +69,17 @@ class NearFlaggedRule(GraphRule[NearFlaggedConfig]):
         return flags_account(kind)
 
     def judge_graph(self, event: Transaction, view: GraphView) -> Finding | None:
-        reach = view.reach[self.reach_query()].get(event.account_id)
+        reach = view.reach[self._query].get(event.account_id)
         if reach is None:
             return None
+        by_account = view.hits_by_account
+        hops = reach.hops
+        with_hits = [account for account in hops.keys() & by_account.keys() if hops[account]]  # not itself
+        if len(with_hits) <= self.config.threshold:
+            return None  # too few neighbours with any hit to be flagged
         since, until = iso_ms(event.ts - self.config.window), iso_ms(event.ts)
         flagged: dict[str, list[str]] = {}
-        by_account = view.hits_by_account
-        for account in reach.hops.keys() & by_account.keys():
-            if not reach.hops[account]:
-                continue  # the account itself
+        for account in with_hits:
             for hit in by_account[account]:
                 if hit.mode == "enforce" and since < hit.ts <= until and self.counts(hit.rule_id, hit.kind):
                     flagged.setdefault(account, []).append(hit.rule_id)

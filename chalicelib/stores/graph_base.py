@@ -355,9 +355,9 @@ def _epoch_ms(iso: str) -> int:
 
 
 class _Follow:
-    """How one query follows an identifier: None if not at all, else the identifier with its
-    strong members only (`linkage.strong`), with the query's per-label share floors worked out
-    once rather than once per identifier met."""
+    """How one query follows identifiers: not at all (another field, or too crowded), or with
+    their strong members only (`linkage.strong`), with the query's per-label share floors worked
+    out once rather than once per identifier met."""
 
     def __init__(self, query: ReachQuery) -> None:
         self.labels = frozenset(VERTEX_LABELS[name] for name in query.via if name in VERTEX_LABELS)
@@ -365,10 +365,18 @@ class _Follow:
         self.floors = {label: share_floor(query.min_link_share, label) for label in self.labels}
         self.min_uses = query.min_link_uses
 
-    def __call__(self, ident: Identifier) -> Identifier | None:
-        if ident.label not in self.labels or (self.limit is not None and len(ident.accounts) > self.limit):
-            return None
-        return strong_at(ident, self.floors[ident.label], self.min_uses)
+    def links(self, account: str, identifiers: Iterable[Identifier]) -> list[Identifier]:
+        """Of `account`'s identifiers, those this query follows and on which the account's own
+        link is strong, each with its strong members only. (One call per account a walk passes,
+        not one per identifier: a batch's walks meet hundreds of thousands.)"""
+        labels, limit, floors, min_uses = self.labels, self.limit, self.floors, self.min_uses
+        out = []
+        for found in identifiers:
+            if found.label in labels and (limit is None or len(found.accounts) <= limit):
+                ident = strong_at(found, floors[found.label], min_uses)
+                if account in ident.accounts:
+                    out.append(ident)
+        return out
 
 
 class _Adjacency:
@@ -415,10 +423,7 @@ class _Walk:
         identifiers = self.reach.identifiers
         nxt: list[str] = []
         for account in self.frontier:
-            for found in adjacency.ordered(account):
-                ident = self.follow(found)
-                if ident is None or account not in ident.accounts:
-                    continue  # not followed, or not by this account: its own link is weak
+            for ident in self.follow.links(account, adjacency.ordered(account)):
                 identifiers[(ident.label, ident.key)] = ident
                 for other in ident.accounts:
                     if other not in hops and (limit is None or len(hops) < limit):
@@ -429,10 +434,8 @@ class _Walk:
     def close(self, adjacency: _Adjacency) -> None:
         """Add the followed identifiers of the last hop's accounts (links among them)."""
         for account in self.frontier:
-            for found in adjacency.read.get(account, ()):
-                ident = self.follow(found)
-                if ident is not None and account in ident.accounts:
-                    self.reach.identifiers[(ident.label, ident.key)] = ident
+            for ident in self.follow.links(account, adjacency.read.get(account, ())):
+                self.reach.identifiers[(ident.label, ident.key)] = ident
         self.frontier = []
 
 

@@ -68,6 +68,24 @@ def test_near_flagged_counts_other_recently_flagged_accounts_within_hops() -> No
     assert rule.judge_graph(EVENT, future) is None
 
 
+def test_near_flagged_threshold_counts_only_flagged_neighbours() -> None:
+    ruleset = rules("""
+        - {id: velocity-1m, kind: velocity, window: 1m, threshold: 5}
+        - {id: near, kind: near_flagged, hops: 2, window: 1h, threshold: 1}
+        """)
+    rule = ruleset.rules[1]
+    near = GraphView({rule.reach_query(): {"a": reach({"a": 0, "b": 1, "c": 2})}})
+    one = near.with_hits([hit("h1", "b", "2026-11-01T11:30:00.000Z"), hit("h0", "a", "2026-11-01T11:59:00.000Z")])
+    assert rule.judge_graph(EVENT, one) is None  # one flagged neighbour (and the account itself) is not > 1
+    stale = one.with_hits([hit("h2", "c", "2026-11-01T10:00:00.000Z")])
+    assert rule.judge_graph(EVENT, stale) is None  # two neighbours with hits, but c's is too old to flag
+    two = stale.with_hits([hit("h3", "c", "2026-11-01T11:45:00.000Z")])
+    finding = rule.judge_graph(EVENT, two)
+    assert finding is not None and finding.value == 2
+    assert [f["account"] for f in finding.evidence["flagged_accounts"]] == ["b", "c"]
+    assert rule.reach_query() == ruleset.rules[1].reach_query() and rule.reach_query().max_hops == 2
+
+
 def test_composite_event_and_account_scope() -> None:
     ruleset = rules("""
         - {id: big, kind: sum_over, window: 5m, threshold: 100}
@@ -89,6 +107,7 @@ def test_composite_event_and_account_scope() -> None:
                              hit("h5", "a", "2026-11-01T11:00:00.000Z", "ring", "shared_identifier"),  # too old
                              hit("h6", "b", "2026-11-01T11:30:00.000Z", "big", "sum_over")])  # other account
     assert acct.judge_graph(EVENT, earlier) is None  # 0.75
+    assert acct.judge_graph(EVENT, GraphView({}, [])) is None  # no hit of the account at all
     finding = acct.judge_graph(EVENT, earlier.with_hits([hit("h7", "a", "2026-11-01T11:59:00.000Z", "ring",
                                                              "shared_identifier")]))
     assert finding is not None and finding.value == pytest.approx(1.25)

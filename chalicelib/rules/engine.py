@@ -78,29 +78,55 @@ def quarantine(ruleset: RuleSet, rule: Rule[Any], exc: Exception, errors: Counte
               exc_info=exc)
 
 
-def make_hit(rule: Rule[Any], event: Transaction, finding: Finding, ruleset_version: str) -> Hit:
-    src, dst = (entity_field_or_account(end) for end in rule.edge_ends())  # a plugin's override too
+@dataclass(frozen=True, slots=True)
+class HitParts:
+    """What every hit of one rule shares, worked out once per rule and batch instead of per hit:
+    `edge_ends()` and `edge_label()` (a plugin's overrides too) read only the rule's frozen config."""
+
+    rule_id: str
+    kind: str
+    mode: str
+    severity: str
+    key_field: str
+    src: str
+    dst: str
+    label: str
+    edge_to_configured: bool  # config names the edge's `to`: a finding's `edge_to` does not replace it
+
+    @classmethod
+    def of(cls, rule: Rule[Any]) -> HitParts:
+        src, dst = (entity_field_or_account(end) for end in rule.edge_ends())
+        return cls(rule.id, rule.kind, rule.config.mode, rule.config.severity, rule.key_field, src, dst,
+                   rule.edge_label(), rule.config.edge.to is not None)
+
+
+def make_hit(rule: Rule[Any], event: Transaction, finding: Finding, ruleset_version: str,
+             parts: HitParts | None = None) -> Hit:
+    """The hit of `rule` on `event`; `parts` is `HitParts.of(rule)` where the caller keeps it."""
+    if parts is None:
+        parts = HitParts.of(rule)
+    src, dst = parts.src, parts.dst
     src_value = event.get(src)
     dst_value = event.get(dst)
     source = EdgeEnd(src, str(src_value)) if src_value is not None else EdgeEnd("account_id", event.account_id)
     target = EdgeEnd(dst, str(dst_value)) if dst_value is not None else source
-    if finding.edge_to is not None and rule.config.edge.to is None:
+    if finding.edge_to is not None and not parts.edge_to_configured:
         target = EdgeEnd(*finding.edge_to)
     return Hit(
-        hit_id=hit_id(rule.id, event.event_id),
-        rule_id=rule.id,
-        kind=rule.kind,
-        mode=rule.config.mode,
-        severity=rule.config.severity,
+        hit_id=hit_id(parts.rule_id, event.event_id),
+        rule_id=parts.rule_id,
+        kind=parts.kind,
+        mode=parts.mode,
+        severity=parts.severity,
         event_id=event.event_id,
         ts=iso_ms(event.ts),
         account_id=event.account_id,
-        key=rule.key_field,
-        key_value=str(event.get(rule.key_field)),
+        key=parts.key_field,
+        key_value=str(event.get(parts.key_field)),
         value=_number(finding.value),
         threshold=_number(finding.threshold),
         ruleset_version=ruleset_version,
-        edge=HitEdge(rule.edge_label(), source, target),
+        edge=HitEdge(parts.label, source, target),
         evidence=dict(finding.evidence),
     )
 

@@ -15,7 +15,7 @@ from typing import Any
 from chalicelib.events import MAX_TS_MS, StoredEvent, Transaction
 from chalicelib.hits import Hit
 from chalicelib.rules.base import Finding, GraphRule, Rule
-from chalicelib.rules.engine import make_hit, quarantine
+from chalicelib.rules.engine import HitParts, make_hit, quarantine
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.window_rows import SEQ, TS, Row, RowLayout, RuleSlot
 from chalicelib.rules.window_state import AFTER_ALL, KeyWindow, Running, arrived_in_order
@@ -38,6 +38,7 @@ class BatchJudge:
         #: the store's observation start (ms); None: nothing observed, every such rule warms up
         self.observed_since = WARMING_UP_FOREVER if observed_since is None else observed_since
         self.found: list[tuple[int, int, Hit]] = []  # (seq, rule index, hit)
+        self._hit_parts: dict[int, HitParts] = {}  # by rule index
 
     def hits(self) -> list[Hit]:
         """Every hit found, ordered by arrival then rule order."""
@@ -47,7 +48,11 @@ class BatchJudge:
 
     def _report(self, rule_index: int, rule: Rule[Any], stored: StoredEvent, finding: Finding | None) -> None:
         if finding is not None:
-            self.found.append((stored.seq, rule_index, make_hit(rule, stored.event, finding, self.ruleset.version)))
+            parts = self._hit_parts.get(rule_index)
+            if parts is None:
+                parts = self._hit_parts[rule_index] = HitParts.of(rule)
+            self.found.append((stored.seq, rule_index, make_hit(rule, stored.event, finding, self.ruleset.version,
+                                                                parts)))
 
     # ------------------------------------------------------------------- rules without a window
 

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from chalicelib.entities import DEFAULT_VIA
+from chalicelib.rules import RuleSet
 from fraudtools.cli.graph import open_graph
 from fraudtools.cli.results import print_evaluation, simulate_and_run
 from fraudtools.cli.runner import load_rules_or_exit
@@ -17,13 +18,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from fraudtools.report import html_report
 
-    load_rules_or_exit(args.rules)  # fail early, with the file's problems, before simulating
+    ruleset = load_rules_or_exit(args.rules)  # fail early, with the file's problems, before simulating
     console = Console(width=max(120, Console().width))
     run = simulate_and_run(rules=args.rules, seed=args.seed, accounts=args.accounts, days=args.days,
                            batch_size=args.batch_size, data_dir=args.data_dir, console=console,
                            lead_in_days=args.lead_in_days)
     stream, totals, hits, evaluation = run.stream, run.totals, run.hits, run.evaluation
     print_evaluation(evaluation)
+    for note in warm_up_notes(ruleset, args.lead_in_days, args.days):
+        console.print(note)
 
     graph = open_graph(args.data_dir)
     try:
@@ -56,3 +59,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
                   f"or `python -m chalicelib graph rings --data-dir {args.data_dir}`")
     print(json.dumps(totals.summary()))
     return 0
+
+
+def warm_up_notes(ruleset: RuleSet, lead_in_days: float, days: float) -> list[str]:
+    """What a reader of the demo's figures must know: which rules that wait until the store has
+    watched their whole window (`needs_full_history`) were silent for part or all of the run."""
+    notes = []
+    for rule in ruleset.micro_rules:
+        if not rule.needs_full_history or rule.window is None:
+            continue
+        window_days = rule.window.ms / _DAY_MS
+        if window_days <= lead_in_days:
+            continue
+        silent = "the whole run" if window_days >= lead_in_days + days else \
+            f"its first {window_days - lead_in_days:g} of {days:g} days"
+        notes.append(f"warming up: {rule.id} judges an event only once the store has watched its whole "
+                     f"{window_days:g}-day window, so it was silent for {silent} (lead-in {lead_in_days:g} days); "
+                     f"`demo --lead-in-days {window_days:g}` shows it at work")
+    return notes
+
+
+_DAY_MS = 86_400_000

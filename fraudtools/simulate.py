@@ -74,6 +74,9 @@ LOOKALIKES = ("office_ip", "household_device", "family", "one_off_purchase", "va
 REGULAR_PAYEES = (("utility", Decimal("84.50")), ("school", Decimal("350.00")))
 #: event ids of the lead-in (`simulate(lead_in_days=...)`): `sim-SEED-lead-N`
 LEAD_IN_PREFIX = "sim-{seed}-lead-"
+MIN_ACCOUNTS = 50
+MIN_DAYS = 1.0  # the slow mule ring spreads over days
+MAX_DAYS = 366.0  # for the period and for the lead-in: a year of traffic is already millions of events
 
 CITIES = [("Munich", 48.14, 11.58), ("Berlin", 52.52, 13.40), ("Paris", 48.86, 2.35), ("Madrid", 40.42, -3.70),
           ("Milan", 45.46, 9.19), ("Vienna", 48.21, 16.37), ("Amsterdam", 52.37, 4.90), ("Warsaw", 52.23, 21.01)]
@@ -206,6 +209,19 @@ def _account(rng: random.Random, index: int, prefix: str = "acct") -> Account:
                    rng.uniform(0.5, 6.0))
 
 
+def simulation_problems(accounts: int, days: float, lead_in_days: float) -> list[str]:
+    """Why `simulate` cannot run with these sizes (empty: it can). NaN and infinity are refused."""
+    problems = []
+    if accounts < MIN_ACCOUNTS:
+        problems.append(f"simulate needs at least {MIN_ACCOUNTS} accounts")
+    if not MIN_DAYS <= days <= MAX_DAYS:  # False for NaN
+        problems.append(f"simulate needs between {MIN_DAYS:g} and {MAX_DAYS:g} days "
+                        "(the slow mule ring spreads over days)")
+    if not 0 <= lead_in_days <= MAX_DAYS:
+        problems.append(f"a lead-in is between 0 and {MAX_DAYS:g} days")
+    return problems
+
+
 def simulate(*, seed: int = 7, accounts: int = 1000, days: float = 3.0, lead_in_days: float = 0.0) -> SimulatedStream:
     """Normal traffic of `accounts` accounts over `days`, plus every fraud scenario; with
     `lead_in_days`, the same customers' normal traffic (and the regular payees' daily payments)
@@ -213,10 +229,8 @@ def simulate(*, seed: int = 7, accounts: int = 1000, days: float = 3.0, lead_in_
     judge the absence of history, `new_key_fan_out`, wait for it). The lead-in is unlabelled, comes
     first, has its own ids (`sim-SEED-lead-N`) and its own random generator: the evaluated period's
     events are the same with or without it."""
-    if accounts < 50:
-        raise ValueError("simulate needs at least 50 accounts")
-    if days < 1:
-        raise ValueError("simulate needs at least one day (the slow mule ring spreads over days)")
+    if problems := simulation_problems(accounts, days, lead_in_days):
+        raise ValueError("; ".join(problems))
     b = _Builder(seed, days)
     rng = b.rng
     extra = random.Random(seed * 7919 + 104729)  # the later families' own draws

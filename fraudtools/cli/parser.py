@@ -21,6 +21,7 @@ from fraudtools.cli.rules import cmd_rules_check, cmd_rules_push
 from fraudtools.record_files import (
     LINE_FORMATS,
 )
+from fraudtools.simulate import MIN_ACCOUNTS, MIN_DAYS, simulation_problems
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,9 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                                            "the labels, and write a terminal and an HTML report.")
     demo.add_argument("--rules", type=Path, default=Path("rules.yaml"), help="rules file (default rules.yaml)")
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    demo.add_argument("--accounts", type=_positive, default=1000, help="normal accounts (default 1000)")
-    demo.add_argument("--days", type=float, default=3.0, help="simulated days (default 3)")
-    demo.add_argument("--lead-in-days", type=float, default=0.0,
+    demo.add_argument("--accounts", type=_accounts, default=1000, help="normal accounts (default 1000)")
+    demo.add_argument("--days", type=_days, default=3.0, help="simulated days (default 3)")
+    demo.add_argument("--lead-in-days", type=_lead_in_days, default=0.0,
                       help="days of the customers' normal traffic streamed first, not scored (default 0; "
                            "new-payee-fanout-3h needs 30 to judge)")
     demo.add_argument("--batch-size", type=_positive, default=100, help="records per batch (default 100)")
@@ -89,9 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--reference-runs", type=Path,
                          default=Path("tests/fixtures/seed-producer-three-runs.jsonl"),
                          help="the reference producer run three times (checked if the file exists)")
-    results.add_argument("--accounts", type=_positive, default=1000, help="normal accounts (default 1000)")
-    results.add_argument("--days", type=float, default=3.0, help="simulated days (default 3)")
-    results.add_argument("--lead-in-days", type=float, default=30.0,
+    results.add_argument("--accounts", type=_accounts, default=1000, help="normal accounts (default 1000)")
+    results.add_argument("--days", type=_days, default=3.0, help="simulated days (default 3)")
+    results.add_argument("--lead-in-days", type=_lead_in_days, default=30.0,
                          help="days of the same customers' normal traffic before the evaluated days, streamed "
                               "first and not scored, so the stores have watched the longest window that needs "
                               "history (new-payee-fanout-3h: 30 days) (default 30)")
@@ -106,9 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "ground truth per event and per account (labels.json).")
     simulate_cmd.add_argument("--out-dir", type=Path, required=True, help="directory for events.jsonl and labels.json")
     simulate_cmd.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    simulate_cmd.add_argument("--accounts", type=_positive, default=1000, help="normal accounts (default 1000)")
-    simulate_cmd.add_argument("--days", type=float, default=3.0, help="simulated days (default 3)")
-    simulate_cmd.add_argument("--lead-in-days", type=float, default=0.0,
+    simulate_cmd.add_argument("--accounts", type=_accounts, default=1000, help="normal accounts (default 1000)")
+    simulate_cmd.add_argument("--days", type=_days, default=3.0, help="simulated days (default 3)")
+    simulate_cmd.add_argument("--lead-in-days", type=_lead_in_days, default=0.0,
                               help="days of normal traffic before them, unlabelled, ids sim-SEED-lead-N (default 0)")
     simulate_cmd.add_argument("--format", choices=("native", "seed"), default="native",
                               help="native records, or the original reference producer's format")
@@ -219,6 +220,34 @@ def _fields(text: str) -> list[str]:
     if unknown or not fields:
         raise argparse.ArgumentTypeError(f"use identifier fields among {', '.join(LINKABLE)}")
     return fields
+
+
+def _accounts(text: str) -> int:
+    value = _positive(text)
+    if problems := simulation_problems(value, MIN_DAYS, 0.0):
+        raise argparse.ArgumentTypeError(problems[0])
+    return value
+
+
+def _days(text: str) -> float:
+    value = _float(text)
+    if problems := simulation_problems(MIN_ACCOUNTS, value, 0.0):
+        raise argparse.ArgumentTypeError(problems[0])
+    return value
+
+
+def _lead_in_days(text: str) -> float:
+    value = _float(text)
+    if problems := simulation_problems(MIN_ACCOUNTS, MIN_DAYS, value):
+        raise argparse.ArgumentTypeError(problems[0])
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
 def _positive(text: str) -> int:

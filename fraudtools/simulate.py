@@ -217,8 +217,8 @@ def simulation_problems(accounts: int, days: float, lead_in_days: float) -> list
     if not MIN_DAYS <= days <= MAX_DAYS:  # False for NaN
         problems.append(f"simulate needs between {MIN_DAYS:g} and {MAX_DAYS:g} days "
                         "(the slow mule ring spreads over days)")
-    if not 0 <= lead_in_days <= MAX_DAYS:
-        problems.append(f"a lead-in is between 0 and {MAX_DAYS:g} days")
+    if lead_in_days != 0 and not MIN_DAYS <= lead_in_days <= MAX_DAYS:  # a shorter one finds no moment to draw
+        problems.append(f"a lead-in is 0 or between {MIN_DAYS:g} and {MAX_DAYS:g} days")
     return problems
 
 

@@ -6,8 +6,9 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from chalicelib.entities import DEFAULT_VIA
 from chalicelib.linkage import DEFAULT_LINK_SHARES, DEFAULT_MIN_LINK_USES
@@ -68,9 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                                            "the labels, and write a terminal and an HTML report.")
     demo.add_argument("--rules", type=Path, default=Path("rules.yaml"), help="rules file (default rules.yaml)")
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    demo.add_argument("--accounts", type=_accounts, default=1000, help="normal accounts (default 1000)")
-    demo.add_argument("--days", type=_days, default=3.0, help="simulated days (default 3)")
-    demo.add_argument("--lead-in-days", type=_lead_in_days, default=0.0,
+    demo.add_argument("--accounts", type=_ACCOUNTS, default=1000, help="normal accounts (default 1000)")
+    demo.add_argument("--days", type=_DAYS, default=3.0, help="simulated days (default 3)")
+    demo.add_argument("--lead-in-days", type=_LEAD_IN_DAYS, default=0.0,
                       help="days of the customers' normal traffic streamed first, not scored (default 0; "
                            "new-payee-fanout-3h needs 30 to judge)")
     demo.add_argument("--batch-size", type=_positive, default=100, help="records per batch (default 100)")
@@ -90,9 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--reference-runs", type=Path,
                          default=Path("tests/fixtures/seed-producer-three-runs.jsonl"),
                          help="the reference producer run three times (checked if the file exists)")
-    results.add_argument("--accounts", type=_accounts, default=1000, help="normal accounts (default 1000)")
-    results.add_argument("--days", type=_days, default=3.0, help="simulated days (default 3)")
-    results.add_argument("--lead-in-days", type=_lead_in_days, default=30.0,
+    results.add_argument("--accounts", type=_ACCOUNTS, default=1000, help="normal accounts (default 1000)")
+    results.add_argument("--days", type=_DAYS, default=3.0, help="simulated days (default 3)")
+    results.add_argument("--lead-in-days", type=_LEAD_IN_DAYS, default=30.0,
                          help="days of the same customers' normal traffic before the evaluated days, streamed "
                               "first and not scored, so the stores have watched the longest window that needs "
                               "history (new-payee-fanout-3h: 30 days) (default 30)")
@@ -107,9 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "ground truth per event and per account (labels.json).")
     simulate_cmd.add_argument("--out-dir", type=Path, required=True, help="directory for events.jsonl and labels.json")
     simulate_cmd.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    simulate_cmd.add_argument("--accounts", type=_accounts, default=1000, help="normal accounts (default 1000)")
-    simulate_cmd.add_argument("--days", type=_days, default=3.0, help="simulated days (default 3)")
-    simulate_cmd.add_argument("--lead-in-days", type=_lead_in_days, default=0.0,
+    simulate_cmd.add_argument("--accounts", type=_ACCOUNTS, default=1000, help="normal accounts (default 1000)")
+    simulate_cmd.add_argument("--days", type=_DAYS, default=3.0, help="simulated days (default 3)")
+    simulate_cmd.add_argument("--lead-in-days", type=_LEAD_IN_DAYS, default=0.0,
                               help="days of normal traffic before them, unlabelled, ids sim-SEED-lead-N (default 0)")
     simulate_cmd.add_argument("--format", choices=("native", "seed"), default="native",
                               help="native records, or the original reference producer's format")
@@ -222,32 +223,18 @@ def _fields(text: str) -> list[str]:
     return fields
 
 
-def _accounts(text: str) -> int:
-    value = _positive(text)
-    if problems := simulation_problems(value, MIN_DAYS, 0.0):
-        raise argparse.ArgumentTypeError(problems[0])
-    return value
-
-
-def _days(text: str) -> float:
-    value = _float(text)
-    if problems := simulation_problems(MIN_ACCOUNTS, value, 0.0):
-        raise argparse.ArgumentTypeError(problems[0])
-    return value
-
-
-def _lead_in_days(text: str) -> float:
-    value = _float(text)
-    if problems := simulation_problems(MIN_ACCOUNTS, MIN_DAYS, value):
-        raise argparse.ArgumentTypeError(problems[0])
-    return value
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+def _simulation_size(name: str, convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type for one of `simulate`'s sizes, refused with `simulation_problems`' reason."""
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        sizes = {"accounts": MIN_ACCOUNTS, "days": MIN_DAYS, "lead_in_days": 0.0, name: value}
+        if problems := simulation_problems(**sizes):
+            raise argparse.ArgumentTypeError(problems[0])
+        return value
+    return parse
 
 
 def _positive(text: str) -> int:
@@ -255,6 +242,11 @@ def _positive(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError("must be a positive whole number")
     return value
+
+
+_ACCOUNTS = _simulation_size("accounts", _positive)
+_DAYS = _simulation_size("days", float)
+_LEAD_IN_DAYS = _simulation_size("lead_in_days", float)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -180,7 +180,7 @@ class Investigator:
                     for e in store.history(key_field, [str(value)], start, latest.ts_ms, latest.seq - 1):
                         earlier.setdefault(e.event.event_id, e)
         hits = self._hits_of_event(account, latest) if self.graph is not None else {}
-        observed = store.observed_since()
+        observed = store.observed_since() if ruleset.needs_full_history else None  # a read only rules waiting need
         explained = explain_event(ruleset, latest.event, [e.event for e in sorted(earlier.values(),
                                                                                   key=lambda e: e.seq)], hits,
                                   observed_since=latest.ts_ms if observed is None else observed)

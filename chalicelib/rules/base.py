@@ -501,6 +501,14 @@ class GraphRule(Rule[C]):
         """The shared-identifier neighbourhood this rule needs for each batch account."""
         return None
 
+    @functools.cached_property
+    def query(self) -> ReachQuery:
+        """`reach_query()` built once: `judge_graph` looks it up in `GraphView.reach` per event."""
+        query = self.reach_query()
+        if query is None:
+            raise TypeError(f"{type(self).__name__} reads no neighbourhood: it has no reach query")
+        return query
+
     def judge(self, event: Transaction, window: Sequence[Transaction]) -> Finding | None:
         raise TypeError(f"{type(self).__name__} is a graph rule: the engine calls judge_graph")
 

@@ -33,7 +33,7 @@ from chalicelib.linkage import (
     score_component,
 )
 from chalicelib.rules import limits
-from chalicelib.rules.base import EVIDENCE_IDS_CAP, Finding, GraphRule, RuleConfig, RuleContext
+from chalicelib.rules.base import EVIDENCE_IDS_CAP, Finding, GraphRule, RuleConfig
 from chalicelib.rules.registry import register_rule_kind
 from chalicelib.rules.shared_identifier import (
     LinkShare,
@@ -78,19 +78,15 @@ class LinkedComponentConfig(RuleConfig):
 class LinkedComponentRule(GraphRule[LinkedComponentConfig]):
     config_model = LinkedComponentConfig
 
-    def __init__(self, config: LinkedComponentConfig, context: RuleContext) -> None:
-        super().__init__(config, context)
-        self._query = ReachQuery(config.via, config.max_hops, config.max_accounts_per_identifier, closed=True,
-                                 max_accounts=config.max_accounts,
-                                 min_link_share=link_share_query(config.min_link_share),
-                                 min_link_uses=config.min_link_uses)
-
     def reach_query(self) -> ReachQuery:
-        return self._query
+        cfg = self.config
+        return ReachQuery(cfg.via, cfg.max_hops, cfg.max_accounts_per_identifier, closed=True,
+                          max_accounts=cfg.max_accounts, min_link_share=link_share_query(cfg.min_link_share),
+                          min_link_uses=cfg.min_link_uses)
 
     def judge_graph(self, event: Transaction, view: GraphView) -> Finding | None:
         cfg = self.config
-        reach = view.reach[self._query].get(event.account_id)
+        reach = view.reach[self.query].get(event.account_id)
         if reach is None or len(reach.hops) < cfg.min_accounts:
             return None
         score = score_component(reach.hops, reach.identifiers.values(), cfg.weights, cfg.crowd)

@@ -52,16 +52,15 @@ class NearFlaggedRule(GraphRule[NearFlaggedConfig]):
     def __init__(self, config: NearFlaggedConfig, context: RuleContext) -> None:
         super().__init__(config, context)
         self.counted_rules: frozenset[str] | None = frozenset(config.rules) if config.rules else None
-        self._query = ReachQuery(config.via, config.hops, config.max_accounts_per_identifier,
-                                 min_link_share=link_share_query(config.min_link_share),
-                                 min_link_uses=config.min_link_uses)
 
     @property
     def hits_lookback(self) -> Duration:
         return self.config.window
 
     def reach_query(self) -> ReachQuery:
-        return self._query
+        cfg = self.config
+        return ReachQuery(cfg.via, cfg.hops, cfg.max_accounts_per_identifier,
+                          min_link_share=link_share_query(cfg.min_link_share), min_link_uses=cfg.min_link_uses)
 
     def counts(self, rule_id: str, kind: str) -> bool:
         if self.counted_rules is not None:
@@ -69,7 +68,7 @@ class NearFlaggedRule(GraphRule[NearFlaggedConfig]):
         return flags_account(kind)
 
     def judge_graph(self, event: Transaction, view: GraphView) -> Finding | None:
-        reach = view.reach[self._query].get(event.account_id)
+        reach = view.reach[self.query].get(event.account_id)
         if reach is None:
             return None
         by_account = view.hits_by_account

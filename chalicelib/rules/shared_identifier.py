@@ -20,7 +20,7 @@ from chalicelib.entities import FIELD_OF_LABEL, LINKABLE, GraphView, ReachQuery
 from chalicelib.events import Transaction
 from chalicelib.linkage import DEFAULT_LINK_SHARES, DEFAULT_MIN_LINK_USES
 from chalicelib.rules import limits
-from chalicelib.rules.base import EVIDENCE_IDS_CAP, Finding, GraphRule, RuleConfig, RuleContext
+from chalicelib.rules.base import EVIDENCE_IDS_CAP, Finding, GraphRule, RuleConfig
 from chalicelib.rules.registry import register_rule_kind
 
 #: the link-strength fields every graph kind has (`chalicelib.linkage`, DESIGN.md "Link strength")
@@ -75,17 +75,13 @@ class SharedIdentifierRule(GraphRule[SharedIdentifierConfig]):
     config_model = SharedIdentifierConfig
     flags_account = False
 
-    def __init__(self, config: SharedIdentifierConfig, context: RuleContext) -> None:
-        super().__init__(config, context)
-        self._query = ReachQuery(config.via, config.max_hops, config.max_accounts_per_identifier,
-                                 min_link_share=link_share_query(config.min_link_share),
-                                 min_link_uses=config.min_link_uses)
-
     def reach_query(self) -> ReachQuery:
-        return self._query
+        cfg = self.config
+        return ReachQuery(cfg.via, cfg.max_hops, cfg.max_accounts_per_identifier,
+                          min_link_share=link_share_query(cfg.min_link_share), min_link_uses=cfg.min_link_uses)
 
     def judge_graph(self, event: Transaction, view: GraphView) -> Finding | None:
-        reach = view.reach[self._query].get(event.account_id)
+        reach = view.reach[self.query].get(event.account_id)
         if reach is None or len(reach.hops) <= self.config.threshold:
             return None
         accounts = sorted(reach.hops, key=lambda a: (reach.hops[a], a))

@@ -36,7 +36,7 @@ def explain(ruleset: RuleSet, event_text: str, history_lines: Sequence[bytes | s
         seen = as_judged(earlier, judged[0])  # a repeated id: the first delivery wins
         hits = {h.rule_id: h for h in run.hits if h.event_id == seen.event.event_id}
         problems = list(run.poison)
-        observed_since = run.pipeline.timeseries.observed_since()
+        observed_since = run.pipeline.observed_since()
     if seen.redelivered:
         problems.append(f"event {seen.event.event_id} is already in the history: a redelivery is not judged "
                         "again, so its first delivery there is explained")

@@ -149,7 +149,7 @@ def run_example(ruleset: RuleSet, rule_id: str, label: str, example: RuleExample
         (delivered,) = run.deliver(records[-1:])
         seen = as_judged(earlier, delivered)  # an event id of the history: the first delivery wins
         hits = {h.rule_id: h for h in run.hits if h.event_id == seen.event.event_id}
-        observed_since = run.pipeline.timeseries.observed_since()
+        observed_since = run.pipeline.observed_since()
     decision = None if example.decision is None else ruleset.policy.decide(
         (h.rule_id, h.mode, h.severity) for h in hits.values())
     explanation = next(x for x in explain_event(ruleset, seen.event, seen.earlier, hits,

@@ -69,7 +69,8 @@ def register_reference(kind: str, *, monotonicity: Monotonicity = NOT_MONOTONE,
                        needs_full_history: bool = False) -> Callable[[J], J]:
     """Decorator: the reference judge of `kind` (replaces an earlier one of the same kind).
     `needs_full_history`: the kind judges the absence of history, so the reference judges it only
-    once the observation covers the window (the kind's `Rule.needs_full_history` must agree)."""
+    once the observation covers the window. Declared here, not read from the engine's
+    `Rule.needs_full_history`, so the oracle stays independent of what it checks (they must agree)."""
 
     def register(judge: J) -> J:
         _REFERENCES[kind] = (judge, monotonicity)

@@ -235,15 +235,16 @@ def test_a_lead_in_comes_first_unlabelled_and_leaves_the_evaluated_period_as_it_
 
 
 @pytest.mark.parametrize("sizes", [dict(accounts=10), dict(days=0.5), dict(days=float("nan")), dict(days=float("inf")),
-                                   dict(days=400), dict(lead_in_days=-1), dict(lead_in_days=1e-7), dict(lead_in_days=float("nan")),
-                                   dict(lead_in_days=float("inf"))])
+                                   dict(days=400), dict(lead_in_days=-1), dict(lead_in_days=1e-7),
+                                   dict(lead_in_days=float("nan")), dict(lead_in_days=float("inf"))])
 def test_simulate_refuses_sizes_it_cannot_honour_with_a_reason(sizes):
     with pytest.raises(ValueError, match=r"simulate needs|a lead-in is"):
         simulate(**{"accounts": 50, "days": 1.0, **sizes})
 
 
 @pytest.mark.parametrize("command", ["simulate --out-dir {tmp}", "demo --data-dir {tmp}", "results --out {tmp}/r.md"])
-@pytest.mark.parametrize("option", ["--days nan", "--days inf", "--days 0", "--lead-in-days -5", "--lead-in-days 1e-7", "--lead-in-days inf",
+@pytest.mark.parametrize("option", ["--days nan", "--days inf", "--days 0", "--lead-in-days -5",
+                                    "--lead-in-days 1e-7", "--lead-in-days inf",
                                     "--accounts 3", "--days many"])
 def test_the_commands_answer_a_bad_size_with_a_usage_error_not_a_traceback(command, option, tmp_path, capsys):
     from fraudtools.cli.parser import main

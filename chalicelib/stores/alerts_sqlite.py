@@ -196,19 +196,17 @@ class SQLiteAlertStore(AlertStore):
         if change.hit is not None and self._recorded_hits([change.hit.hit_id]):
             raise HitRecordedError(change.hit.hit_id)
         row = _alert_row(after)
-        if change.before is None:
+        # a new alert, and a hit (computed over the account's latest alert), need the pointer unchanged
+        if change.before is None or change.hit is not None:
+            expected = change.supersedes if change.before is None else change.before.alert_id
             pointer = db.execute("SELECT alert_id FROM alert_accounts WHERE account_id = ?",
                                  (after.account_id,)).fetchone()
-            if (pointer[0] if pointer else None) != change.supersedes:
+            if (pointer[0] if pointer else None) != expected:
                 raise StaleAlertError(after.account_id)
+        if change.before is None:
             db.execute(INSERT_ALERT, row)
             db.execute(POINT_TO_ALERT, (after.account_id, after.alert_id))
         else:
-            if change.hit is not None:  # a hit is computed over the account's latest alert: still that one?
-                pointer = db.execute("SELECT alert_id FROM alert_accounts WHERE account_id = ?",
-                                     (after.account_id,)).fetchone()
-                if (pointer[0] if pointer else None) != change.before.alert_id:
-                    raise StaleAlertError(after.account_id)
             updated = db.execute(UPDATE_ALERT, (*row, change.before.version))
             if updated.rowcount != 1:
                 raise StaleAlertError(after.alert_id)

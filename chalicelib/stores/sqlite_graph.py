@@ -345,7 +345,7 @@ def _add_use_counts(db: sqlite3.Connection) -> None:
 
 def _hit_row(hit: Hit) -> tuple[Any, ...]:
     source, target = hit.edge.from_, hit.edge.to
-    evidence = json.dumps(hit.evidence, default=str, separators=(",", ":"))[:EVIDENCE_LIMIT]
+    evidence = hit.evidence_json()[:EVIDENCE_LIMIT]
     return (hit.hit_id, hit.edge.label, VERTEX_LABELS[source.field], source.value, VERTEX_LABELS[target.field],
             target.value, hit.rule_id, hit.kind, hit.mode, hit.severity, hit.event_id, hit.account_id, hit.ts,
             float(hit.value), float(hit.threshold), hit.ruleset_version, evidence)

@@ -16,6 +16,7 @@ from chalicelib.alerts import Alert, AlertChange, AlertFilter, AlertHit, AuditEn
 from chalicelib.stores.alerts import AlertStore, HitRecordedError, OrderKey, StaleAlertError, notification_for
 from chalicelib.stores.exceptions import StoreError
 from chalicelib.stores.sqlite import immediate_transaction, open_sqlite, sqlite_errors, translate_sqlite_error
+from chalicelib.stores.sqlite_layout import execute_each, upgrade_layout
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -30,13 +31,6 @@ CREATE TABLE IF NOT EXISTS alerts (
 );
 CREATE INDEX IF NOT EXISTS ix_alerts_order ON alerts (severity_rank, last_hit_ts, alert_id);
 CREATE TABLE IF NOT EXISTS alert_accounts (account_id TEXT PRIMARY KEY, alert_id TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS alert_hits (
-    hit_id TEXT PRIMARY KEY,
-    alert_id TEXT NOT NULL,
-    ts TEXT NOT NULL,
-    body TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS ix_alert_hits_alert ON alert_hits (alert_id, ts);
 CREATE TABLE IF NOT EXISTS alert_audit (
     alert_id TEXT NOT NULL,
     version INTEGER NOT NULL,
@@ -51,6 +45,24 @@ CREATE TABLE IF NOT EXISTS alert_outbox (
 );
 CREATE INDEX IF NOT EXISTS ix_alert_outbox_due ON alert_outbox (status, next_attempt_at);
 """
+#: The layout of the recorded hits (`PRAGMA user_version`; `sqlite_layout`). Layout 1: `alert_hits`
+#: has no key of its own; a hit is recorded once by (ts, hit_id), an index in time order, instead
+#: of by a `hit_id` primary key (a B-tree in random order: a page written per hit). A hit's ts is
+#: its event's, and an event's content is what the time-series store kept for its id, so the same
+#: hit always comes with the same ts. Layout 0 (`hit_id TEXT PRIMARY KEY`) is rebuilt on open.
+HIT_LAYOUT = 1
+HIT_TABLE = """
+CREATE TABLE {table} (
+    hit_id TEXT NOT NULL,
+    alert_id TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    body TEXT NOT NULL
+)
+"""
+HIT_INDEXES = """
+CREATE UNIQUE INDEX ix_alert_hits_ts ON alert_hits (ts, hit_id);
+CREATE INDEX ix_alert_hits_alert ON alert_hits (alert_id, ts);
+"""
 
 
 def _translate(exc: sqlite3.Error, doing: str) -> StoreError:
@@ -64,6 +76,9 @@ UPDATE_ALERT = ("UPDATE alerts SET account_id = ?, status = ?, assignee = ?, sev
 POINT_TO_ALERT = "INSERT OR REPLACE INTO alert_accounts (account_id, alert_id) VALUES (?, ?)"
 INSERT_AUDIT = "INSERT INTO alert_audit (alert_id, version, body) VALUES (?, ?, ?)"
 INSERT_HIT = "INSERT INTO alert_hits (hit_id, alert_id, ts, body) VALUES (?, ?, ?, ?)"
+#: those of the (ts, hit_id) pairs (one JSON list) recorded already, through the unique index
+RECORDED_HITS = ("SELECT hit_id FROM alert_hits WHERE (ts, hit_id) IN "
+                 "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))")
 
 
 # The bodies the pipeline writes per hit are JSON text made by orjson (the reads are `json.loads`,
@@ -88,6 +103,21 @@ def _audit_row(change: AlertChange) -> tuple[str, int, str]:
          "changes": audit.changes, "version": audit.version})
 
 
+def _upgrade_hits(db: sqlite3.Connection, found: int) -> None:
+    """Layout 0 -> 1 (inside `upgrade_layout`'s transaction): the recorded hits copied into the new
+    table with their rowids, the old table dropped."""
+    exists = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alert_hits'").fetchone()
+    if exists is None:  # a new file
+        db.execute(HIT_TABLE.format(table="alert_hits"))
+    else:
+        db.execute(HIT_TABLE.format(table="alert_hits_new"))
+        db.execute("INSERT INTO alert_hits_new (rowid, hit_id, alert_id, ts, body) "
+                   "SELECT rowid, hit_id, alert_id, ts, body FROM alert_hits ORDER BY rowid")
+        db.execute("DROP TABLE alert_hits")
+        db.execute("ALTER TABLE alert_hits_new RENAME TO alert_hits")
+    execute_each(db, HIT_INDEXES)
+
+
 def _hit_row(hit: AlertHit, alert: Alert) -> tuple[str, str, str, str]:
     return hit.hit_id, alert.alert_id, hit.ts, _body(hit.to_dict())
 
@@ -102,15 +132,16 @@ class SQLiteAlertStore(AlertStore):
         super().__init__(**kwargs)
         self.path = Path(path)
         self._db = open_sqlite(path, SCHEMA, busy_timeout_s, translate=_translate)
+        with self._errors("laying out the recorded hits"):
+            upgrade_layout(self._db, HIT_LAYOUT, _upgrade_hits)
 
     @contextmanager
     def _batch(self) -> Iterator[None]:
         with sqlite_errors(_translate, "writing alerts"), immediate_transaction(self._db):
             yield
 
-    def _recorded_hits(self, hit_ids: Sequence[str]) -> set[str]:
-        rows = self._db.execute("SELECT hit_id FROM alert_hits WHERE hit_id IN (SELECT value FROM json_each(?))",
-                                (json.dumps(list(hit_ids)),))
+    def _recorded_hits(self, hits: Sequence[AlertHit]) -> set[str]:
+        rows = self._db.execute(RECORDED_HITS, (json.dumps([[h.ts, h.hit_id] for h in hits]),))
         return {row[0] for row in rows}
 
     def _latest_alert(self, account_id: str) -> Alert | None:
@@ -138,8 +169,8 @@ class SQLiteAlertStore(AlertStore):
         kind. The reads and writes are inside the caller's `BEGIN IMMEDIATE` transaction, so no
         other writer comes between them."""
         db = self._db
-        hit_ids = [c.hit.hit_id for changes in groups for c in changes if c.hit is not None]
-        recorded = self._recorded_hits(hit_ids) if hit_ids else set()
+        hits_given = [c.hit for changes in groups for c in changes if c.hit is not None]
+        recorded = self._recorded_hits(hits_given) if hits_given else set()
         accounts = [changes[0].after.account_id for changes in groups]
         pointers = dict(db.execute("SELECT account_id, alert_id FROM alert_accounts "
                                    "WHERE account_id IN (SELECT value FROM json_each(?))", (json.dumps(accounts),)))
@@ -193,7 +224,7 @@ class SQLiteAlertStore(AlertStore):
 
     def _commit(self, change: AlertChange) -> None:
         after, db = change.after, self._db
-        if change.hit is not None and self._recorded_hits([change.hit.hit_id]):
+        if change.hit is not None and self._recorded_hits([change.hit]):
             raise HitRecordedError(change.hit.hit_id)
         row = _alert_row(after)
         # a new alert, and a hit (computed over the account's latest alert), need the pointer unchanged

@@ -1,7 +1,8 @@
-"""Files written before the hit tables lost their `hit_id` primary key (layout 0) are rebuilt in
-place when a store opens them (`sqlite_layout.upgrade_layout`): every row kept, with its rowid,
-deduplication by hit still exact, once only when two processes open the same old file together,
-and nothing changed when the rebuild fails."""
+"""Files written before the hit tables lost their `hit_id` primary key (layout 0; the alert
+store's hits now live in their audit entries' rows) are rebuilt in place when a store opens them
+(`sqlite_layout.upgrade_layout`): every row kept, with its rowid, deduplication by hit still
+exact, once only when two processes open the same old file together, and nothing changed when the
+rebuild fails."""
 
 from __future__ import annotations
 
@@ -12,18 +13,19 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
-from chalicelib.alerts import AlertHit, AlertPolicy
+from chalicelib.alerts import AlertHit, AlertPolicy, apply_hits, net_changes
 from chalicelib.hits import EdgeEnd, Hit, HitEdge
 from chalicelib.stores import alerts_sqlite, sqlite_graph
-from chalicelib.stores.alerts import AlertStore
 from chalicelib.stores.alerts_sqlite import SQLiteAlertStore
+from chalicelib.stores.exceptions import StoreError
 from chalicelib.stores.graph_base import HitFilter
 from chalicelib.stores.sqlite_graph import SQLiteGraphStore
 from chalicelib.stores.sqlite_layout import layout_version, upgrade_layout
 
-#: the hit tables as layout 0 (main before this change) declared them
+#: the hit tables (and the audit trail) as layout 0 (main before this change) declared them
 OLD_GRAPH_HITS = """
 CREATE TABLE graph_hits (
     hit_id TEXT PRIMARY KEY, label TEXT NOT NULL,
@@ -36,7 +38,13 @@ CREATE INDEX IF NOT EXISTS ix_graph_hits_account_ts ON graph_hits (account_id, t
 CREATE INDEX IF NOT EXISTS ix_graph_hits_ts ON graph_hits (ts, hit_id);
 CREATE INDEX IF NOT EXISTS ix_graph_hits_rule_ts ON graph_hits (rule_id, ts);
 """
-OLD_ALERT_HITS = """
+OLD_ALERT_AUDIT_AND_HITS = """
+CREATE TABLE IF NOT EXISTS alert_audit (
+    alert_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (alert_id, version)
+);
 CREATE TABLE alert_hits (
     hit_id TEXT PRIMARY KEY,
     alert_id TEXT NOT NULL,
@@ -60,16 +68,37 @@ def old_graph(path: Path, hits: list[Hit]) -> None:
 
 
 def old_alerts(path: Path, hits: list[AlertHit]) -> None:
-    """An alert file as layout 0 wrote it: its schema, the alerts, audit entries and hits that
-    recording `hits` writes, through layout 0's statements."""
+    """An alert file as layout 0 wrote it: its schema, and for `hits` (new accounts) the alerts,
+    pointers, audit entries and hit rows that recording them wrote, through layout 0's statements."""
     db = sqlite3.connect(path, isolation_level=None)
-    db.executescript(alerts_sqlite.SCHEMA + OLD_ALERT_HITS)
+    db.executescript(alerts_sqlite.SCHEMA + OLD_ALERT_AUDIT_AND_HITS)
+    by_account: dict[str, list[AlertHit]] = {}
+    for h in hits:
+        by_account.setdefault(h.account_id, []).append(h)
+    for account_hits in by_account.values():
+        changes = apply_hits(None, account_hits, POLICY, NOW)
+        for _, after in net_changes(changes):
+            db.execute(alerts_sqlite.INSERT_ALERT, alerts_sqlite._alert_row(after))
+            db.execute(alerts_sqlite.POINT_TO_ALERT, (after.account_id, after.alert_id))
+        for c in changes:
+            assert c.hit is not None
+            db.execute("INSERT INTO alert_audit (alert_id, version, body) VALUES (?, ?, ?)",
+                       alerts_sqlite._audit_row(c)[:3])
+            db.execute("INSERT INTO alert_hits (hit_id, alert_id, ts, body) VALUES (?, ?, ?, ?)",
+                       (c.hit.hit_id, c.after.alert_id, c.hit.ts, orjson.dumps(c.hit.to_dict()).decode()))
     db.close()
-    store = object.__new__(SQLiteAlertStore)  # the store's writes without its opening (which upgrades)
-    AlertStore.__init__(store)
-    store.path, store._db = path, sqlite3.connect(path, isolation_level=None)
-    store.record_hits(hits, POLICY, NOW)
-    store.close()
+
+
+def alert_rows(path: Path) -> dict[str, Any]:
+    """What an alert file holds, whichever the layout: audit entries with their rowids, the hits
+    (table or view), every other table."""
+    db = sqlite3.connect(path)
+    try:
+        return {"audit": db.execute("SELECT rowid, alert_id, version, body FROM alert_audit ORDER BY rowid").fetchall(),
+                "hits": db.execute("SELECT hit_id, alert_id, ts, body FROM alert_hits ORDER BY ts, hit_id").fetchall(),
+                **{name: rows for name, rows in tables(path).items() if name not in ("alert_audit", "alert_hits")}}
+    finally:
+        db.close()
 
 
 def tables(path: Path) -> dict[str, Any]:
@@ -144,18 +173,35 @@ def test_an_old_graph_is_rebuilt_with_every_hit_edge_and_still_upserts_by_hit(tm
 def test_an_old_alert_file_is_rebuilt_with_every_hit_and_still_records_each_hit_once(tmp_path: Path) -> None:
     path = tmp_path / "alerts.sqlite"
     old_alerts(path, ALERT_HITS)
-    before = tables(path)
+    before = alert_rows(path)
+    assert len(before["hits"]) == 4 and len(before["audit"]) == 4
     assert "sqlite_autoindex_alert_hits_1" in indexes(path, "alert_hits") and version(path) == 0
     store = SQLiteAlertStore(path)
-    assert tables(path) == before
-    assert indexes(path, "alert_hits") == {"ix_alert_hits_ts", "ix_alert_hits_alert"}
-    assert version(path) == alerts_sqlite.HIT_LAYOUT
+    assert alert_rows(path) == before  # every entry with its rowid, every hit (now a view)
+    assert indexes(path, "alert_audit") == {"sqlite_autoindex_alert_audit_1", "ix_alert_audit_hit"}
+    assert version(path) == alerts_sqlite.AUDIT_LAYOUT
     assert store.record_hits(ALERT_HITS, POLICY, NOW) == []  # a redelivered batch counts nothing twice
     (change,) = store.record_hits([*ALERT_HITS, alert_hit(5)], POLICY, NOW)
     assert (change.hit, change.after.hit_count, change.after.version) == (alert_hit(5), 4, 4)
     assert [h.hit_id for h in store.hits_of(change.after.alert_id)] == ["h0001", "h0002", "h0004", "h0005"]
-    assert [e.version for e in store.audit_of(change.after.alert_id)] == [1, 2, 3, 4]
+    assert [(e.version, e.action) for e in store.audit_of(change.after.alert_id)] == [
+        (1, "opened"), (2, "hit"), (3, "hit"), (4, "hit")]
+    store.assign(change.after.alert_id, "ann", "ann", NOW)  # a transition: an entry without a hit
+    assert [e.action for e in store.audit_of(change.after.alert_id)][-1] == "assigned"
+    assert len(store.hits_of(change.after.alert_id)) == 4
     store.close()
+
+
+def test_an_alert_file_whose_hit_has_no_audit_entry_is_left_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.sqlite"
+    old_alerts(path, ALERT_HITS)
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("DELETE FROM alert_audit WHERE version = 2")
+    db.close()
+    before = alert_rows(path)
+    with pytest.raises(StoreError, match="1 recorded hit"):
+        SQLiteAlertStore(path)
+    assert alert_rows(path) == before and version(path) == 0
 
 
 def test_a_failed_rebuild_leaves_the_old_file_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -179,7 +225,7 @@ def test_a_failed_rebuild_leaves_the_old_file_as_it_was(tmp_path: Path, monkeypa
 def _open_together(path: str, which: str, barrier: Any, results: Any) -> None:
     """In a process of its own: wait for the other, then upgrade the file as the store does, slowly."""
     upgrade: Callable[[sqlite3.Connection, int], None] = (
-        sqlite_graph._upgrade_hits if which == "graph" else alerts_sqlite._upgrade_hits)
+        sqlite_graph._upgrade_hits if which == "graph" else alerts_sqlite._upgrade_audit)
 
     def slow(db: sqlite3.Connection, found: int) -> None:
         import time
@@ -200,7 +246,7 @@ def test_two_processes_opening_one_old_file_upgrade_it_once(tmp_path: Path, whic
         old_graph(path, GRAPH_HITS)
     else:
         old_alerts(path, ALERT_HITS)
-    before = tables(path)
+    before = tables(path) if which == "graph" else alert_rows(path)
     context = multiprocessing.get_context("fork")
     barrier, results = context.Barrier(2), context.Queue()
     processes = [context.Process(target=_open_together, args=(str(path), which, barrier, results)) for _ in range(2)]
@@ -210,4 +256,4 @@ def test_two_processes_opening_one_old_file_upgrade_it_once(tmp_path: Path, whic
         p.join(30)
     assert [p.exitcode for p in processes] == [0, 0]
     assert sorted([results.get(timeout=5), results.get(timeout=5)]) == [False, True]
-    assert tables(path) == before and version(path) == 1
+    assert (tables(path) if which == "graph" else alert_rows(path)) == before and version(path) == 1

@@ -77,7 +77,7 @@ class AlertStore(ABC):
             return []
         made: dict[str, AlertChange] = {}
         with self._batch():
-            seen = self._recorded_hits([h.hit_id for h in unique])
+            seen = self._recorded_hits(unique)
             by_account: dict[str, list[AlertHit]] = {}
             for hit in unique:
                 if hit.hit_id not in seen:
@@ -111,7 +111,7 @@ class AlertStore(ABC):
         pending, attempt = list(hits), 0
         while pending:
             if failure is not None:
-                recorded = (self._recorded_hits([h.hit_id for h in pending])
+                recorded = (self._recorded_hits(pending)
                             if isinstance(failure, HitRecordedError) else set())
                 if recorded:  # nothing to wait for: the others are computed again now
                     pending = [h for h in pending if h.hit_id not in recorded]
@@ -191,8 +191,9 @@ class AlertStore(ABC):
         return _nothing()
 
     @abstractmethod
-    def _recorded_hits(self, hit_ids: Sequence[str]) -> set[str]:
-        """Those of `hit_ids` already recorded. One read."""
+    def _recorded_hits(self, hits: Sequence[AlertHit]) -> set[str]:
+        """The ids of those of `hits` already recorded. One read. (A hit is recorded by its id; a
+        backend may look it up by (ts, hit_id): the same hit always has the same ts.)"""
 
     @abstractmethod
     def _latest_alert(self, account_id: str) -> Alert | None:

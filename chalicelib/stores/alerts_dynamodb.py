@@ -89,7 +89,10 @@ class DynamoDBAlertStore(AlertStore):
                 raise TransientStoreError(f"alert table {self.table}: reads left unprocessed; try again")
         return found
 
-    def _recorded_hits(self, hit_ids: Sequence[str]) -> set[str]:
+    def _recorded_hits(self, hits: Sequence[AlertHit]) -> set[str]:
+        return self._recorded_ids([h.hit_id for h in hits])
+
+    def _recorded_ids(self, hit_ids: Sequence[str]) -> set[str]:
         keys = [{"pk": _s(f"HIT#{h}"), "sk": _s("HIT")} for h in dict.fromkeys(hit_ids)]
         return {item["pk"]["S"][len("HIT#"):] for item in self._get_many(keys, "pk")}
 
@@ -188,7 +191,7 @@ class DynamoDBAlertStore(AlertStore):
                 raise StoreError(f"alert table {self.table}: writing an alert failed: {code or exc}") from exc
             reasons = [r.get("Code") for r in getattr(exc, "response", {}).get("CancellationReasons", [])]
             if hit_ids and ("ConditionalCheckFailed" in reasons[:len(hit_ids)]
-                            or (not reasons and self._recorded_hits(hit_ids))):
+                            or (not reasons and self._recorded_ids(hit_ids))):
                 raise HitRecordedError(hit_ids[0]) from exc
             # a failed version or pointer check, or a conflicting transaction: computed again after a wait
             raise StaleAlertError(alert_id) from exc

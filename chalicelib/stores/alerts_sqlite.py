@@ -16,6 +16,7 @@ from chalicelib.alerts import Alert, AlertChange, AlertFilter, AlertHit, AuditEn
 from chalicelib.stores.alerts import AlertStore, HitRecordedError, OrderKey, StaleAlertError, notification_for
 from chalicelib.stores.exceptions import StoreError
 from chalicelib.stores.sqlite import immediate_transaction, open_sqlite, sqlite_errors, translate_sqlite_error
+from chalicelib.stores.sqlite_layout import execute_each, upgrade_layout
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -30,19 +31,6 @@ CREATE TABLE IF NOT EXISTS alerts (
 );
 CREATE INDEX IF NOT EXISTS ix_alerts_order ON alerts (severity_rank, last_hit_ts, alert_id);
 CREATE TABLE IF NOT EXISTS alert_accounts (account_id TEXT PRIMARY KEY, alert_id TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS alert_hits (
-    hit_id TEXT PRIMARY KEY,
-    alert_id TEXT NOT NULL,
-    ts TEXT NOT NULL,
-    body TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS ix_alert_hits_alert ON alert_hits (alert_id, ts);
-CREATE TABLE IF NOT EXISTS alert_audit (
-    alert_id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (alert_id, version)
-);
 CREATE TABLE IF NOT EXISTS alert_outbox (
     alert_id TEXT PRIMARY KEY,
     status TEXT NOT NULL,
@@ -50,6 +38,38 @@ CREATE TABLE IF NOT EXISTS alert_outbox (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ix_alert_outbox_due ON alert_outbox (status, next_attempt_at);
+"""
+#: The layout of the audit trail and the recorded hits (`PRAGMA user_version`; `sqlite_layout`).
+#: Layout 1: a change's hit is kept in its audit entry's row (`hit_id`, `hit_ts`, `hit_body`; NULL
+#: for a transition without a hit), and `alert_hits` is a view of those rows. Every hit has exactly
+#: one audit entry, written with it, so the rows are the same; what goes is a table with its own
+#: random-order indexes (`hit_id`, and alert id + ts): a page written per hit per batch for each. A
+#: hit is recorded once by (hit_ts, hit_id), an index in time order (a hit's ts is its event's, and
+#: an event's content is what the time-series store kept for its id, so the same hit always comes
+#: with the same ts); an alert's hits are read through the audit key (alert id, version). Layout 0
+#: (`alert_hits` a table keyed by `hit_id` beside `alert_audit`) is rebuilt on open.
+AUDIT_LAYOUT = 1
+AUDIT_TABLE = """
+CREATE TABLE {table} (
+    alert_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    hit_id TEXT,
+    hit_ts TEXT,
+    hit_body TEXT,
+    PRIMARY KEY (alert_id, version)
+)
+"""
+AUDIT_INDEXES = """
+CREATE UNIQUE INDEX ix_alert_audit_hit ON alert_audit (hit_ts, hit_id);
+CREATE VIEW alert_hits AS SELECT hit_id, alert_id, hit_ts AS ts, hit_body AS body FROM alert_audit
+    WHERE hit_id IS NOT NULL;
+"""
+#: layout 0's rows, each audit entry with the hit it recorded (the `hit_id` its changes name)
+AUDIT_ROWS_OF_LAYOUT_0 = """
+SELECT a.rowid, a.alert_id, a.version, a.body, h.hit_id, h.ts, h.body FROM alert_audit a
+LEFT JOIN alert_hits h ON h.alert_id = a.alert_id AND h.hit_id = json_extract(a.body, '$.changes.hit_id[1]')
+ORDER BY a.rowid
 """
 
 
@@ -62,8 +82,12 @@ INSERT_ALERT = ("INSERT INTO alerts (account_id, status, assignee, severity_rank
 UPDATE_ALERT = ("UPDATE alerts SET account_id = ?, status = ?, assignee = ?, severity_rank = ?, last_hit_ts = ?, "
                 "version = ?, body = ? WHERE alert_id = ? AND version = ?")
 POINT_TO_ALERT = "INSERT OR REPLACE INTO alert_accounts (account_id, alert_id) VALUES (?, ?)"
-INSERT_AUDIT = "INSERT INTO alert_audit (alert_id, version, body) VALUES (?, ?, ?)"
-INSERT_HIT = "INSERT INTO alert_hits (hit_id, alert_id, ts, body) VALUES (?, ?, ?, ?)"
+#: an audit entry with the hit it records (NULLs for a change without a hit)
+INSERT_AUDIT = ("INSERT INTO alert_audit (alert_id, version, body, hit_id, hit_ts, hit_body) "
+                "VALUES (?, ?, ?, ?, ?, ?)")
+#: those of the (ts, hit_id) pairs (one JSON list) recorded already, through the unique index
+RECORDED_HITS = ("SELECT hit_id FROM alert_audit WHERE (hit_ts, hit_id) IN "
+                 "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))")
 
 
 # The bodies the pipeline writes per hit are JSON text made by orjson (the reads are `json.loads`,
@@ -81,15 +105,36 @@ def _alert_row(alert: Alert) -> tuple[Any, ...]:
             _body(alert.to_dict()), alert.alert_id)
 
 
-def _audit_row(change: AlertChange) -> tuple[str, int, str]:
-    audit = change.audit
-    return change.after.alert_id, audit.version, _body(
-        {"alert_id": audit.alert_id, "at": audit.at, "actor": audit.actor, "action": audit.action,
-         "changes": audit.changes, "version": audit.version})
+def _audit_row(change: AlertChange) -> tuple[str, int, str, str | None, str | None, str | None]:
+    """INSERT_AUDIT's parameters: the change's audit entry and its hit."""
+    audit, hit = change.audit, change.hit
+    body = _body({"alert_id": audit.alert_id, "at": audit.at, "actor": audit.actor, "action": audit.action,
+                  "changes": audit.changes, "version": audit.version})
+    if hit is None:
+        return change.after.alert_id, audit.version, body, None, None, None
+    return change.after.alert_id, audit.version, body, hit.hit_id, hit.ts, _body(hit.to_dict())
 
 
-def _hit_row(hit: AlertHit, alert: Alert) -> tuple[str, str, str, str]:
-    return hit.hit_id, alert.alert_id, hit.ts, _body(hit.to_dict())
+def _upgrade_audit(db: sqlite3.Connection, found: int) -> None:
+    """Layout 0 -> 1 (inside `upgrade_layout`'s transaction): each audit entry copied, with its
+    rowid, into the new table together with the hit it recorded; every hit must find its entry
+    (both were written in one transaction), else nothing changes."""
+    exists = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alert_audit'").fetchone()
+    if exists is None:  # a new file
+        db.execute(AUDIT_TABLE.format(table="alert_audit"))
+    else:
+        db.execute(AUDIT_TABLE.format(table="alert_audit_new"))
+        db.execute("INSERT INTO alert_audit_new (rowid, alert_id, version, body, hit_id, hit_ts, hit_body) "
+                   + AUDIT_ROWS_OF_LAYOUT_0)
+        (moved,) = db.execute("SELECT COUNT(*) FROM alert_audit_new WHERE hit_id IS NOT NULL").fetchone()
+        (hits,) = db.execute("SELECT COUNT(*) FROM alert_hits").fetchone()
+        if moved != hits:
+            raise StoreError(f"alert store: {hits - moved} recorded hit(s) have no audit entry naming them; "
+                             "the file is left in its old layout")
+        db.execute("DROP TABLE alert_hits")
+        db.execute("DROP TABLE alert_audit")
+        db.execute("ALTER TABLE alert_audit_new RENAME TO alert_audit")
+    execute_each(db, AUDIT_INDEXES)
 
 
 class SQLiteAlertStore(AlertStore):
@@ -102,15 +147,16 @@ class SQLiteAlertStore(AlertStore):
         super().__init__(**kwargs)
         self.path = Path(path)
         self._db = open_sqlite(path, SCHEMA, busy_timeout_s, translate=_translate)
+        with self._errors("laying out the recorded hits"):
+            upgrade_layout(self._db, AUDIT_LAYOUT, _upgrade_audit)
 
     @contextmanager
     def _batch(self) -> Iterator[None]:
         with sqlite_errors(_translate, "writing alerts"), immediate_transaction(self._db):
             yield
 
-    def _recorded_hits(self, hit_ids: Sequence[str]) -> set[str]:
-        rows = self._db.execute("SELECT hit_id FROM alert_hits WHERE hit_id IN (SELECT value FROM json_each(?))",
-                                (json.dumps(list(hit_ids)),))
+    def _recorded_hits(self, hits: Sequence[AlertHit]) -> set[str]:
+        rows = self._db.execute(RECORDED_HITS, (json.dumps([[h.ts, h.hit_id] for h in hits]),))
         return {row[0] for row in rows}
 
     def _latest_alert(self, account_id: str) -> Alert | None:
@@ -138,8 +184,8 @@ class SQLiteAlertStore(AlertStore):
         kind. The reads and writes are inside the caller's `BEGIN IMMEDIATE` transaction, so no
         other writer comes between them."""
         db = self._db
-        hit_ids = [c.hit.hit_id for changes in groups for c in changes if c.hit is not None]
-        recorded = self._recorded_hits(hit_ids) if hit_ids else set()
+        hits_given = [c.hit for changes in groups for c in changes if c.hit is not None]
+        recorded = self._recorded_hits(hits_given) if hits_given else set()
         accounts = [changes[0].after.account_id for changes in groups]
         pointers = dict(db.execute("SELECT account_id, alert_id FROM alert_accounts "
                                    "WHERE account_id IN (SELECT value FROM json_each(?))", (json.dumps(accounts),)))
@@ -150,8 +196,7 @@ class SQLiteAlertStore(AlertStore):
         updates: list[tuple[Any, ...]] = []
         inserts: list[tuple[Any, ...]] = []
         latest: list[tuple[str, str]] = []
-        audits: list[tuple[str, int, str]] = []
-        hits: list[tuple[str, str, str, str]] = []
+        audits: list[tuple[str, int, str, str | None, str | None, str | None]] = []
         notify: list[Notification] = []
         for changes, account_id in zip(groups, accounts, strict=True):
             first = changes[0]
@@ -174,7 +219,6 @@ class SQLiteAlertStore(AlertStore):
                 else:
                     updates.append((*row, before.version))
             audits.extend(_audit_row(c) for c in changes)
-            hits.extend(_hit_row(c.hit, c.after) for c in changes if c.hit is not None)
             notify.extend(notification_for(c) for c in changes if c.notify)
             outcomes.append(len(changes))
         if updates:
@@ -186,14 +230,13 @@ class SQLiteAlertStore(AlertStore):
             db.executemany(POINT_TO_ALERT, latest)
         if audits:
             db.executemany(INSERT_AUDIT, audits)
-            db.executemany(INSERT_HIT, hits)
         for notification in notify:
             self._save(notification, insert=True)
         return outcomes
 
     def _commit(self, change: AlertChange) -> None:
         after, db = change.after, self._db
-        if change.hit is not None and self._recorded_hits([change.hit.hit_id]):
+        if change.hit is not None and self._recorded_hits([change.hit]):
             raise HitRecordedError(change.hit.hit_id)
         row = _alert_row(after)
         # a new alert, and a hit (computed over the account's latest alert), need the pointer unchanged
@@ -211,8 +254,6 @@ class SQLiteAlertStore(AlertStore):
             if updated.rowcount != 1:
                 raise StaleAlertError(after.alert_id)
         db.execute(INSERT_AUDIT, _audit_row(change))
-        if change.hit is not None:
-            db.execute(INSERT_HIT, _hit_row(change.hit, after))
         if change.notify:
             self._save(notification_for(change), insert=True)
 
@@ -247,8 +288,8 @@ class SQLiteAlertStore(AlertStore):
 
     def hits_of(self, alert_id: str) -> list[AlertHit]:
         with self._errors("reading an alert's hits"):
-            rows = self._db.execute("SELECT body FROM alert_hits WHERE alert_id = ? ORDER BY ts, hit_id",
-                                    (alert_id,)).fetchall()
+            rows = self._db.execute("SELECT hit_body FROM alert_audit WHERE alert_id = ? AND hit_id IS NOT NULL "
+                                    "ORDER BY hit_ts, hit_id", (alert_id,)).fetchall()
         return [AlertHit(**json.loads(row[0])) for row in rows]
 
     def audit_of(self, alert_id: str) -> list[AuditEntry]:

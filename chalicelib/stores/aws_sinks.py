@@ -62,5 +62,5 @@ class LogHitSink(HitSink):
 
     def write(self, hits: Sequence[Hit]) -> list[str]:
         for hit in hits:
-            hit_log.warning(json.dumps({"hit": hit.to_dict()}, default=str, separators=(",", ":")))
+            hit_log.warning(f'{{"hit":{hit.json_line()}}}')  # = json.dumps({"hit": hit.to_dict()}, ...)
         return [h.hit_id for h in hits]

@@ -473,7 +473,7 @@ def _hit_properties(hit: Hit) -> dict[str, Any]:
     for prop in HIT_PROPERTIES:
         value = getattr(hit, prop)
         props[prop] = float(value) if prop in ("value", "threshold") else value
-    props["evidence"] = json.dumps(hit.evidence, default=str, separators=(",", ":"))[:EVIDENCE_LIMIT]
+    props["evidence"] = hit.evidence_json()[:EVIDENCE_LIMIT]
     return props
 
 

@@ -12,16 +12,22 @@ import fcntl
 import json
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from chalicelib.events import PoisonRecord
-from chalicelib.hits import Hit
+from chalicelib.hits import Hit, hit_json
 from chalicelib.stores.base import DeadLetterSink, HitSink
 from chalicelib.stores.exceptions import TransientStoreError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def _json_text(item: dict[str, Any]) -> str:
+    return hit_json(item)  # the same text as the hits' (`json.dumps(item, default=str, separators=(",", ":"))`)
 
 
 class JsonLinesFile:
@@ -56,9 +62,13 @@ class JsonLinesFile:
 
     def append(self, items: Iterable[dict[str, Any]]) -> list[str]:
         """Append the items whose id is not in the file yet; return their ids."""
-        wanted: dict[str, dict[str, Any]] = {}
-        for item in items:
-            item_id = str(item[self.id_field])
+        return self.append_lines(((str(item[self.id_field]), item) for item in items), _json_text)
+
+    def append_lines(self, items: Iterable[tuple[str, T]], line: Callable[[T], str]) -> list[str]:
+        """`append` for (id, item) pairs whose line (without the newline) is `line(item)`, made only
+        for the ids the file does not hold yet."""
+        wanted: dict[str, T] = {}
+        for item_id, item in items:
             if item_id not in self._ids:
                 wanted.setdefault(item_id, item)
         if not wanted:
@@ -67,11 +77,10 @@ class JsonLinesFile:
             with self.path.open("a+b") as handle:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # released when the file closes
                 torn = self._catch_up(handle)
-                lines = [json.dumps(item, default=str, separators=(",", ":")) + "\n"
-                         for item_id, item in wanted.items() if item_id not in self._ids]
                 new_ids = [item_id for item_id in wanted if item_id not in self._ids]
                 if new_ids:
-                    handle.write((b"\n" if torn else b"") + "".join(lines).encode())
+                    text = "".join([line(wanted[item_id]) + "\n" for item_id in new_ids])
+                    handle.write((b"\n" if torn else b"") + text.encode())
                     handle.flush()
                     self._read_to = handle.tell()
                     self._ids.update(new_ids)
@@ -105,7 +114,7 @@ class JsonLinesHitSink(HitSink):
         self.file = JsonLinesFile(path, "hit_id")
 
     def write(self, hits: Sequence[Hit]) -> list[str]:
-        return self.file.append(h.to_dict() for h in hits)
+        return self.file.append_lines(((h.hit_id, h) for h in hits), Hit.json_line)
 
 
 class JsonLinesDeadLetterSink(DeadLetterSink):

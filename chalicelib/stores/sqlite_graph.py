@@ -41,6 +41,7 @@ from chalicelib.linkage import link_share
 from chalicelib.stores.exceptions import StoreError
 from chalicelib.stores.graph_base import EVIDENCE_LIMIT, HIT_PROPERTIES, GraphStore, HitFilter
 from chalicelib.stores.sqlite import open_sqlite, sqlite_errors, translate_sqlite_error
+from chalicelib.stores.sqlite_layout import execute_each, upgrade_layout
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS graph_vertices (
@@ -55,16 +56,27 @@ CREATE TABLE IF NOT EXISTS graph_relationships (
 CREATE TABLE IF NOT EXISTS graph_counted_events (event_id TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ix_graph_relationships_target
     ON graph_relationships (target_label, target_key, label, account);
-CREATE TABLE IF NOT EXISTS graph_hits (
-    hit_id TEXT PRIMARY KEY, label TEXT NOT NULL,
+"""
+#: The layout of the hit edges (`PRAGMA user_version`; `sqlite_layout`). Layout 1: `graph_hits` has
+#: no key of its own; a hit edge is unique by (ts, hit_id), the index that also serves the
+#: time-ordered reads. A hit's ts is its event's, and an event's content is what the time-series
+#: store kept for its id, so the same hit always comes with the same ts: the edge is upserted by
+#: (ts, hit_id) exactly as it was by hit_id, without a B-tree in random hit-id order (one page
+#: written per hit per batch). Layout 0 (`hit_id TEXT PRIMARY KEY`) is rebuilt on open.
+HIT_LAYOUT = 1
+HIT_TABLE = """
+CREATE TABLE {table} (
+    hit_id TEXT NOT NULL, label TEXT NOT NULL,
     from_label TEXT NOT NULL, from_key TEXT NOT NULL, to_label TEXT NOT NULL, to_key TEXT NOT NULL,
     rule_id TEXT NOT NULL, kind TEXT NOT NULL, mode TEXT NOT NULL, severity TEXT NOT NULL,
     event_id TEXT NOT NULL, account_id TEXT NOT NULL, ts TEXT NOT NULL, value REAL, threshold REAL,
     ruleset_version TEXT NOT NULL, evidence TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS ix_graph_hits_account_ts ON graph_hits (account_id, ts);
-CREATE INDEX IF NOT EXISTS ix_graph_hits_ts ON graph_hits (ts, hit_id);
-CREATE INDEX IF NOT EXISTS ix_graph_hits_rule_ts ON graph_hits (rule_id, ts);
+)
+"""
+HIT_INDEXES = """
+CREATE UNIQUE INDEX ix_graph_hits_ts ON graph_hits (ts, hit_id);
+CREATE INDEX ix_graph_hits_account_ts ON graph_hits (account_id, ts);
+CREATE INDEX ix_graph_hits_rule_ts ON graph_hits (rule_id, ts);
 """
 
 UPSERT_VERTEX = """
@@ -89,7 +101,7 @@ COUNT_EVENTS = ("INSERT OR IGNORE INTO graph_counted_events (event_id) SELECT va
                 "RETURNING event_id")
 HIT_COLUMNS = ("hit_id", "label", "from_label", "from_key", "to_label", "to_key", *HIT_PROPERTIES[1:], "evidence")
 INSERT_HIT = (f"INSERT INTO graph_hits ({', '.join(HIT_COLUMNS)}) VALUES ({', '.join('?' * len(HIT_COLUMNS))}) "
-              "ON CONFLICT (hit_id) DO NOTHING")
+              "ON CONFLICT (ts, hit_id) DO NOTHING")
 #: one hop: the identifiers (of the listed relationship labels) of the listed accounts, each with
 #: every account that has it, how often that account used it, and how often it used any of that label
 IDENTIFIERS_OF = """
@@ -126,6 +138,8 @@ class SQLiteGraphStore(GraphStore):
             self._db.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
         with self._errors("adding use counts to an older graph"):
             _add_use_counts(self._db)
+        with self._errors("laying out the hit edges"):
+            upgrade_layout(self._db, HIT_LAYOUT, _upgrade_hits)
         self._open = False  # a batch transaction is open
         self.writes = 0  # rows sent (for reports and benchmarks)
 
@@ -343,9 +357,25 @@ def _add_use_counts(db: sqlite3.Connection) -> None:
                 raise
 
 
+def _upgrade_hits(db: sqlite3.Connection, found: int) -> None:
+    """Layout 0 -> 1 (inside `upgrade_layout`'s transaction): the hit edges copied into the new
+    table with their rowids (reads without an ORDER BY keep their order), the old table dropped."""
+    exists = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'graph_hits'").fetchone()
+    if exists is None:  # a new file
+        db.execute(HIT_TABLE.format(table="graph_hits"))
+    else:
+        columns = ", ".join(HIT_COLUMNS)
+        db.execute(HIT_TABLE.format(table="graph_hits_new"))
+        db.execute(f"INSERT INTO graph_hits_new (rowid, {columns}) SELECT rowid, {columns} FROM graph_hits "
+                   "ORDER BY rowid")
+        db.execute("DROP TABLE graph_hits")
+        db.execute("ALTER TABLE graph_hits_new RENAME TO graph_hits")
+    execute_each(db, HIT_INDEXES)
+
+
 def _hit_row(hit: Hit) -> tuple[Any, ...]:
     source, target = hit.edge.from_, hit.edge.to
-    evidence = json.dumps(hit.evidence, default=str, separators=(",", ":"))[:EVIDENCE_LIMIT]
+    evidence = hit.evidence_json()[:EVIDENCE_LIMIT]
     return (hit.hit_id, hit.edge.label, VERTEX_LABELS[source.field], source.value, VERTEX_LABELS[target.field],
             target.value, hit.rule_id, hit.kind, hit.mode, hit.severity, hit.event_id, hit.account_id, hit.ts,
             float(hit.value), float(hit.threshold), hit.ruleset_version, evidence)

@@ -40,6 +40,7 @@ from chalicelib.hits import Hit
 from chalicelib.linkage import link_share
 from chalicelib.stores.exceptions import StoreError
 from chalicelib.stores.graph_base import EVIDENCE_LIMIT, HIT_PROPERTIES, GraphStore, HitFilter
+from chalicelib.stores.graph_mirror import MIRRORED_LABELS, LinkMirror
 from chalicelib.stores.sqlite import open_sqlite, sqlite_errors, translate_sqlite_error
 
 SCHEMA = """
@@ -114,12 +115,20 @@ FROM graph_relationships r WHERE r.label IN (SELECT value FROM json_each(?))
 PAGE_CACHE_KIB = 64 * 1024
 KNOWN_ACCOUNTS = ("SELECT key FROM graph_vertices WHERE label = 'Account' "
                   "AND key IN (SELECT value FROM json_each(?))")
+#: what the link mirror is filled from (one scan of each)
+MIRROR_LINKS = ("SELECT account, label, target_label, target_key, use_count FROM graph_relationships "
+                "WHERE label IN (SELECT value FROM json_each(?)) LIMIT ?")
+MIRROR_ACCOUNTS = "SELECT key FROM graph_vertices WHERE label = 'Account'"
+#: The most identifier links the store mirrors in memory (a few hundred bytes each); a larger
+#: graph is walked with SQL reads, as without a mirror.
+MIRROR_MAX_LINKS = 250_000
 
 
 class SQLiteGraphStore(GraphStore):
     backend = "sqlite"
 
-    def __init__(self, path: str | Path, *, busy_timeout_s: float = 10.0) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = 10.0,
+                 mirror_max_links: int = MIRROR_MAX_LINKS) -> None:
         self.path = Path(path)
         self._db = open_sqlite(path, SCHEMA, busy_timeout_s, translate=_translate)
         with self._errors("sizing the page cache"):
@@ -128,6 +137,19 @@ class SQLiteGraphStore(GraphStore):
             _add_use_counts(self._db)
         self._open = False  # a batch transaction is open
         self.writes = 0  # rows sent (for reports and benchmarks)
+        # The link mirror (graph_mirror.py) answers the walks' reads. It is exact because it is
+        # trusted only as of a `PRAGMA data_version` (which changes when another connection
+        # commits, never for this one's own commits) and follows this connection's own writes:
+        # checked at the start of each batch transaction (under the write lock nobody else can
+        # commit until this batch ends) and before any read outside one; dropped on a rollback or
+        # a failed write. It is (re)filled only inside a batch, so a read-only view never scans
+        # the graph for it; and not while other writers commit between this store's batches
+        # (two batches running), where a scan per batch would cost more than the reads it saves.
+        self.mirror_max_links = mirror_max_links
+        self._mirror: LinkMirror | None = None
+        self._batch_version: int | None = None  # data_version at the start of the last batch
+        self._foreign_batches = 0  # consecutive batches that found another writer's commits before them
+        self.mirror_fills = 0  # how often the mirror was filled (for tests and benchmarks)
 
     # ----------------------------------------------------------------------- writes
 
@@ -147,15 +169,21 @@ class SQLiteGraphStore(GraphStore):
     def _write_rows(self, vertices: list[tuple[str, ...]], spans: RelationshipRows, uses: UseRows) -> int:
         with self._errors("writing entities"):
             self._begin()  # the write lock: from here no other writer can count the same events
-            added: dict[tuple[str, str, str, str], int] = {}
-            if uses:
-                fresh = self._db.execute(COUNT_EVENTS, (json.dumps(sorted(uses)),)).fetchall()
-                for (event_id,) in fresh:
-                    for ref in uses[event_id]:
-                        added[ref] = added.get(ref, 0) + 1
-            relationships = sorted((*ref, *span, added.get(ref, 0)) for ref, span in spans.items())
-            self._db.executemany(UPSERT_VERTEX, vertices)
-            self._db.executemany(UPSERT_RELATIONSHIP, relationships)
+            try:
+                added: dict[tuple[str, str, str, str], int] = {}
+                if uses:
+                    fresh = self._db.execute(COUNT_EVENTS, (json.dumps(sorted(uses)),)).fetchall()
+                    for (event_id,) in fresh:
+                        for ref in uses[event_id]:
+                            added[ref] = added.get(ref, 0) + 1
+                relationships = sorted((*ref, *span, added.get(ref, 0)) for ref, span in spans.items())
+                self._db.executemany(UPSERT_VERTEX, vertices)
+                self._db.executemany(UPSERT_RELATIONSHIP, relationships)
+            except BaseException:
+                self._mirror = None  # what reached the file is not known: read it again
+                raise
+        if self._mirror is not None:
+            self._mirror.apply(vertices, relationships)
         self.writes += len(vertices) + len(relationships)
         return len(vertices) + len(relationships)
 
@@ -181,6 +209,7 @@ class SQLiteGraphStore(GraphStore):
     def rollback(self) -> None:
         if self._open:
             self._open = False
+            self._mirror = None  # it followed the writes being undone
             with self._errors("rolling back the graph"):
                 self._db.execute("ROLLBACK")
 
@@ -192,11 +221,45 @@ class SQLiteGraphStore(GraphStore):
         if not self._open:
             self._db.execute("BEGIN IMMEDIATE")
             self._open = True
+            version = self._data_version()
+            foreign = self._batch_version is not None and version != self._batch_version
+            self._foreign_batches = self._foreign_batches + 1 if foreign else 0
+            self._batch_version = version
+            if self._mirror is not None and self._mirror.version != version:
+                self._mirror = None
+
+    def _data_version(self) -> int:
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
+    def _current_mirror(self) -> LinkMirror | None:
+        """The link mirror if it is exact now (filled first, inside a batch, where that pays)."""
+        if not self._open:
+            if self._mirror is not None and self._data_version() != self._mirror.version:
+                self._mirror = None
+            return self._mirror
+        if self._mirror is None and self._foreign_batches < 2 and self.mirror_max_links > 0:
+            assert self._batch_version is not None
+            labels = json.dumps(sorted(MIRRORED_LABELS))
+            rows = self._db.execute(MIRROR_LINKS, (labels, self.mirror_max_links + 1)).fetchall()
+            if len(rows) > self.mirror_max_links:
+                self.mirror_max_links = 0  # the graph only grows: walk it with SQL from now on
+                return None
+            accounts = [row[0] for row in self._db.execute(MIRROR_ACCOUNTS)]
+            self._mirror = LinkMirror(self._batch_version, accounts, rows)
+            self.mirror_fills += 1
+        return self._mirror
 
     # ----------------------------------------------------------------------- reads
 
     def identifiers_of(self, accounts: Iterable[str], via: Sequence[str]) -> dict[str, list[Identifier]]:
         wanted = sorted(set(accounts))
+        labels = [RELATIONSHIPS[f] for f in via]
+        if MIRRORED_LABELS.issuperset(labels):
+            with self._errors("reading identifiers"):
+                mirror = self._current_mirror()
+            found = mirror.identifiers_of(wanted, labels) if mirror is not None else None
+            if found is not None:
+                return found
         keys = json.dumps(wanted)
         with self._errors("reading identifiers"):
             known = [row[0] for row in self._db.execute(KNOWN_ACCOUNTS, (keys,))]

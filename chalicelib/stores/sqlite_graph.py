@@ -119,9 +119,9 @@ KNOWN_ACCOUNTS = ("SELECT key FROM graph_vertices WHERE label = 'Account' "
 MIRROR_LINKS = ("SELECT account, label, target_label, target_key, use_count FROM graph_relationships "
                 "WHERE label IN (SELECT value FROM json_each(?)) LIMIT ?")
 MIRROR_ACCOUNTS = "SELECT key FROM graph_vertices WHERE label = 'Account'"
-#: The most identifier links the store mirrors in memory (a few hundred bytes each); a larger
-#: graph is walked with SQL reads, as without a mirror.
-MIRROR_MAX_LINKS = 250_000
+#: The most identifier links the store mirrors in memory (~450 bytes each: ~45 MB at the limit;
+#: the 10-day stream of 1,000 accounts has 10,000); a larger graph is walked with SQL reads.
+MIRROR_MAX_LINKS = 100_000
 
 
 class SQLiteGraphStore(GraphStore):

@@ -6,7 +6,7 @@ sum per member) re-reads nearly the whole non-merchant graph several times a bat
 holds those links once: per (account, relationship label) its targets and use counts, per
 identifier its members, and which accounts have a vertex. The store fills it with one scan, keeps
 it in step with its own writes, and drops it whenever it cannot vouch for it (another connection
-committed, a batch rolled back, a write failed): see `SQLiteGraphStore` for when it is trusted.
+committed, a batch rolled back, a write failed): `MirrorKeeper` says when it is trusted.
 
 It answers `identifiers_of` with exactly what the SQL read answers: the same identifiers, members
 in account order, the same uses and shares (`link_share(uses, total)`, total: the member's uses
@@ -16,7 +16,7 @@ walk follows them and they are most of the graph's rows; a read through them goe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from chalicelib.entities import LINKABLE, RELATIONSHIPS, Identifier
@@ -27,6 +27,53 @@ MIRRORED_LABELS: frozenset[str] = frozenset(RELATIONSHIPS[name] for name in LINK
 
 #: (account, label, target label, target key, use count), as graph_relationships holds them
 LinkRow = tuple[str, str, str, str, int]
+#: The most identifier links a store mirrors (~450 bytes each: ~45 MB at the limit; the 10-day
+#: stream of 1,000 accounts has 10,000); a larger graph is read with SQL.
+MIRROR_MAX_LINKS = 100_000
+
+
+class MirrorKeeper:
+    """When a store may trust its mirror. Exact because it is trusted only as of a `PRAGMA
+    data_version` (which changes when another connection commits, never for the store's own
+    commits) and follows the store's own writes: checked when a batch transaction starts (under
+    the write lock nobody else can commit until the batch ends) and before any read outside one;
+    dropped on a rollback or a failed write. Filled only inside a batch, so a read-only view never
+    scans the graph for it; and not while other writers commit between the store's batches (two
+    batches running), where a scan per batch would cost more than the reads it saves."""
+
+    def __init__(self, max_links: int = MIRROR_MAX_LINKS) -> None:
+        self.max_links = max_links
+        self.current: LinkMirror | None = None
+        self.fills = 0  # how often it was filled (for tests and benchmarks)
+        self._batch_version: int | None = None  # data_version at the start of the last batch
+        self._foreign_batches = 0  # consecutive batches that found another writer's commits before them
+
+    def drop(self) -> None:
+        self.current = None
+
+    def batch_started(self, version: int) -> None:
+        foreign = self._batch_version is not None and version != self._batch_version
+        self._foreign_batches = self._foreign_batches + 1 if foreign else 0
+        self._batch_version = version
+        if self.current is not None and self.current.version != version:
+            self.current = None
+
+    def outside_batch(self, version: int) -> LinkMirror | None:
+        if self.current is not None and self.current.version != version:
+            self.current = None
+        return self.current
+
+    def in_batch(self, scan: Callable[[int], tuple[list[str], list[LinkRow]]]) -> LinkMirror | None:
+        """The mirror, filled by `scan(limit)` (accounts, at most limit + 1 links) if it must be."""
+        if self.current is None and self._foreign_batches < 2 and self.max_links > 0:
+            assert self._batch_version is not None
+            accounts, rows = scan(self.max_links + 1)
+            if len(rows) > self.max_links:
+                self.max_links = 0  # the graph only grows: read it with SQL from now on
+                return None
+            self.current = LinkMirror(self._batch_version, accounts, rows)
+            self.fills += 1
+        return self.current
 
 
 class LinkMirror:

@@ -40,7 +40,7 @@ from chalicelib.hits import Hit
 from chalicelib.linkage import link_share
 from chalicelib.stores.exceptions import StoreError
 from chalicelib.stores.graph_base import EVIDENCE_LIMIT, HIT_PROPERTIES, GraphStore, HitFilter
-from chalicelib.stores.graph_mirror import MIRRORED_LABELS, LinkMirror
+from chalicelib.stores.graph_mirror import MIRROR_MAX_LINKS, MIRRORED_LABELS, LinkMirror, LinkRow, MirrorKeeper
 from chalicelib.stores.sqlite import open_sqlite, sqlite_errors, translate_sqlite_error
 
 SCHEMA = """
@@ -119,9 +119,8 @@ KNOWN_ACCOUNTS = ("SELECT key FROM graph_vertices WHERE label = 'Account' "
 MIRROR_LINKS = ("SELECT account, label, target_label, target_key, use_count FROM graph_relationships "
                 "WHERE label IN (SELECT value FROM json_each(?)) LIMIT ?")
 MIRROR_ACCOUNTS = "SELECT key FROM graph_vertices WHERE label = 'Account'"
-#: The most identifier links the store mirrors in memory (~450 bytes each: ~45 MB at the limit;
-#: the 10-day stream of 1,000 accounts has 10,000); a larger graph is walked with SQL reads.
-MIRROR_MAX_LINKS = 100_000
+#: The most vertices a store remembers having written (`SQLiteGraphStore._vertices`)
+MAX_VERTICES_KEPT = 200_000
 
 
 class SQLiteGraphStore(GraphStore):
@@ -137,19 +136,13 @@ class SQLiteGraphStore(GraphStore):
             _add_use_counts(self._db)
         self._open = False  # a batch transaction is open
         self.writes = 0  # rows sent (for reports and benchmarks)
-        # The link mirror (graph_mirror.py) answers the walks' reads. It is exact because it is
-        # trusted only as of a `PRAGMA data_version` (which changes when another connection
-        # commits, never for this one's own commits) and follows this connection's own writes:
-        # checked at the start of each batch transaction (under the write lock nobody else can
-        # commit until this batch ends) and before any read outside one; dropped on a rollback or
-        # a failed write. It is (re)filled only inside a batch, so a read-only view never scans
-        # the graph for it; and not while other writers commit between this store's batches
-        # (two batches running), where a scan per batch would cost more than the reads it saves.
-        self.mirror_max_links = mirror_max_links
-        self._mirror: LinkMirror | None = None
-        self._batch_version: int | None = None  # data_version at the start of the last batch
-        self._foreign_batches = 0  # consecutive batches that found another writer's commits before them
-        self.mirror_fills = 0  # how often the mirror was filled (for tests and benchmarks)
+        self.mirror = MirrorKeeper(mirror_max_links)  # the walks' reads, in process (graph_mirror.py)
+        # Vertices this connection wrote, with the first_seen it wrote: the file holds that or an
+        # earlier one (first_seen only ever falls, whoever writes), so an upsert with a later or
+        # equal first_seen would change nothing and is not sent. Written in the open batch
+        # (`_batch_vertices`) until it commits: a rollback forgets them.
+        self._vertices: dict[tuple[str, str], str] = {}
+        self._batch_vertices: dict[tuple[str, str], str] = {}
 
     # ----------------------------------------------------------------------- writes
 
@@ -177,13 +170,17 @@ class SQLiteGraphStore(GraphStore):
                         for ref in uses[event_id]:
                             added[ref] = added.get(ref, 0) + 1
                 relationships = sorted((*ref, *span, added.get(ref, 0)) for ref, span in spans.items())
+                vertices = self._vertices_to_send(vertices)
                 self._db.executemany(UPSERT_VERTEX, vertices)
                 self._db.executemany(UPSERT_RELATIONSHIP, relationships)
             except BaseException:
-                self._mirror = None  # what reached the file is not known: read it again
+                self.mirror.drop()  # what reached the file is not known: read it again
+                self._batch_vertices = {}
                 raise
-        if self._mirror is not None:
-            self._mirror.apply(vertices, relationships)
+            for label, key, first in vertices:
+                self._batch_vertices[(label, key)] = first
+        if self.mirror.current is not None:
+            self.mirror.current.apply(vertices, relationships)
         self.writes += len(vertices) + len(relationships)
         return len(vertices) + len(relationships)
 
@@ -205,11 +202,27 @@ class SQLiteGraphStore(GraphStore):
             with self._errors("committing the graph"):
                 self._db.execute("COMMIT")
             self._open = False
+            if len(self._vertices) + len(self._batch_vertices) > MAX_VERTICES_KEPT:
+                self._vertices = {}  # a memo, not a copy of the graph: start again
+            self._vertices.update(self._batch_vertices)
+            self._batch_vertices = {}
+
+    def _vertices_to_send(self, rows: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+        """The vertex rows whose upsert may change the file (see `_vertices`)."""
+        done, pending = self._vertices, self._batch_vertices
+        out = []
+        for row in rows:
+            key = (row[0], row[1])
+            written = pending.get(key) or done.get(key)
+            if written is None or row[2] < written:
+                out.append(row)
+        return out
 
     def rollback(self) -> None:
         if self._open:
             self._open = False
-            self._mirror = None  # it followed the writes being undone
+            self.mirror.drop()  # it followed the writes being undone
+            self._batch_vertices = {}
             with self._errors("rolling back the graph"):
                 self._db.execute("ROLLBACK")
 
@@ -221,12 +234,7 @@ class SQLiteGraphStore(GraphStore):
         if not self._open:
             self._db.execute("BEGIN IMMEDIATE")
             self._open = True
-            version = self._data_version()
-            foreign = self._batch_version is not None and version != self._batch_version
-            self._foreign_batches = self._foreign_batches + 1 if foreign else 0
-            self._batch_version = version
-            if self._mirror is not None and self._mirror.version != version:
-                self._mirror = None
+            self.mirror.batch_started(self._data_version())
 
     def _data_version(self) -> int:
         return int(self._db.execute("PRAGMA data_version").fetchone()[0])
@@ -234,20 +242,12 @@ class SQLiteGraphStore(GraphStore):
     def _current_mirror(self) -> LinkMirror | None:
         """The link mirror if it is exact now (filled first, inside a batch, where that pays)."""
         if not self._open:
-            if self._mirror is not None and self._data_version() != self._mirror.version:
-                self._mirror = None
-            return self._mirror
-        if self._mirror is None and self._foreign_batches < 2 and self.mirror_max_links > 0:
-            assert self._batch_version is not None
-            labels = json.dumps(sorted(MIRRORED_LABELS))
-            rows = self._db.execute(MIRROR_LINKS, (labels, self.mirror_max_links + 1)).fetchall()
-            if len(rows) > self.mirror_max_links:
-                self.mirror_max_links = 0  # the graph only grows: walk it with SQL from now on
-                return None
-            accounts = [row[0] for row in self._db.execute(MIRROR_ACCOUNTS)]
-            self._mirror = LinkMirror(self._batch_version, accounts, rows)
-            self.mirror_fills += 1
-        return self._mirror
+            return self.mirror.outside_batch(self._data_version())
+        return self.mirror.in_batch(self._scan_links)
+
+    def _scan_links(self, limit: int) -> tuple[list[str], list[LinkRow]]:
+        rows = self._db.execute(MIRROR_LINKS, (json.dumps(sorted(MIRRORED_LABELS)), limit)).fetchall()
+        return [row[0] for row in self._db.execute(MIRROR_ACCOUNTS)], rows
 
     # ----------------------------------------------------------------------- reads
 

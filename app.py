@@ -25,6 +25,7 @@ from chalicelib.api import alerts as alert_api
 from chalicelib.api import params as p
 from chalicelib.api.openapi import openapi_document
 from chalicelib.api.service import check_account
+from chalicelib.collector import BatchCollector
 from chalicelib.decisions import (
     DecisionError,
     DecisionService,
@@ -49,6 +50,7 @@ _pipeline: Pipeline | None = None
 _investigator: Investigator | None = None
 _decisions: DecisionService | None = None
 _decision_log: DecisionLog | None = None  # kept answers, for reading where no decision is made
+_collector = BatchCollector()
 
 
 def get_pipeline() -> Pipeline:
@@ -93,7 +95,12 @@ def use_investigator(investigator: Investigator | None) -> None:
 
 @app.on_kinesis_record(stream=STREAM_NAME, batch_size=100, starting_position="TRIM_HORIZON")
 def on_transactions(event: KinesisEvent) -> BatchResponse:
-    return get_pipeline().process_kinesis_event(event.to_dict())
+    response = get_pipeline().process_kinesis_event(event.to_dict())
+    # The container is this function's own process: it decides how the cyclic collector runs
+    # between batches (what a batch leaves for the next is frozen, not walked by every full
+    # collection again; chalicelib/collector.py). Library code never does this.
+    _collector.after_batch()
+    return response
 
 
 # --------------------------------------------------------------------------- investigator's API

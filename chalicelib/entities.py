@@ -10,6 +10,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property, lru_cache
+from operator import attrgetter
 from typing import NamedTuple
 
 from chalicelib.events import Transaction
@@ -91,6 +92,8 @@ class EntityBatch:
 
 
 _LINKS = tuple((name, label, VERTEX_LABELS[name]) for name, label in RELATIONSHIPS.items())
+#: an event's values of the _LINKS fields, in that order, in one call
+_link_values = attrgetter(*(name for name, _, _ in _LINKS))
 
 
 #: (label, key) -> first seen; (account, label, target label, target key) -> (first, last) seen
@@ -113,8 +116,7 @@ def entity_rows(events: Iterable[Transaction]) -> tuple[VertexRows, Relationship
         if first is None or seen < first:
             accounts[account] = seen
         used = []
-        for name, label, target_label in _LINKS:
-            value = getattr(event, name)
+        for (_, label, target_label), value in zip(_LINKS, _link_values(event), strict=True):
             if value is None:
                 continue
             key = (account, label, target_label, str(value))

@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, ClassVar, NotRequired, TypedDict
 
 from chalicelib.entities import (
@@ -373,10 +374,20 @@ class _Follow:
         out = []
         for found in identifiers:
             if found.label in labels and (limit is None or len(found.accounts) <= limit):
+                if len(found.accounts) == 1 and found.shares:  # most: `strong_at` keeps it whole or drops it
+                    floor = floors[found.label]
+                    strong_link = (found.shares[0] >= floor and found.uses[0] >= min_uses) or (
+                        floor <= 0 and min_uses <= 1)
+                    if strong_link and found.accounts[0] == account:
+                        out.append(found)
+                    continue
                 ident = strong_at(found, floors[found.label], min_uses)
                 if account in ident.accounts:
                     out.append(ident)
         return out
+
+
+_LABEL_AND_KEY = attrgetter("label", "key")
 
 
 class _Adjacency:
@@ -398,7 +409,7 @@ class _Adjacency:
     def ordered(self, account: str) -> list[Identifier]:
         out = self._ordered.get(account)
         if out is None:
-            out = self._ordered[account] = sorted(self.read.get(account, ()), key=lambda i: (i.label, i.key))
+            out = self._ordered[account] = sorted(self.read.get(account, ()), key=_LABEL_AND_KEY)
         return out
 
 

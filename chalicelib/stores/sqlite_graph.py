@@ -40,6 +40,7 @@ from chalicelib.hits import Hit
 from chalicelib.linkage import link_share
 from chalicelib.stores.exceptions import StoreError
 from chalicelib.stores.graph_base import EVIDENCE_LIMIT, HIT_PROPERTIES, GraphStore, HitFilter
+from chalicelib.stores.graph_mirror import MIRROR_MAX_LINKS, MIRRORED_LABELS, LinkMirror, LinkRow, MirrorKeeper
 from chalicelib.stores.sqlite import open_sqlite, sqlite_errors, translate_sqlite_error
 from chalicelib.stores.sqlite_layout import execute_each, upgrade_layout
 
@@ -126,12 +127,19 @@ FROM graph_relationships r WHERE r.label IN (SELECT value FROM json_each(?))
 PAGE_CACHE_KIB = 64 * 1024
 KNOWN_ACCOUNTS = ("SELECT key FROM graph_vertices WHERE label = 'Account' "
                   "AND key IN (SELECT value FROM json_each(?))")
+#: what the link mirror is filled from (one scan of each)
+MIRROR_LINKS = ("SELECT account, label, target_label, target_key, use_count FROM graph_relationships "
+                "WHERE label IN (SELECT value FROM json_each(?)) LIMIT ?")
+MIRROR_ACCOUNTS = "SELECT key FROM graph_vertices WHERE label = 'Account'"
+#: The most vertices a store remembers having written (`SQLiteGraphStore._vertices`)
+MAX_VERTICES_KEPT = 200_000
 
 
 class SQLiteGraphStore(GraphStore):
     backend = "sqlite"
 
-    def __init__(self, path: str | Path, *, busy_timeout_s: float = 10.0) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = 10.0,
+                 mirror_max_links: int = MIRROR_MAX_LINKS) -> None:
         self.path = Path(path)
         self._db = open_sqlite(path, SCHEMA, busy_timeout_s, translate=_translate)
         with self._errors("sizing the page cache"):
@@ -142,6 +150,13 @@ class SQLiteGraphStore(GraphStore):
             upgrade_layout(self._db, HIT_LAYOUT, _upgrade_hits)
         self._open = False  # a batch transaction is open
         self.writes = 0  # rows sent (for reports and benchmarks)
+        self.mirror = MirrorKeeper(mirror_max_links)  # the walks' reads, in process (graph_mirror.py)
+        # Vertices this connection wrote, with the first_seen it wrote: the file holds that or an
+        # earlier one (first_seen only ever falls, whoever writes), so an upsert with a later or
+        # equal first_seen would change nothing and is not sent. Written in the open batch
+        # (`_batch_vertices`) until it commits: a rollback forgets them.
+        self._vertices: dict[tuple[str, str], str] = {}
+        self._batch_vertices: dict[tuple[str, str], str] = {}
 
     # ----------------------------------------------------------------------- writes
 
@@ -161,15 +176,25 @@ class SQLiteGraphStore(GraphStore):
     def _write_rows(self, vertices: list[tuple[str, ...]], spans: RelationshipRows, uses: UseRows) -> int:
         with self._errors("writing entities"):
             self._begin()  # the write lock: from here no other writer can count the same events
-            added: dict[tuple[str, str, str, str], int] = {}
-            if uses:
-                fresh = self._db.execute(COUNT_EVENTS, (json.dumps(sorted(uses)),)).fetchall()
-                for (event_id,) in fresh:
-                    for ref in uses[event_id]:
-                        added[ref] = added.get(ref, 0) + 1
-            relationships = sorted((*ref, *span, added.get(ref, 0)) for ref, span in spans.items())
-            self._db.executemany(UPSERT_VERTEX, vertices)
-            self._db.executemany(UPSERT_RELATIONSHIP, relationships)
+            try:
+                added: dict[tuple[str, str, str, str], int] = {}
+                if uses:
+                    fresh = self._db.execute(COUNT_EVENTS, (json.dumps(sorted(uses)),)).fetchall()
+                    for (event_id,) in fresh:
+                        for ref in uses[event_id]:
+                            added[ref] = added.get(ref, 0) + 1
+                relationships = sorted((*ref, *span, added.get(ref, 0)) for ref, span in spans.items())
+                vertices = self._vertices_to_send(vertices)
+                self._db.executemany(UPSERT_VERTEX, vertices)
+                self._db.executemany(UPSERT_RELATIONSHIP, relationships)
+            except BaseException:
+                self.mirror.drop()  # what reached the file is not known: read it again
+                self._batch_vertices = {}
+                raise
+            for label, key, first in vertices:
+                self._batch_vertices[(label, key)] = first
+        if self.mirror.current is not None:
+            self.mirror.current.apply(vertices, relationships)
         self.writes += len(vertices) + len(relationships)
         return len(vertices) + len(relationships)
 
@@ -191,10 +216,27 @@ class SQLiteGraphStore(GraphStore):
             with self._errors("committing the graph"):
                 self._db.execute("COMMIT")
             self._open = False
+            if len(self._vertices) + len(self._batch_vertices) > MAX_VERTICES_KEPT:
+                self._vertices = {}  # a memo, not a copy of the graph: start again
+            self._vertices.update(self._batch_vertices)
+            self._batch_vertices = {}
+
+    def _vertices_to_send(self, rows: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+        """The vertex rows whose upsert may change the file (see `_vertices`)."""
+        done, pending = self._vertices, self._batch_vertices
+        out = []
+        for row in rows:
+            key = (row[0], row[1])
+            written = pending.get(key) or done.get(key)
+            if written is None or row[2] < written:
+                out.append(row)
+        return out
 
     def rollback(self) -> None:
         if self._open:
             self._open = False
+            self.mirror.drop()  # it followed the writes being undone
+            self._batch_vertices = {}
             with self._errors("rolling back the graph"):
                 self._db.execute("ROLLBACK")
 
@@ -206,11 +248,32 @@ class SQLiteGraphStore(GraphStore):
         if not self._open:
             self._db.execute("BEGIN IMMEDIATE")
             self._open = True
+            self.mirror.batch_started(self._data_version())
+
+    def _data_version(self) -> int:
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
+    def _current_mirror(self) -> LinkMirror | None:
+        """The link mirror if it is exact now (filled first, inside a batch, where that pays)."""
+        if not self._open:
+            return self.mirror.outside_batch(self._data_version())
+        return self.mirror.in_batch(self._scan_links)
+
+    def _scan_links(self, limit: int) -> tuple[list[str], list[LinkRow]]:
+        rows = self._db.execute(MIRROR_LINKS, (json.dumps(sorted(MIRRORED_LABELS)), limit)).fetchall()
+        return [row[0] for row in self._db.execute(MIRROR_ACCOUNTS)], rows
 
     # ----------------------------------------------------------------------- reads
 
     def identifiers_of(self, accounts: Iterable[str], via: Sequence[str]) -> dict[str, list[Identifier]]:
         wanted = sorted(set(accounts))
+        labels = [RELATIONSHIPS[f] for f in via]
+        if MIRRORED_LABELS.issuperset(labels):
+            with self._errors("reading identifiers"):
+                mirror = self._current_mirror()
+            found = mirror.identifiers_of(wanted, labels) if mirror is not None else None
+            if found is not None:
+                return found
         keys = json.dumps(wanted)
         with self._errors("reading identifiers"):
             known = [row[0] for row in self._db.execute(KNOWN_ACCOUNTS, (keys,))]

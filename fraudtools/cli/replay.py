@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from chalicelib.collector import BatchCollector
 from chalicelib.events import bounded
 from chalicelib.stores.jsonl import JsonLinesFile
 from fraudtools.cli.runner import (
@@ -56,9 +57,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
         # What is built so far (modules, rules, the records) lives for the whole run: frozen, the
         # cyclic collector no longer walks it at every collection the batches' short-lived tuples set off
         gc.freeze()
+        # and so is what each batch leaves for the next (window state, the graph's link mirror):
+        # this command owns the process, so it decides how the collector runs (chalicelib/collector.py)
+        collector = BatchCollector()
         try:
             with progress_bar(len(records), f"replaying {args.events.name}") as advance:
-                totals = stream_through(pipeline, records, args.batch_size, advance)
+                def on_batch(n: int) -> None:
+                    advance(n)
+                    collector.after_batch()
+
+                totals = stream_through(pipeline, records, args.batch_size, on_batch)
         finally:
             pipeline.close()
         # Other replays may be appending to the data dir's sink: one snapshot of its complete lines.

@@ -18,7 +18,7 @@ import pytest
 
 from chalicelib.alerts import AlertHit, AlertPolicy, apply_hits, net_changes
 from chalicelib.hits import EdgeEnd, Hit, HitEdge
-from chalicelib.stores import alerts_sqlite, sqlite_graph
+from chalicelib.stores import alerts_sqlite, sqlite_graph, sqlite_graph_sql
 from chalicelib.stores.alerts_sqlite import SQLiteAlertStore
 from chalicelib.stores.exceptions import StoreError
 from chalicelib.stores.graph_base import HitFilter
@@ -60,8 +60,8 @@ NOW = "2026-12-01T10:00:00.000Z"
 def old_graph(path: Path, hits: list[Hit]) -> None:
     """A graph file as layout 0 wrote it: its schema, hit edges upserted by hit_id."""
     db = sqlite3.connect(path, isolation_level=None)
-    db.executescript(sqlite_graph.SCHEMA + OLD_GRAPH_HITS)
-    columns = sqlite_graph.HIT_COLUMNS
+    db.executescript(sqlite_graph_sql.SCHEMA + OLD_GRAPH_HITS)
+    columns = sqlite_graph_sql.HIT_COLUMNS
     db.executemany(f"INSERT INTO graph_hits ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
                    "ON CONFLICT (hit_id) DO NOTHING", [sqlite_graph._hit_row(h) for h in hits])
     db.close()
@@ -157,7 +157,7 @@ def test_an_old_graph_is_rebuilt_with_every_hit_edge_and_still_upserts_by_hit(tm
     store = SQLiteGraphStore(path)
     assert tables(path) == before  # every row, with its rowid
     assert indexes(path, "graph_hits") == {"ix_graph_hits_ts", "ix_graph_hits_account_ts", "ix_graph_hits_rule_ts"}
-    assert version(path) == sqlite_graph.HIT_LAYOUT
+    assert version(path) == sqlite_graph_sql.HIT_LAYOUT
     assert store.write_hits(GRAPH_HITS) == 3  # a redelivery: the edges are there already
     store.write_hits([graph_hit(4, "a", "2026-11-01T10:00:03.000Z")])
     store.commit()
@@ -213,19 +213,19 @@ def test_a_failed_rebuild_leaves_the_old_file_as_it_was(tmp_path: Path, monkeypa
         db.execute("DROP TABLE graph_hits")
         raise RuntimeError("killed half-way")
 
-    monkeypatch.setattr(sqlite_graph, "_upgrade_hits", half_way)
+    monkeypatch.setattr(sqlite_graph, "upgrade_hits", half_way)
     with pytest.raises(RuntimeError, match="half-way"):
         SQLiteGraphStore(path)
     assert tables(path) == before and version(path) == 0
     monkeypatch.undo()
     SQLiteGraphStore(path).close()
-    assert tables(path) == before and version(path) == sqlite_graph.HIT_LAYOUT
+    assert tables(path) == before and version(path) == sqlite_graph_sql.HIT_LAYOUT
 
 
 def _open_together(path: str, which: str, barrier: Any, results: Any) -> None:
     """In a process of its own: wait for the other, then upgrade the file as the store does, slowly."""
     upgrade: Callable[[sqlite3.Connection, int], None] = (
-        sqlite_graph._upgrade_hits if which == "graph" else alerts_sqlite._upgrade_audit)
+        sqlite_graph_sql.upgrade_hits if which == "graph" else alerts_sqlite._upgrade_audit)
 
     def slow(db: sqlite3.Connection, found: int) -> None:
         import time

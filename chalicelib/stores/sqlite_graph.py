@@ -107,11 +107,6 @@ SELECT r.target_label, r.target_key, r.account, r.use_count,
        (SELECT sum(t.use_count) FROM graph_relationships t WHERE t.account = r.account AND t.label = r.label)
 FROM graph_relationships r WHERE r.label IN (SELECT value FROM json_each(?))
 """
-#: The connection's page cache (SQLite's default is 2 MiB). Every batch upserts its relationships
-#: and walks its accounts' neighbourhoods, pages spread over the whole file: with the default, a
-#: graph of a few MB is read back from the OS page by page in every batch. An upper bound, allocated
-#: only as pages are read.
-PAGE_CACHE_KIB = 64 * 1024
 KNOWN_ACCOUNTS = ("SELECT key FROM graph_vertices WHERE label = 'Account' "
                   "AND key IN (SELECT value FROM json_each(?))")
 
@@ -122,8 +117,6 @@ class SQLiteGraphStore(GraphStore):
     def __init__(self, path: str | Path, *, busy_timeout_s: float = 10.0) -> None:
         self.path = Path(path)
         self._db = open_sqlite(path, SCHEMA, busy_timeout_s, translate=_translate)
-        with self._errors("sizing the page cache"):
-            self._db.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
         with self._errors("adding use counts to an older graph"):
             _add_use_counts(self._db)
         self._open = False  # a batch transaction is open

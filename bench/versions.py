@@ -13,7 +13,8 @@ Scenarios (the targets of issue 20):
 
 Every scenario's hits from both checkouts are compared (ids and content, `compare_hits.py`)
 before a figure is reported. Wall time is what the machine gave; CPU time (user + system of the
-child process) is what a shared machine inflates least. Medians over `--rounds`.
+child process) is what a shared machine inflates least. Medians over `--rounds`. Both checkouts'
+modules are compiled to bytecode first (`make` does so at install), so neither pays for compiling.
 """
 
 from __future__ import annotations
@@ -108,6 +109,18 @@ def run(scenario: Scenario, python: str, checkout: Path, version: str, out: Path
     scenario.cpu[version].append(cpu)
 
 
+#: What `make` compiles at install (the project's packages; bench/ is imported by the micro driver).
+COMPILED = ("chalicelib", "fraudtools", "bench")
+
+
+def compile_checkout(python: str, checkout: Path) -> None:
+    """Bytecode for a checkout's own modules, as `make` writes at install: with
+    PYTHONDONTWRITEBYTECODE set, a checkout without it recompiles them in every process (~0.1 s),
+    so both versions are compiled before anything is timed."""
+    folders = [name for name in COMPILED if (checkout / name).is_dir()]
+    subprocess.run([python, "-m", "compileall", "-q", *folders], cwd=checkout, check=True, capture_output=True)
+
+
 def decode_floor(events_file: Path) -> float:
     """Events/s of base64 + JSON parsing alone, on the same records."""
     encoded = [base64.b64encode(line.encode()) for line in events_file.read_text().splitlines()]
@@ -129,6 +142,8 @@ def main() -> None:
         sys.exit(f"the peer stream is not in {args.peer}: this benchmark needs ../shared/bench/ (or --peer)")
     checkouts = {"old": args.baseline.resolve(), "new": ROOT}
     python = {v: str(c / ".venv" / "bin" / "python") for v, c in checkouts.items()}
+    for version, checkout in checkouts.items():
+        compile_checkout(python[version], checkout)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         graph_events = tmp / "sim10d.jsonl"
@@ -180,7 +195,8 @@ def report(scenarios: list[Scenario], floor: float, rounds: int) -> str:
         "## Before and after: compact rows (issue 20)",
         "",
         f"`bench/versions.py --baseline <main>`: each scenario through the old code (main before issue 20) and the "
-        f"new, alternately, as separate processes, in one run; medians of {rounds} rounds; "
+        f"new, alternately, as separate processes (both checkouts compiled to bytecode first), in one run; "
+        f"medians of {rounds} rounds; "
         f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores shared with other "
         "work while measured (wall time is what the machine gave; CPU time is user + system of the process). "
         "Hits are identical in every scenario (ids and content, checked before reporting).",

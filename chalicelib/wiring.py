@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalicelib.alerts import AlertPolicy
-from chalicelib.api.service import Investigator
-from chalicelib.decisions import DecisionService
 from chalicelib.inbox import AlertInbox
 from chalicelib.pipeline import Pipeline
 from chalicelib.rules import FileRulesSource, RuleSet, RulesSource, StaticRulesSource
@@ -29,21 +27,22 @@ from chalicelib.settings import GraphBackend, Settings
 from chalicelib.stores import (
     DeadLetterSink,
     GraphStore,
-    GremlinGraphStore,
-    GremliteConnection,
     HitSink,
     JsonLinesDeadLetterSink,
     JsonLinesHitSink,
-    NeptuneConnection,
-    NeptuneSettings,
     SQLiteGraphStore,
     SQLiteTimeSeriesStore,
     StoreError,
     TimeSeriesStore,
 )
-from chalicelib.stores.decisions import DecisionLog, LogDecisionLog, SQLiteDecisionLog
 
+# What only some processes use is imported where it is built, as the AWS SDK is: a pipeline on
+# the embedded stores (replay, demo) loads neither the investigator's API, the decision service
+# nor the Gremlin client.
 if TYPE_CHECKING:
+    from chalicelib.api.service import Investigator
+    from chalicelib.decisions import DecisionService
+    from chalicelib.stores.decisions import DecisionLog
     from chalicelib.stores.influx_http import InfluxConnection
 
 TimeSeriesFactory = Callable[[Settings], TimeSeriesStore]
@@ -130,11 +129,17 @@ def _sqlite_graph(settings: Settings) -> GraphStore | None:
 
 @graph_backend("gremlite")
 def _gremlite(settings: Settings) -> GraphStore | None:
+    from chalicelib.stores.gremlin_connection import GremliteConnection
+    from chalicelib.stores.gremlin_graph import GremlinGraphStore
+
     return GremlinGraphStore(GremliteConnection(settings.graph_path, timeout_s=settings.sqlite_busy_timeout_seconds))
 
 
 @graph_backend("neptune")
 def _neptune(settings: Settings) -> GraphStore | None:
+    from chalicelib.stores.gremlin_connection import NeptuneConnection, NeptuneSettings
+    from chalicelib.stores.gremlin_graph import GremlinGraphStore
+
     if not settings.neptune_endpoint:
         raise StoreError("GRAPH_BACKEND=neptune needs NEPTUNE_ENDPOINT (the cluster endpoint host name)")
     return GremlinGraphStore(
@@ -155,6 +160,9 @@ def open_embedded_graph(data_dir: Path) -> GraphStore | None:
     if settings.sqlite_graph_path.exists():
         return SQLiteGraphStore(settings.sqlite_graph_path)
     if settings.graph_path.exists():
+        from chalicelib.stores.gremlin_connection import GremliteConnection
+        from chalicelib.stores.gremlin_graph import GremlinGraphStore
+
         return GremlinGraphStore(GremliteConnection(settings.graph_path))
     return None
 
@@ -282,6 +290,8 @@ def build_pipeline(settings: Settings, *, rules: RulesSource | None = None, hits
 def build_investigator(settings: Settings) -> Investigator:
     """The investigator's read-only view over the stores the settings name: the rules source
     (file or S3, as the pipeline's), the time-series store, the graph and the alert inbox."""
+    from chalicelib.api.service import Investigator
+
     return Investigator(rules_source(settings), build_timeseries_store(settings), build_graph_store(settings),
                         alerts=alert_inbox(settings))
 
@@ -306,11 +316,15 @@ def embedded_pipeline(settings: Settings, ruleset: RuleSet, data_dir: Path, hits
 def build_decision_service(settings: Settings, pipeline: Pipeline | None = None) -> DecisionService:
     """Decisions over the pipeline the settings describe; answers kept where hits go (the log in
     AWS, a SQLite file in the data directory otherwise)."""
+    from chalicelib.decisions import DecisionService
+
     return DecisionService(pipeline or build_pipeline(settings), decision_log_for(settings))
 
 
 def decision_log_for(settings: Settings) -> DecisionLog:
     """Where answers are kept: the log where hits go to the log (AWS), else `decisions.sqlite` in
     the data directory."""
+    from chalicelib.stores.decisions import LogDecisionLog, SQLiteDecisionLog
+
     return LogDecisionLog() if settings.hit_sink == "log" else SQLiteDecisionLog(
         settings.data_dir / "decisions.sqlite", busy_timeout_s=settings.sqlite_busy_timeout_seconds)

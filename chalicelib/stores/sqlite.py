@@ -192,8 +192,8 @@ def immediate_transaction(db: sqlite3.Connection) -> Iterator[None]:
 
 def open_sqlite(path: str | Path, schema: str, busy_timeout_s: float,
                 translate: Callable[[sqlite3.Error, str], StoreError]) -> sqlite3.Connection:
-    """A connection in autocommit mode (the stores open their own transactions), WAL, with the
-    schema applied; the parent folder is made for a file path."""
+    """A connection in autocommit mode (the stores open their own transactions), WAL, a page cache
+    of `PAGE_CACHE_KIB`, with the schema applied; the parent folder is made for a file path."""
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -201,6 +201,7 @@ def open_sqlite(path: str | Path, schema: str, busy_timeout_s: float,
         _switch_to_wal(db)
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+        db.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
         db.executescript(schema)
     except sqlite3.Error as exc:
         raise translate(exc, f"opening {path}") from exc
@@ -213,6 +214,14 @@ def open_sqlite(path: str | Path, schema: str, busy_timeout_s: float,
 #: again that the next batch rewrites); at 10,000 (about 40 MB of WAL per file) a checkpoint comes
 #: every few dozen batches. Durability is the same: with synchronous=NORMAL a commit never fsyncs.
 WAL_CHECKPOINT_PAGES = 10_000
+
+#: Every connection's page cache, in KiB (SQLite's default is 2 MiB). The stores' reads and
+#: writes land on random-key index pages spread over the whole file (a batch's keys in the time
+#: series, its accounts' neighbourhoods in the graph, hit and alert ids in the alert store): with
+#: the default, a file of more than a few MB is read back from the OS page by page in every batch,
+#: so the cost per event grows with history (micro rules over 30 simulated days: SQL time 3.7 s at
+#: the default, 2.8 s with this). An upper bound, allocated only as pages are read.
+PAGE_CACHE_KIB = 64 * 1024
 
 #: Switching a new file to WAL can fail at once with "database is locked" while another process
 #: opens it too (SQLite does not wait for that lock), so the switch is retried by the retry policy.

@@ -59,12 +59,6 @@ from chalicelib.stores.sqlite_graph_sql import (
 )
 from chalicelib.stores.sqlite_layout import upgrade_layout
 
-#: The connection's page cache (SQLite's default is 2 MiB). Every batch upserts its relationships
-#: and walks its accounts' neighbourhoods, pages spread over the whole file: with the default, a
-#: graph of a few MB is read back from the OS page by page in every batch. An upper bound, allocated
-#: only as pages are read.
-PAGE_CACHE_KIB = 64 * 1024
-
 #: The most vertices a store remembers having written (`SQLiteGraphStore._vertices`)
 MAX_VERTICES_KEPT = 200_000
 
@@ -76,8 +70,6 @@ class SQLiteGraphStore(GraphStore):
                  mirror_max_links: int = MIRROR_MAX_LINKS) -> None:
         self.path = Path(path)
         self._db = open_sqlite(path, SCHEMA, busy_timeout_s, translate=_translate)
-        with self._errors("sizing the page cache"):
-            self._db.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
         with self._errors("adding use counts to an older graph"):
             add_use_counts(self._db)
         with self._errors("laying out the hit edges"):

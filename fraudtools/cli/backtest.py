@@ -21,7 +21,7 @@ from typing import Any
 
 from chalicelib.hits import Hit
 from chalicelib.rules import RuleSet
-from fraudtools.record_files import LINE_FORMATS, FileItem, batched, records_from_lines
+from fraudtools.record_files import FileItem, batched, records_from_lines
 from fraudtools.scoring import Score
 
 EXAMPLES_SHOWN = 3
@@ -187,29 +187,3 @@ def input_summary(events: Path, run: RulesetRun) -> str:
     duplicates = f", {run.duplicates} duplicates" if run.duplicates else ""
     return (f"events: {run.read} read from {events}, {run.accepted} accepted{duplicates}, "
             f"{run.poison} refused")
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be a positive whole number")
-    return value
-
-
-def add_parser(commands: Any) -> None:
-    parser = commands.add_parser(
-        "backtest", help="what a rules change would have done to past events",
-        description="Replay events point-in-time through a new ruleset and a baseline, each on throw-away "
-                    "embedded stores, and print per rule the hits added and removed; with labels, precision, "
-                    "recall and F1 before and after (missed labelled events count as false negatives).")
-    parser.add_argument("--rules", type=Path, required=True, help="the new rules file")
-    parser.add_argument("--baseline", type=Path, default=None, help="the rules file to compare with (default: none)")
-    parser.add_argument("--events", type=Path, required=True, help="events, one per line (as `replay` reads)")
-    parser.add_argument("--labels", type=Path, default=None, help="labels.json as `simulate` writes it")
-    parser.add_argument("--format", choices=LINE_FORMATS, default="auto", help="events line format (default auto)")
-    parser.add_argument("--batch-size", type=_positive, default=100, help="records per batch (default 100)")
-    parser.add_argument("--no-graph", action="store_true",
-                        help="skip the graph even when a ruleset has macro or composite rules (faster; those "
-                             "rules then do not run)")
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.set_defaults(func=cmd_backtest)

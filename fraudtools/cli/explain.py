@@ -18,7 +18,7 @@ from typing import Any
 from chalicelib.events import Transaction
 from chalicelib.explanation import RuleExplanation, as_judged, explain_event
 from chalicelib.rules import RuleSet
-from fraudtools.record_files import LINE_FORMATS, LineFormat, LongLine, bounded_lines, records_from_lines
+from fraudtools.record_files import LineFormat, LongLine, bounded_lines, records_from_lines
 
 
 def explain(ruleset: RuleSet, event_text: str, history_lines: Sequence[bytes | str | LongLine], *,
@@ -119,16 +119,3 @@ def render(x: RuleExplanation) -> str:
 
 def _show(value: Any) -> str:
     return "n/a" if value is None else str(value)
-
-
-def add_parser(commands: Any) -> None:
-    parser = commands.add_parser(
-        "explain", help="why each rule did or did not fire on one event",
-        description="Run a history and then one event through the pipeline on throw-away stores and show, "
-                    "for every rule: window bounds, aggregate, threshold, contributing events and verdict.")
-    parser.add_argument("--rules", type=Path, required=True, help="rules file")
-    parser.add_argument("--event", required=True, help="the event as JSON (native or seed record), or @FILE")
-    parser.add_argument("--history", type=Path, default=None, help="events that arrived before it, one per line")
-    parser.add_argument("--format", choices=LINE_FORMATS, default="auto", help="history line format (default auto)")
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.set_defaults(func=cmd_explain)

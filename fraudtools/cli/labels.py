@@ -14,7 +14,6 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 from chalicelib.alerts import Alert
@@ -82,16 +81,3 @@ def cmd_labels_export(args: argparse.Namespace) -> int:
           f"{len(labels['known_legit']['accounts'])} legit accounts, from {counts['fraud']} fraud, "
           f"{counts['legit']} legit and {counts['unsure']} unsure verdicts")
     return 0
-
-
-def add_parser(commands: Any) -> None:
-    labels = commands.add_parser("labels", help="investigators' verdicts as labels for evaluate and backtest",
-                                 description="Work with the labels investigators' verdicts make.")
-    sub = labels.add_subparsers(dest="labels_command", required=True, metavar="SUBCOMMAND")
-    export = sub.add_parser("export", help="write the verdicts as labels.json",
-                            description="Write the alerts' verdicts under --data-dir as a labels file in the shape "
-                                        "`evaluate --labels` and `backtest --labels` read: fraud accounts and their "
-                                        "events; legit accounts as known negatives.")
-    export.add_argument("--data-dir", type=Path, required=True, help="the data directory the alerts live in")
-    export.add_argument("--out", type=Path, required=True, help="labels file to write (labels.json)")
-    export.set_defaults(func=cmd_labels_export)

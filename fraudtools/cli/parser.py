@@ -1,8 +1,10 @@
-"""The argument parser (one sub-command per command group) and `main`."""
+"""The argument parser (one sub-command per command group) and `main`. The parser is all here and
+imports only what its help texts need; each command's module is imported when that command runs."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -12,17 +14,22 @@ from typing import Any
 
 from chalicelib.entities import DEFAULT_VIA
 from chalicelib.linkage import DEFAULT_LINK_SHARES, DEFAULT_MIN_LINK_USES
-from fraudtools.cli import backtest, explain, labels, rules_test, serve
-from fraudtools.cli.demo import cmd_demo
-from fraudtools.cli.graph import cmd_graph_account, cmd_graph_rings
-from fraudtools.cli.kinesis import cmd_kinesis_poll, cmd_kinesis_produce
-from fraudtools.cli.replay import cmd_replay
-from fraudtools.cli.results import cmd_evaluate, cmd_results, cmd_simulate
-from fraudtools.cli.rules import cmd_rules_check, cmd_rules_push
 from fraudtools.record_files import (
     LINE_FORMATS,
 )
-from fraudtools.simulate import MIN_ACCOUNTS, MIN_DAYS, simulation_problems
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _command(module: str, name: str) -> Command:
+    """The function `name` of `fraudtools.cli.<module>`, imported only when the command runs: a
+    process imports what its one command needs (`replay` neither the API server, boto3 nor the
+    simulator), and `--help` what the parser needs."""
+    def run(args: argparse.Namespace) -> int:
+        command: Command = getattr(importlib.import_module(f"fraudtools.cli.{module}"), name)
+        return command(args)
+    run.__name__ = run.__qualname__ = name
+    return run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--batch-size", type=_positive, default=100, help="records per batch (default 100)")
     replay.add_argument("--data-dir", type=Path, help="keep the stores here (default: a temporary directory)")
     replay.add_argument("--out", type=Path, required=True, help="write hits here, one JSON object per line")
-    replay.set_defaults(func=cmd_replay)
+    replay.set_defaults(func=_command("replay", "cmd_replay"))
 
     rules = commands.add_parser("rules", help="work with rules files")
     rules_commands = rules.add_subparsers(dest="rules_command", required=True, metavar="SUBCOMMAND")
@@ -51,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       description="Validate a rules file; on error print every problem "
                                                   "with file, line, rule id and field, and exit 1.")
     check.add_argument("file", type=Path)
-    check.set_defaults(func=cmd_rules_check)
+    check.set_defaults(func=_command("rules", "cmd_rules_check"))
     push = rules_commands.add_parser("push", help="validate a rules file, then upload it to S3",
                                      description="Validate a rules file and, only if it is valid, upload it to the "
                                                  "S3 rules object the deployed functions hot-reload.")
@@ -60,8 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--key", default="rules.yaml", help="the rules object key (default rules.yaml)")
     push.add_argument("--region", default=None, help="AWS region (default: from the environment)")
     push.add_argument("--endpoint-url", default=None, help="an S3-API endpoint (for local testing)")
-    push.set_defaults(func=cmd_rules_push)
-    rules_test.add_parser(rules_commands)
+    push.set_defaults(func=_command("rules", "cmd_rules_push"))
+    test = rules_commands.add_parser(
+        "test", help="run the rules' examples through the pipeline (exit 1 on a failure)",
+        description="Run every rule's `examples:` (inline, or `file: NAME.yaml` next to the rules file) through "
+                    "the real pipeline on throw-away embedded stores; report each failure with the rule, the "
+                    "example, the computed aggregate and the threshold.")
+    test.add_argument("file", type=Path, nargs="?", default=Path("rules.yaml"), help="rules file (default rules.yaml)")
+    test.add_argument("--require-examples", action="store_true", help="a rule without examples is a failure")
+    test.set_defaults(func=_command("rules_test", "cmd_rules_test"))
 
     demo = commands.add_parser("demo", help="the main job: simulate, stream through the handler, evaluate, report",
                                description="Simulate a labelled stream, stream it through the Kinesis handler on the "
@@ -100,8 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--batch-size", type=_positive, default=100, help="records per batch (default 100)")
     results.add_argument("--data-dir", type=Path, default=Path(".data/results"), help="stores per seed go here")
     results.add_argument("--out", type=Path, default=Path("docs/RESULTS.md"), help="Markdown file to write")
-    results.set_defaults(func=cmd_results)
-    demo.set_defaults(func=cmd_demo)
+    results.set_defaults(func=_command("results", "cmd_results"))
+    demo.set_defaults(func=_command("demo", "cmd_demo"))
 
     simulate_cmd = commands.add_parser("simulate", help="write a synthetic labelled stream",
                                        description="Write a deterministic synthetic stream (events.jsonl) and its "
@@ -114,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                               help="days of normal traffic before them, unlabelled, ids sim-SEED-lead-N (default 0)")
     simulate_cmd.add_argument("--format", choices=("native", "seed"), default="native",
                               help="native records, or the original reference producer's format")
-    simulate_cmd.set_defaults(func=cmd_simulate)
+    simulate_cmd.set_defaults(func=_command("results", "cmd_simulate"))
 
     evaluate_cmd = commands.add_parser("evaluate", help="precision / recall of hits against labels",
                                        description="Score hits (from replay or demo) against ground-truth labels: "
@@ -125,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_cmd.add_argument("--rules", type=Path, default=None, help="the rules file used (named in the report)")
     evaluate_cmd.add_argument("--json", action="store_true", help="print JSON instead of tables")
     evaluate_cmd.add_argument("--markdown", type=Path, default=None, help="also write a Markdown report here")
-    evaluate_cmd.set_defaults(func=cmd_evaluate)
+    evaluate_cmd.set_defaults(func=_command("results", "cmd_evaluate"))
 
     kinesis = commands.add_parser("kinesis", help="publish to and poll a Kinesis stream (AWS or a local endpoint)",
                                   description="A real Kinesis path: publish events with PutRecords, and poll a "
@@ -145,14 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
                              help="record field used as partition key (default account_id)")
             sub.add_argument("--create-stream", action="store_true", help="create the stream if it is missing")
             sub.add_argument("--shards", type=_positive, default=2, help="shards when creating (default 2)")
-            sub.set_defaults(func=cmd_kinesis_produce)
+            sub.set_defaults(func=_command("kinesis", "cmd_kinesis_produce"))
         else:
             sub.add_argument("--rules", type=Path, default=Path("rules.yaml"), help="rules file")
             sub.add_argument("--data-dir", type=Path, default=Path(".data"), help="embedded stores")
             sub.add_argument("--batch-size", type=_positive, default=100, help="records per batch (default 100)")
             sub.add_argument("--checkpoints", type=Path, default=None, help="checkpoint file "
                              "(default DATA_DIR/checkpoints-STREAM.json)")
-            sub.set_defaults(func=cmd_kinesis_poll)
+            sub.set_defaults(func=_command("kinesis", "cmd_kinesis_poll"))
 
     graph = commands.add_parser("graph", help="investigate the entity graph",
                                 description="Investigate the entity graph the pipeline wrote under --data-dir "
@@ -165,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     account.add_argument("--hops", type=_positive, default=1, help="account-to-account hops (default 1)")
     account.add_argument("--json", action="store_true", help="print JSON instead of tables")
     account.add_argument("--data-dir", type=Path, default=Path(".data"), help="directory with the embedded graph")
-    account.set_defaults(func=cmd_graph_account)
+    account.set_defaults(func=_command("graph", "cmd_graph_account"))
     rings = graph_commands.add_parser("rings", help="groups of accounts linked by shared identifiers",
                                       description="List groups of accounts linked through shared identifiers, "
                                                   "largest first, with the identifiers that link them.")
@@ -185,11 +199,61 @@ def build_parser() -> argparse.ArgumentParser:
     rings.add_argument("--limit", type=_positive, default=20, help="rings to show (default 20)")
     rings.add_argument("--json", action="store_true", help="print JSON instead of a table")
     rings.add_argument("--data-dir", type=Path, default=Path(".data"), help="directory with the embedded graph")
-    rings.set_defaults(func=cmd_graph_rings)
-    backtest.add_parser(commands)
-    explain.add_parser(commands)
-    serve.add_parser(commands)
-    labels.add_parser(commands)
+    rings.set_defaults(func=_command("graph", "cmd_graph_rings"))
+
+    backtest = commands.add_parser(
+        "backtest", help="what a rules change would have done to past events",
+        description="Replay events point-in-time through a new ruleset and a baseline, each on throw-away "
+                    "embedded stores, and print per rule the hits added and removed; with labels, precision, "
+                    "recall and F1 before and after (missed labelled events count as false negatives).")
+    backtest.add_argument("--rules", type=Path, required=True, help="the new rules file")
+    backtest.add_argument("--baseline", type=Path, default=None, help="the rules file to compare with (default: none)")
+    backtest.add_argument("--events", type=Path, required=True, help="events, one per line (as `replay` reads)")
+    backtest.add_argument("--labels", type=Path, default=None, help="labels.json as `simulate` writes it")
+    backtest.add_argument("--format", choices=LINE_FORMATS, default="auto", help="events line format (default auto)")
+    backtest.add_argument("--batch-size", type=_positive, default=100, help="records per batch (default 100)")
+    backtest.add_argument("--no-graph", action="store_true",
+                        help="skip the graph even when a ruleset has macro or composite rules (faster; those "
+                             "rules then do not run)")
+    backtest.add_argument("--json", action="store_true", help="print JSON")
+    backtest.set_defaults(func=_command("backtest", "cmd_backtest"))
+
+    explain = commands.add_parser(
+        "explain", help="why each rule did or did not fire on one event",
+        description="Run a history and then one event through the pipeline on throw-away stores and show, "
+                    "for every rule: window bounds, aggregate, threshold, contributing events and verdict.")
+    explain.add_argument("--rules", type=Path, required=True, help="rules file")
+    explain.add_argument("--event", required=True, help="the event as JSON (native or seed record), or @FILE")
+    explain.add_argument("--history", type=Path, default=None, help="events that arrived before it, one per line")
+    explain.add_argument("--format", choices=LINE_FORMATS, default="auto", help="history line format (default auto)")
+    explain.add_argument("--json", action="store_true", help="print JSON")
+    explain.set_defaults(func=_command("explain", "cmd_explain"))
+
+    serve = commands.add_parser(
+        "serve", help="the investigator's web page and REST API on 127.0.0.1",
+        description="Serve the investigator's view (page at /, REST API under /api, OpenAPI at "
+                    "/api/openapi.json) and the decision API (POST /api/decisions) over the embedded stores "
+                    "in DIR (created when new), on 127.0.0.1 without authorization.")
+    serve.add_argument("--data-dir", type=Path, default=Path(".data/demo"),
+                       help="the stores a demo/replay/poll run keeps, or a new directory (default .data/demo)")
+    serve.add_argument("--port", type=int, default=8000, help="TCP port on 127.0.0.1 (default 8000; 0: any free)")
+    serve.add_argument("--rules", type=Path, default=None,
+                       help="rules file in force for the page and for decisions (default rules.yaml)")
+    serve.add_argument("--user", default=None, metavar="NAME",
+                       help="who assigns and decides alerts through this server (recorded in their audit trail); "
+                            "without it the alert transitions answer 403")
+    serve.set_defaults(func=_command("serve", "cmd_serve"))
+
+    labels = commands.add_parser("labels", help="investigators' verdicts as labels for evaluate and backtest",
+                                 description="Work with the labels investigators' verdicts make.")
+    labels_commands = labels.add_subparsers(dest="labels_command", required=True, metavar="SUBCOMMAND")
+    export = labels_commands.add_parser("export", help="write the verdicts as labels.json",
+                                        description="Write the alerts' verdicts under --data-dir as a labels file in "
+                                                    "the shape `evaluate --labels` and `backtest --labels` read: fraud "
+                                                    "accounts and their events; legit accounts as known negatives.")
+    export.add_argument("--data-dir", type=Path, required=True, help="the data directory the alerts live in")
+    export.add_argument("--out", type=Path, required=True, help="labels file to write (labels.json)")
+    export.set_defaults(func=_command("labels", "cmd_labels_export"))
     return parser
 
 
@@ -226,6 +290,8 @@ def _fields(text: str) -> list[str]:
 def _simulation_size(name: str, convert: Callable[[str], Any]) -> Callable[[str], Any]:
     """An argparse type for one of `simulate`'s sizes, refused with `simulation_problems`' reason."""
     def parse(text: str) -> Any:
+        from fraudtools.simulate import MIN_ACCOUNTS, MIN_DAYS, simulation_problems
+
         try:
             value = convert(text)
         except ValueError:

@@ -198,14 +198,3 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
     print(f"{args.file}: {len(outcomes) - len(failed)} of {len(outcomes)} examples pass"
           + (f"; rules without examples: {', '.join(without)}" if without else ""))
     return 1 if failed else 0
-
-
-def add_parser(rules_commands: Any) -> None:
-    test = rules_commands.add_parser(
-        "test", help="run the rules' examples through the pipeline (exit 1 on a failure)",
-        description="Run every rule's `examples:` (inline, or `file: NAME.yaml` next to the rules file) through "
-                    "the real pipeline on throw-away embedded stores; report each failure with the rule, the "
-                    "example, the computed aggregate and the threshold.")
-    test.add_argument("file", type=Path, nargs="?", default=Path("rules.yaml"), help="rules file (default rules.yaml)")
-    test.add_argument("--require-examples", action="store_true", help="a rule without examples is a failure")
-    test.set_defaults(func=cmd_rules_test)

@@ -171,20 +171,3 @@ def cmd_serve(args: argparse.Namespace) -> int:
         investigator.close()
         decisions.close()
     return 0
-
-
-def add_parser(commands: Any) -> None:
-    serve = commands.add_parser(
-        "serve", help="the investigator's web page and REST API on 127.0.0.1",
-        description="Serve the investigator's view (page at /, REST API under /api, OpenAPI at "
-                    "/api/openapi.json) and the decision API (POST /api/decisions) over the embedded stores "
-                    "in DIR (created when new), on 127.0.0.1 without authorization.")
-    serve.add_argument("--data-dir", type=Path, default=Path(".data/demo"),
-                       help="the stores a demo/replay/poll run keeps, or a new directory (default .data/demo)")
-    serve.add_argument("--port", type=int, default=8000, help="TCP port on 127.0.0.1 (default 8000; 0: any free)")
-    serve.add_argument("--rules", type=Path, default=None,
-                       help="rules file in force for the page and for decisions (default rules.yaml)")
-    serve.add_argument("--user", default=None, metavar="NAME",
-                       help="who assigns and decides alerts through this server (recorded in their audit trail); "
-                            "without it the alert transitions answer 403")
-    serve.set_defaults(func=cmd_serve)

@@ -1,13 +1,18 @@
-"""Opening a fresh SQLite file while another process opens it too: the WAL switch is retried."""
+"""Opening a fresh SQLite file while another process opens it too: the WAL switch is retried; and
+every SQLite store gets the same page cache."""
 
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from chalicelib.stores.sqlite import _switch_to_wal
+from chalicelib.stores import SQLiteGraphStore, SQLiteTimeSeriesStore
+from chalicelib.stores.alerts_sqlite import SQLiteAlertStore
+from chalicelib.stores.decisions import SQLiteDecisionLog
+from chalicelib.stores.sqlite import PAGE_CACHE_KIB, _switch_to_wal
 
 
 class FlakyConnection:
@@ -34,3 +39,12 @@ def test_other_errors_and_a_lock_that_stays_are_raised() -> None:
         _switch_to_wal(FlakyConnection(["disk I/O error"]), sleep=lambda s: None)  # type: ignore[arg-type]
     with pytest.raises(sqlite3.OperationalError, match="locked"):
         _switch_to_wal(FlakyConnection(["database is locked"] * 20), sleep=lambda s: None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("store", [SQLiteTimeSeriesStore, SQLiteGraphStore, SQLiteAlertStore, SQLiteDecisionLog])
+def test_every_sqlite_store_has_the_shared_page_cache(store: Any, tmp_path: Path) -> None:
+    opened = store(tmp_path / "store.sqlite")
+    try:
+        assert opened._db.execute("PRAGMA cache_size").fetchone()[0] == -PAGE_CACHE_KIB
+    finally:
+        opened.close()

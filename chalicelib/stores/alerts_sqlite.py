@@ -129,8 +129,10 @@ def _upgrade_audit(db: sqlite3.Connection, found: int) -> None:
         (moved,) = db.execute("SELECT COUNT(*) FROM alert_audit_new WHERE hit_id IS NOT NULL").fetchone()
         (hits,) = db.execute("SELECT COUNT(*) FROM alert_hits").fetchone()
         if moved != hits:
-            raise StoreError(f"alert store: {hits - moved} recorded hit(s) have no audit entry naming them; "
-                             "the file is left in its old layout")
+            path = db.execute("PRAGMA database_list").fetchone()[2]
+            raise StoreError(f"alert store {path}: {hits - moved} recorded hit(s) have no audit entry naming them; "
+                             "the file is left in its old layout (restore it from a backup, or move it aside to "
+                             "start an empty inbox)")
         db.execute("DROP TABLE alert_hits")
         db.execute("DROP TABLE alert_audit")
         db.execute("ALTER TABLE alert_audit_new RENAME TO alert_audit")
@@ -147,8 +149,12 @@ class SQLiteAlertStore(AlertStore):
         super().__init__(**kwargs)
         self.path = Path(path)
         self._db = open_sqlite(path, SCHEMA, busy_timeout_s, translate=_translate)
-        with self._errors("laying out the recorded hits"):
-            upgrade_layout(self._db, AUDIT_LAYOUT, _upgrade_audit)
+        try:
+            with self._errors("laying out the recorded hits"):
+                upgrade_layout(self._db, AUDIT_LAYOUT, _upgrade_audit)
+        except BaseException:
+            self._db.close()
+            raise
 
     @contextmanager
     def _batch(self) -> Iterator[None]:

@@ -58,6 +58,12 @@ class MirrorKeeper:
         if self.current is not None and self.current.version != version:
             self.current = None
 
+    def applied(self) -> None:
+        """After the store's own writes went into the mirror: one grown past the limit is let go,
+        and the graph read with SQL from then on (it only grows)."""
+        if self.current is not None and len(self.current) > self.max_links:
+            self.current, self.max_links = None, 0
+
     def outside_batch(self, version: int) -> LinkMirror | None:
         if self.current is not None and self.current.version != version:
             self.current = None
@@ -94,12 +100,13 @@ class LinkMirror:
         #: (the SQL read merges those into one identifier: the store reads them from SQLite)
         self._label_of: dict[tuple[str, str], str] = {}
         self.mixed: set[tuple[str, str]] = set()
+        self.size = 0  # links held
         for account, label, target_label, target_key, uses in rows:
             self._add(account, label, (target_label, target_key), uses)
 
     def __len__(self) -> int:
         """How many links it holds."""
-        return sum(len(targets) for targets in self.links.values())
+        return self.size
 
     def _add(self, account: str, label: str, target: tuple[str, str], uses: int) -> None:
         mine = self.links.get((account, label))
@@ -113,6 +120,7 @@ class LinkMirror:
                 if self._label_of.setdefault(target, label) != label:
                     self.mixed.add(target)
             mine[target] = group
+            self.size += 1
         group[account] = group.get(account, 0) + uses
         self.totals[(account, label)] = self.totals.get((account, label), 0) + uses
 

@@ -70,10 +70,14 @@ class SQLiteGraphStore(GraphStore):
                  mirror_max_links: int = MIRROR_MAX_LINKS) -> None:
         self.path = Path(path)
         self._db = open_sqlite(path, SCHEMA, busy_timeout_s, translate=_translate)
-        with self._errors("adding use counts to an older graph"):
-            add_use_counts(self._db)
-        with self._errors("laying out the hit edges"):
-            upgrade_layout(self._db, HIT_LAYOUT, upgrade_hits)
+        try:
+            with self._errors("adding use counts to an older graph"):
+                add_use_counts(self._db)
+            with self._errors("laying out the hit edges"):
+                upgrade_layout(self._db, HIT_LAYOUT, upgrade_hits)
+        except BaseException:
+            self._db.close()
+            raise
         self._open = False  # a batch transaction is open
         self.writes = 0  # rows sent (for reports and benchmarks)
         self.mirror = MirrorKeeper(mirror_max_links)  # the walks' reads, in process (graph_mirror.py)
@@ -121,6 +125,7 @@ class SQLiteGraphStore(GraphStore):
                 self._batch_vertices[(label, key)] = first
         if self.mirror.current is not None:
             self.mirror.current.apply(vertices, relationships)
+            self.mirror.applied()
         self.writes += len(vertices) + len(relationships)
         return len(vertices) + len(relationships)
 

@@ -171,6 +171,24 @@ def test_a_graph_larger_than_the_limit_is_walked_with_sql(tmp_path: Path) -> Non
     store.close()
 
 
+def test_a_mirror_that_grows_past_the_limit_with_the_stores_own_writes_is_let_go(tmp_path: Path) -> None:
+    """A long-running writer (replay, a warm container) fills the mirror on a small graph, then
+    keeps adding links: past the limit it reads SQLite, with the same answers."""
+    path = tmp_path / "g.sqlite"
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    store = SQLiteGraphStore(path, mirror_max_links=10)
+    for batch in range(6):
+        store.write_entities([Transaction(event_id=f"x{batch}-{i}", ts=start, account_id=ACCOUNTS[i],
+                                          amount=1, email=f"e{batch}@x", phone=f"p{batch}-{i}") for i in range(3)])
+        assert answer(store, ["email", "phone"]) is not None
+        store.commit()
+        held = store.mirror.current
+        assert held is None or len(held) <= 10
+    assert store.mirror.fills == 1 and store.mirror.current is None and store.mirror.max_links == 0
+    assert answer(store, ["email", "phone"]) == sql_answer(path, ["email", "phone"])
+    store.close()
+
+
 def test_a_vertex_written_in_a_rolled_back_batch_is_written_again(tmp_path: Path) -> None:
     start = datetime(2026, 11, 1, tzinfo=UTC)
     store = SQLiteGraphStore(tmp_path / "g.sqlite")

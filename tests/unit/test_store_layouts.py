@@ -199,8 +199,9 @@ def test_an_alert_file_whose_hit_has_no_audit_entry_is_left_as_it_was(tmp_path: 
     db.execute("DELETE FROM alert_audit WHERE version = 2")
     db.close()
     before = alert_rows(path)
-    with pytest.raises(StoreError, match="1 recorded hit"):
+    with pytest.raises(StoreError, match="1 recorded hit") as refused:
         SQLiteAlertStore(path)
+    assert str(path) in str(refused.value)  # which file, for the operator
     assert alert_rows(path) == before and version(path) == 0
 
 

@@ -9,10 +9,13 @@ survived the batch into the permanent generation (`gc.freeze`), so later collect
 what the next batch makes. The young generations are collected first (well under a millisecond),
 so a cycle the batch dropped lately is freed rather than frozen. What is frozen is still freed by
 reference counting when its last reference goes; only a cycle that was frozen (it reached the old
-generation during the batch, or became garbage after being frozen) would stay, so every
-`thaw_every` batches everything is unfrozen and collected once: the memory it can strand is
-bounded by what `thaw_every` batches leave, and a batch of the pipeline leaves none (measured:
-no cycle found by a full collection after any batch of the 10-day replay).
+generation during the batch, or became garbage after being frozen) would stay, so everything is
+unfrozen and collected once when the frozen objects have doubled since the last such collection,
+and at least every `thaw_every` batches: the memory it can strand is bounded by what those batches
+leave, and a batch of the pipeline leaves none (measured: no cycle found by a full collection after
+any batch of the 10-day replay). Doubling keeps the full collections' cost in proportion to the
+state's growth, whatever the batch size (at a fixed 64 batches, a replay at batch 100 spent more
+on them than the collector saved).
 
 Freezing is process-wide, so it is the process owner's choice, made once per batch by the code
 that runs the batch loop (the Lambda handler in app.py, the CLI's replay), never by library code.
@@ -22,22 +25,27 @@ from __future__ import annotations
 
 import gc
 
-#: batches between two full collections of everything (a full collection over a warm
-#: process's state costs tens of milliseconds: at 64 batches that is well under 1 ms a batch)
-THAW_EVERY = 64
+#: the most batches between two full collections of everything, for a state that stops growing
+#: (a full collection over a warm process's state costs tens of milliseconds)
+THAW_EVERY = 1024
 
 
 class BatchCollector:
     def __init__(self, thaw_every: int = THAW_EVERY) -> None:
         self.thaw_every = thaw_every
         self.batches = 0
+        self._thawed_at = 0  # the batch of the last full collection
+        self._frozen_then: int | None = None  # objects frozen right after it
 
     def after_batch(self) -> None:
         """Call once a batch is done and its objects dropped (between batches)."""
         self.batches += 1
-        if self.batches % self.thaw_every == 0:
+        gc.collect(1)  # the young generations: a batch's dropped cycles are freed, not frozen
+        gc.freeze()
+        if self._frozen_then is None:  # the first batch: the baseline is what the process holds now
+            self._frozen_then = gc.get_freeze_count()
+        elif self.batches - self._thawed_at >= self.thaw_every or gc.get_freeze_count() > 2 * self._frozen_then:
             gc.unfreeze()
             gc.collect()
-        else:
-            gc.collect(1)  # the young generations: a batch's dropped cycles are freed, not frozen
-        gc.freeze()
+            gc.freeze()
+            self._thawed_at, self._frozen_then = self.batches, gc.get_freeze_count()

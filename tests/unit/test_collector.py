@@ -47,6 +47,21 @@ def test_what_a_batch_leaves_is_frozen_and_a_stranded_cycle_is_freed_at_the_thaw
     assert alive() is None
 
 
+def test_everything_is_collected_once_the_frozen_objects_have_doubled() -> None:
+    collector = BatchCollector(thaw_every=1000)
+    collector.after_batch()  # batch 1: the baseline
+    kept = Node()
+    alive = weakref.ref(kept)
+    collector.after_batch()  # batch 2: frozen
+    del kept
+    collector.after_batch()
+    assert alive() is not None  # stranded in the frozen generation
+    growth = [[] for _ in range(gc.get_freeze_count() + 1)]  # the state more than doubles
+    collector.after_batch()  # thaw, collect everything, freeze again
+    assert alive() is None
+    del growth
+
+
 def test_the_lambda_handler_runs_the_collector_after_each_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     import app
 

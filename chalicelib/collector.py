@@ -35,17 +35,21 @@ class BatchCollector:
         self.thaw_every = thaw_every
         self.batches = 0
         self._thawed_at = 0  # the batch of the last full collection
-        self._frozen_then: int | None = None  # objects frozen right after it
+        self._frozen_then = 0  # objects frozen right after it
+        self._frozen_since = 0  # objects frozen by the batches since
 
     def after_batch(self) -> None:
         """Call once a batch is done and its objects dropped (between batches)."""
         self.batches += 1
         gc.collect(1)  # the young generations: a batch's dropped cycles are freed, not frozen
+        # what survived since the last freeze is now the old generation (the rest is frozen); it is
+        # counted here because `gc.get_freeze_count()` walks every frozen object
+        self._frozen_since += len(gc.get_objects(generation=2))
         gc.freeze()
-        if self._frozen_then is None:  # the first batch: the baseline is what the process holds now
-            self._frozen_then = gc.get_freeze_count()
-        elif self.batches - self._thawed_at >= self.thaw_every or gc.get_freeze_count() > 2 * self._frozen_then:
+        if self.batches == 1:  # the baseline is what the process holds after its first batch
+            self._frozen_then, self._frozen_since = gc.get_freeze_count(), 0
+        elif self.batches - self._thawed_at >= self.thaw_every or self._frozen_since > self._frozen_then:
             gc.unfreeze()
             gc.collect()
             gc.freeze()
-            self._thawed_at, self._frozen_then = self.batches, gc.get_freeze_count()
+            self._thawed_at, self._frozen_then, self._frozen_since = self.batches, gc.get_freeze_count(), 0

@@ -83,8 +83,8 @@ class Hit:
         try:
             head = self._head_json()
         except TypeError:  # a field of another type: the encoder decides how it is written
-            rest = {name: getattr(self, name) for name in HIT_FIELDS[:-1]}
-            rest["edge"] = self.edge.to_dict()
+            rest = self.to_dict()
+            del rest["evidence"]
             head = hit_json(rest)[:-1]
         return f'{head},"evidence":{self.evidence_json()}}}'
 

@@ -26,10 +26,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _json_text(item: dict[str, Any]) -> str:
-    return hit_json(item)  # the same text as the hits' (`json.dumps(item, default=str, separators=(",", ":"))`)
-
-
 class JsonLinesFile:
     """An append-only JSON-lines file that holds each id at most once, shared by any number of
     writer processes."""
@@ -62,7 +58,7 @@ class JsonLinesFile:
 
     def append(self, items: Iterable[dict[str, Any]]) -> list[str]:
         """Append the items whose id is not in the file yet; return their ids."""
-        return self.append_lines(((str(item[self.id_field]), item) for item in items), _json_text)
+        return self.append_lines(((str(item[self.id_field]), item) for item in items), hit_json)
 
     def append_lines(self, items: Iterable[tuple[str, T]], line: Callable[[T], str]) -> list[str]:
         """`append` for (id, item) pairs whose line (without the newline) is `line(item)`, made only

@@ -319,9 +319,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
+    from chalicelib.stores.exceptions import StoreError  # after parsing: `--help` needs none of the stores
+
     try:
         code = int(args.func(args))
         sys.stdout.flush()
+    except StoreError as exc:  # a store that cannot be opened or written (a wrong file, a full disk, ...)
+        if args.verbose:
+            raise
+        print(f"error: {exc}\n(check the files or services the command was pointed at; -v shows where it failed)",
+              file=sys.stderr)
+        return 1
     except BrokenPipeError:
         # Whoever read our output stopped (`... --json | head`): end quietly like a tool stopped by
         # SIGPIPE, with stdout pointed at /dev/null so the exit flush cannot raise again.

@@ -238,6 +238,16 @@ def test_json_output_into_a_closed_pipe_ends_without_a_traceback(tmp_path: Path)
     assert "Traceback" not in stderr and "BrokenPipeError" not in stderr
 
 
+def test_replay_into_a_data_dir_holding_a_wrong_file_says_which_without_a_traceback(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "alerts.sqlite").write_text("not a database")
+    result = cli("replay", "--rules", "rules.yaml", "--events", str(SEED_SAMPLE), "--data-dir", str(data),
+                 "--out", str(tmp_path / "hits.jsonl"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"{data / 'alerts.sqlite'}: file is not a database" in result.stderr
+
+
 def test_replay_to_a_directory_says_so(tmp_path: Path) -> None:
     result = cli("replay", "--rules", "rules.yaml", "--events", str(SEED_SAMPLE), "--out", str(tmp_path))
     assert result.returncode == 1 and "is a directory; name a file for the hits" in result.stderr
